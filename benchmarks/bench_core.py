@@ -1,0 +1,199 @@
+"""Speed of the gridnet core against PyTorch on the CPU, side by side in one run.
+
+Two reference networks on random data, batch 64, Adam:
+
+- A: 1x32x32, Conv 3x3 16 same, ReLU, MaxPool 2, Conv 3x3 32 same, ReLU, MaxPool 2,
+  Dense 128, ReLU, Dense 10.
+- B (sentence CNN): 1x40x64, branches of heights 3, 4, 5 spanning the full width with
+  100 filters each, ReLU, max over time, concatenate, Dense 6.
+
+Prints samples per second for training steps and for inference, gridnet / PyTorch time
+ratios (PyTorch is optional: ``pip install torch``; same thread count as numpy's BLAS),
+gridnet's achieved GFLOP/s on A against a plain float32 matrix multiply, and peak memory.
+
+Usage: ``python benchmarks/bench_core.py [--json] [--steps 30]``
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+
+import numpy as np
+
+import gridnet as g
+
+BATCH = 64
+
+
+def net_a():
+    # ReLU fused into the layer before it (activation="relu"): the same network
+    return g.Network([g.Conv2D(16, 3, padding="same", activation="relu"), g.MaxPool2D(2),
+                      g.Conv2D(32, 3, padding="same", activation="relu"), g.MaxPool2D(2),
+                      g.Flatten(), g.Dense(128, activation="relu"), g.Dense(10)]), (1, 32, 32), 10
+
+
+def net_b():
+    branches = [[g.Conv2D(100, (k, 64), activation="relu"), g.GlobalMaxPool("height")]
+                for k in (3, 4, 5)]
+    return g.Network([g.Branches(branches), g.Flatten(), g.Dense(6)]), (1, 40, 64), 6
+
+
+def flops_a_forward(n):
+    """Multiply-adds x 2 of the convolutions and dense layers of A for a batch of n."""
+    conv1 = 32 * 32 * 16 * 1 * 9
+    conv2 = 16 * 16 * 32 * 16 * 9
+    dense = 2048 * 128 + 128 * 10
+    return 2.0 * n * (conv1 + conv2 + dense)
+
+
+def best_time(fn, steps, repeats=3):
+    """Best over ``repeats`` of the mean time per call over ``steps`` calls."""
+    fn()  # warm-up
+    best = np.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            fn()
+        best = min(best, (time.perf_counter() - t0) / steps)
+    return best
+
+
+def gridnet_times(make, steps, rng):
+    net, shape, k = make()
+    net.build(shape, rng)
+    loss = g.SoftmaxCrossEntropy()
+    opt = g.Adam(1e-3)
+    x = rng.standard_normal((BATCH,) + shape).astype(np.float32)
+    y = rng.integers(0, k, BATCH)
+
+    def train():
+        logits = net.forward(x, training=True)
+        _, grad = loss(logits, y)
+        net.backward(grad, input_grad=False)
+        opt.step(net.parameters())
+
+    def infer():
+        net.forward(x, training=False)
+
+    return best_time(train, steps), best_time(infer, steps)
+
+
+def torch_times(which, steps, threads):
+    try:
+        import torch
+        from torch import nn
+    except ImportError:
+        return None, None
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+
+    if which == "A":
+        model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                              nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                              nn.Flatten(), nn.Linear(2048, 128), nn.ReLU(), nn.Linear(128, 10))
+        x = torch.randn(BATCH, 1, 32, 32)
+        y = torch.randint(0, 10, (BATCH,))
+    else:
+        class Kim(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.convs = nn.ModuleList(nn.Conv2d(1, 100, (k, 64)) for k in (3, 4, 5))
+                self.fc = nn.Linear(300, 6)
+
+            def forward(self, x):
+                hs = [torch.relu(c(x)).amax(dim=(2, 3)) for c in self.convs]
+                return self.fc(torch.cat(hs, dim=1))
+        model = Kim()
+        x = torch.randn(BATCH, 1, 40, 64)
+        y = torch.randint(0, 6, (BATCH,))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    lossf = nn.CrossEntropyLoss()
+
+    def train():
+        opt.zero_grad()
+        lossf(model(x), y).backward()
+        opt.step()
+
+    def infer():
+        with torch.no_grad():
+            model(x)
+
+    return best_time(train, steps), best_time(infer, steps)
+
+
+def gemm_peak(rng, size=1024, steps=10):
+    a = rng.standard_normal((size, size)).astype(np.float32)
+    b = rng.standard_normal((size, size)).astype(np.float32)
+    t = best_time(lambda: a @ b, steps)
+    return 2.0 * size ** 3 / t / 1e9
+
+
+def blas_threads():
+    try:
+        from threadpoolctl import threadpool_info
+        info = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+        return int(info[0]["num_threads"]) if info else 1
+    except ImportError:  # pragma: no cover
+        return 1
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--steps", type=int, default=30, help="batches per timing")
+    args = parser.parse_args(argv)
+    rng = np.random.default_rng(0)
+    threads = blas_threads()
+
+    results = {}
+    for name, make in (("A", net_a), ("B", net_b)):
+        gt, gi = gridnet_times(make, args.steps, rng)
+        tt, ti = torch_times(name, args.steps, threads)
+        results[name] = (gt, gi, tt, ti)
+
+    peak = gemm_peak(rng)
+    gt_a, gi_a = results["A"][:2]
+    gflops_a = 3 * flops_a_forward(BATCH) / gt_a / 1e9   # training ~ 3x forward
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    def ratio(a, b):
+        return None if b is None else round(a / b, 3)
+
+    out = {
+        "train_ratio_A": ratio(results["A"][0], results["A"][2]),
+        "train_ratio_B": ratio(results["B"][0], results["B"][2]),
+        "infer_ratio_A": ratio(results["A"][1], results["A"][3]),
+        "infer_ratio_B": ratio(results["B"][1], results["B"][3]),
+        "gflops_A": round(gflops_a, 2),
+        "gemm_peak_gflops": round(peak, 2),
+        "peak_rss_mb": round(rss_mb, 1),
+    }
+    if args.json:
+        print(json.dumps(out))
+        return 0
+
+    def sps(t):
+        return "-" if t is None else f"{BATCH / t:,.0f}"
+
+    print(f"threads: {threads}  batch: {BATCH}  steps per timing: {args.steps} (best of 3)")
+    print()
+    print("| net | phase | gridnet samples/s | PyTorch samples/s | gridnet/PyTorch time |")
+    print("|---|---|---:|---:|---:|")
+    for name in ("A", "B"):
+        gt, gi, tt, ti = results[name]
+        for phase, a, b, key in (("train", gt, tt, f"train_ratio_{name}"),
+                                 ("infer", gi, ti, f"infer_ratio_{name}")):
+            r = out[key]
+            print(f"| {name} | {phase} | {sps(a)} | {sps(b)} | {'-' if r is None else f'{r:.2f}x'} |")
+    print()
+    print(f"gridnet GFLOP/s on A (training): {gflops_a:.1f}; float32 GEMM peak: {peak:.1f} "
+          f"({100 * gflops_a / peak:.0f}% of peak)")
+    print(f"peak RSS: {rss_mb:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

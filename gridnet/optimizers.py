@@ -1,0 +1,110 @@
+"""Gradient descent: SGD with momentum (and Nesterov), and Adam; L2 weight decay.
+
+An optimizer updates the arrays of :meth:`gridnet.Network.parameters` in place. Every
+scalar is cast to the parameter's dtype, so float32 weights stay float32.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["SGD", "Adam", "make_optimizer"]
+
+
+def _decays(name):
+    """L2 weight decay applies to weights, not to biases."""
+    return not name.endswith("b")
+
+
+class SGD:
+    """Stochastic gradient descent with momentum.
+
+    ``v = momentum * v - lr * g``; ``p += v`` (or, with ``nesterov``,
+    ``p += momentum * v - lr * g``). ``weight_decay`` adds ``weight_decay * p`` to the
+    gradient of each weight (not bias).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = np.ones(2, np.float32)
+    >>> SGD(learning_rate=0.5).step([("0.W", p, np.ones(2, np.float32))])
+    >>> p
+    array([0.5, 0.5], dtype=float32)
+    """
+
+    def __init__(self, learning_rate=0.01, momentum=0.9, nesterov=False, weight_decay=0.0):
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.weight_decay = weight_decay
+        self.state = {}
+
+    def step(self, parameters):
+        for name, p, g in parameters:
+            t = p.dtype.type
+            lr, mu, wd = t(self.learning_rate), t(self.momentum), t(self.weight_decay)
+            if wd and _decays(name):
+                g = g + wd * p
+            if not mu:
+                p -= lr * g
+                continue
+            v = self.state.get(name)
+            if v is None:
+                v = self.state[name] = np.zeros_like(p)
+            v *= mu
+            v -= lr * g
+            if self.nesterov:
+                p += mu * v - lr * g
+            else:
+                p += v
+
+
+class Adam:
+    """Adam (Kingma and Ba, 2015) with bias correction; L2 ``weight_decay`` on weights.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = np.zeros(1, np.float32)
+    >>> Adam(learning_rate=0.1).step([("0.W", p, np.ones(1, np.float32))])
+    >>> p
+    array([-0.1], dtype=float32)
+    """
+
+    def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8,
+                 weight_decay=0.0):
+        self.learning_rate = learning_rate
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        self.weight_decay = weight_decay
+        self.state = {}
+        self.t = 0
+
+    def step(self, parameters):
+        self.t += 1
+        for name, p, g in parameters:
+            f = p.dtype.type
+            b1, b2, wd = f(self.beta1), f(self.beta2), f(self.weight_decay)
+            if wd and _decays(name):
+                g = g + wd * p
+            st = self.state.get(name)
+            if st is None:
+                st = self.state[name] = (np.zeros_like(p), np.zeros_like(p))
+            m, v = st
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * (g * g)
+            step = f(self.learning_rate * np.sqrt(1 - self.beta2 ** self.t) / (1 - self.beta1 ** self.t))
+            eps = f(self.epsilon * np.sqrt(1 - self.beta2 ** self.t))
+            p -= step * m / (np.sqrt(v) + eps)
+
+
+def make_optimizer(name, learning_rate, weight_decay=0.0, momentum=0.9, nesterov=False):
+    """Optimizer by name: ``"adam"``, ``"sgd"`` or ``"nesterov"``."""
+    if name == "adam":
+        return Adam(learning_rate=learning_rate, weight_decay=weight_decay)
+    if name in ("sgd", "nesterov"):
+        return SGD(learning_rate=learning_rate, momentum=momentum,
+                   nesterov=nesterov or name == "nesterov", weight_decay=weight_decay)
+    raise ValueError(f"optimizer must be 'adam', 'sgd' or 'nesterov'; got {name!r}")

@@ -1,0 +1,233 @@
+import numpy as np
+import pytest
+
+from gradcheck import check_layer
+from gridnet.layers import (Branches, Conv2D, Dense, Dropout, Flatten, GlobalMaxPool,
+                            MaxPool2D, ReLU)
+
+CONV_CASES = [
+    # (filters, kernel, stride, padding, normalize, in_shape)
+    (3, 3, 1, "valid", False, (2, 6, 7)),
+    (3, 3, 1, "same", False, (2, 6, 7)),
+    (2, 3, 2, "same", False, (2, 7, 6)),
+    (2, 3, 2, "valid", False, (1, 7, 8)),
+    (2, (2, 4), (1, 2), "same", False, (3, 5, 9)),
+    (4, (3, 5), 1, "valid", False, (1, 8, 5)),      # full-width kernel (sentence CNN)
+    (2, (2, 5), 1, "valid", True, (2, 6, 5)),       # normalised, full width
+    (2, 3, 1, "same", True, (2, 5, 5)),             # normalised
+    (2, 4, 3, "same", False, (1, 7, 7)),            # even kernel, stride > 1, padding
+    (3, 1, 1, "valid", False, (2, 3, 4)),           # 1x1
+    (2, (5, 5), 1, "valid", False, (1, 5, 5)),      # kernel the size of the grid
+]
+
+
+@pytest.mark.parametrize("filters,kernel,stride,padding,normalize,in_shape", CONV_CASES)
+def test_conv2d_gradients(filters, kernel, stride, padding, normalize, in_shape):
+    check_layer(Conv2D(filters, kernel, stride, padding, normalize), in_shape)
+
+
+@pytest.mark.parametrize("kernel,padding", [(3, "same"), ((2, 5), "valid")])
+def test_conv2d_fused_relu_gradients_and_equivalence(kernel, padding):
+    check_layer(Conv2D(3, kernel, padding=padding, activation="relu"), (2, 6, 5), n=3)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 2, 6, 5))
+    fused = Conv2D(3, kernel, padding=padding, activation="relu")
+    plain = Conv2D(3, kernel, padding=padding)
+    fused.build((2, 6, 5), np.random.default_rng(0), np.float64)
+    plain.build((2, 6, 5), np.random.default_rng(0), np.float64)
+    np.testing.assert_array_equal(fused.forward(x), np.maximum(plain.forward(x), 0))
+
+
+def test_dense_fused_relu_gradients():
+    check_layer(Dense(5, activation="relu"), (6,), n=4)
+
+
+def test_conv2d_gradients_across_chunks():
+    # a tiny chunk budget forces one sample per chunk
+    check_layer(Conv2D(2, 3, 1, "same", chunk_bytes=1), (2, 4, 5), n=3)
+
+
+def test_conv2d_matches_direct_definition():
+    """Filtering as the plain words say: line up, multiply, add (divide by size)."""
+    rng = np.random.default_rng(1)
+    for normalize in (False, True):
+        conv = Conv2D(3, (2, 3), stride=(2, 1), normalize=normalize)
+        conv.build((2, 5, 6), rng, np.float64)
+        x = rng.standard_normal((2, 2, 5, 6))
+        out = conv.forward(x)
+        W = conv.params["W"].reshape(3, 2, 2, 3)
+        expect = np.zeros_like(out)
+        for n in range(2):
+            for f in range(3):
+                for i in range(out.shape[2]):
+                    for j in range(out.shape[3]):
+                        patch = x[n, :, 2 * i:2 * i + 2, j:j + 3]
+                        v = np.sum(patch * W[f])
+                        if normalize:
+                            v /= W[f].size
+                        expect[n, f, i, j] = v + conv.params["b"][f]
+        np.testing.assert_allclose(out, expect, rtol=1e-10, atol=1e-12)
+
+
+def test_conv2d_same_padding_shape():
+    conv = Conv2D(4, 3, stride=2, padding="same")
+    assert conv.build((1, 7, 8), np.random.default_rng(0)) == (4, 4, 4)
+
+
+def test_conv2d_chunking_gives_same_output():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((9, 2, 6, 6)).astype(np.float32)
+    a = Conv2D(3, 3, padding="same")
+    a.build((2, 6, 6), np.random.default_rng(0))
+    b = Conv2D(3, 3, padding="same", chunk_bytes=1)
+    b.build((2, 6, 6), np.random.default_rng(0))
+    np.testing.assert_array_equal(a.forward(x), b.forward(x))
+    assert len(b._chunks(9, 4)) == 9
+
+
+def test_conv2d_rejects_kernel_larger_than_grid():
+    with pytest.raises(ValueError, match="larger than its input grid"):
+        Conv2D(2, 5).build((1, 4, 4), np.random.default_rng(0))
+
+
+POOL_CASES = [
+    # (window, stride, padding, in_shape)
+    (2, 2, "valid", (2, 6, 6)),
+    (2, 2, "valid", (1, 7, 5)),        # ragged edges dropped
+    (3, 2, "valid", (2, 7, 7)),        # overlapping windows
+    (3, 2, "same", (1, 6, 7)),         # overlapping + padding
+    (2, 2, "same", (2, 5, 7)),         # ragged edges padded
+    ((2, 3), (1, 2), "valid", (1, 5, 8)),
+    (3, 1, "same", (1, 4, 4)),         # stride 1, heavy overlap, padding
+    (2, 3, "valid", (1, 8, 8)),        # stride larger than window (gaps)
+]
+
+
+@pytest.mark.parametrize("window,stride,padding,in_shape", POOL_CASES)
+def test_maxpool_gradients(window, stride, padding, in_shape):
+    check_layer(MaxPool2D(window, stride, padding), in_shape, n=2)
+
+
+def test_maxpool_ties_route_gradient_once():
+    pool = MaxPool2D(2)
+    pool.build((1, 2, 2), None)
+    pool.forward(np.ones((1, 1, 2, 2)), training=True)
+    dx = pool.backward(np.ones((1, 1, 1, 1)))
+    assert dx.sum() == 1.0 and dx[0, 0, 0, 0] == 1.0
+
+
+def test_maxpool_forward_values():
+    pool = MaxPool2D(3, 2, "same")
+    pool.build((1, 5, 5), None)
+    x = np.arange(25, dtype=np.float32).reshape(1, 1, 5, 5)
+    out = pool.forward(x)
+    assert out.shape == (1, 1, 3, 3)
+    # "same" pads one on each side: window rows [-1..1], [1..3], [3..5]
+    np.testing.assert_array_equal(out[0, 0], [[6, 8, 9], [16, 18, 19], [21, 23, 24]])
+
+
+@pytest.mark.parametrize("axis", ["height", "width", "both"])
+def test_global_maxpool_gradients(axis):
+    check_layer(GlobalMaxPool(axis), (3, 5, 4))
+
+
+@pytest.mark.parametrize("in_shape", [(6,), (2, 3, 4)])
+def test_relu_gradients(in_shape):
+    check_layer(ReLU(), in_shape)
+
+
+def test_dense_and_flatten_gradients():
+    check_layer(Dense(4, init="he"), (7,))
+    check_layer(Flatten(), (2, 3, 4))
+
+
+def test_dropout_gradient_and_scaling():
+    layer = Dropout(0.5)
+    layer.build((1000,), np.random.default_rng(0), np.float64)
+    x = np.ones((4, 1000))
+    y = layer.forward(x, training=True)
+    assert set(np.unique(y)) <= {0.0, 2.0}
+    assert abs(y.mean() - 1.0) < 0.1
+    np.testing.assert_array_equal(layer.backward(np.ones_like(x)), y)
+    np.testing.assert_array_equal(layer.forward(x, training=False), x)
+
+
+def test_branches_gradients():
+    block = Branches([[Conv2D(2, (k, 4)), ReLU(), GlobalMaxPool()] for k in (2, 3)])
+    check_layer(block, (1, 6, 4))
+
+
+def test_branches_rejects_mismatched_outputs():
+    block = Branches([[Conv2D(2, 2)], [Conv2D(2, 3)]])
+    with pytest.raises(ValueError, match="agree"):
+        block.build((1, 5, 5), np.random.default_rng(0))
+
+
+def test_layers_keep_float32():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 2, 8, 8)).astype(np.float32)
+    for layer in (Conv2D(3, 3, padding="same"), MaxPool2D(3, 2), GlobalMaxPool(), ReLU()):
+        layer.build((2, 8, 8), rng)
+        y = layer.forward(x, training=True)
+        assert y.dtype == np.float32
+        assert layer.backward(np.ones_like(y)).dtype == np.float32
+
+
+def test_forward_does_not_modify_input():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 2, 8, 8)).astype(np.float32)
+    before = x.copy()
+    for layer in (Conv2D(3, 3, padding="same"), MaxPool2D(2), ReLU(), Dropout(0.3)):
+        layer.build((2, 8, 8), rng)
+        y = layer.forward(x, training=True)
+        layer.backward(np.ones_like(y))
+    np.testing.assert_array_equal(x, before)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="padding"):
+        Conv2D(2, 3, padding="full")
+    with pytest.raises(ValueError, match="kernel_size"):
+        Conv2D(2, (3, 0))
+    with pytest.raises(ValueError, match="rate"):
+        Dropout(1.0)
+    with pytest.raises(ValueError, match="Flatten"):
+        Dense(3).build((2, 3, 4), np.random.default_rng(0))
+
+
+def _reference_pool_backward(x, window, grad):
+    """Plain loops: each window's gradient goes to its first maximum (C order)."""
+    dx = np.zeros_like(x)
+    n, c, ho, wo = grad.shape
+    for i in range(n):
+        for k in range(c):
+            for a in range(ho):
+                for b in range(wo):
+                    block = x[i, k, a * window:(a + 1) * window, b * window:(b + 1) * window]
+                    r, s = np.unravel_index(np.argmax(block), block.shape)
+                    dx[i, k, a * window + r, b * window + s] += grad[i, k, a, b]
+    return dx
+
+
+@pytest.mark.parametrize("in_shape", [(2, 6, 6), (1, 7, 5)])
+@pytest.mark.parametrize("values", ["ties", "distinct"])
+def test_maxpool_backward_matches_reference(in_shape, values):
+    """Non-overlapping windows take a one-comparison path; ties must still route once."""
+    rng = np.random.default_rng(0)
+    if values == "ties":
+        x = rng.integers(0, 3, size=(3,) + in_shape).astype(np.float64)
+    else:
+        x = rng.standard_normal((3,) + in_shape)
+    pool = MaxPool2D(2)
+    pool.build(in_shape, None)
+    out = pool.forward(x, training=True)
+    grad = rng.standard_normal(out.shape)
+    np.testing.assert_allclose(pool.backward(grad), _reference_pool_backward(x, 2, grad))
+
+
+def test_first_layer_skips_input_gradient():
+    conv = Conv2D(2, 3)
+    conv.build((1, 5, 5), np.random.default_rng(0))
+    y = conv.forward(np.ones((2, 1, 5, 5), np.float32), training=True)
+    assert conv.backward(np.ones_like(y), input_grad=False) is None
+    assert conv.grads["W"].shape == (2, 9)

@@ -1,0 +1,182 @@
+import pickle
+
+import numpy as np
+import pytest
+
+from gradcheck import numeric_grad, rel_error
+from gridnet import (Adam, Branches, Conv2D, Dense, Dropout, Flatten, GlobalMaxPool,
+                     MaxPool2D, Network, ReLU, SGD, SoftmaxCrossEntropy, softmax)
+
+
+def small_network():
+    return Network([
+        Conv2D(3, 3, padding="same", activation="relu"),
+        MaxPool2D(3, 2, padding="same"),
+        Branches([[Conv2D(2, (k, 4)), ReLU(), GlobalMaxPool("height")] for k in (2, 3)]),
+        Flatten(),
+        Dense(5, activation="relu"),
+        Dense(3),
+    ])
+
+
+def test_whole_network_gradient_check():
+    rng = np.random.default_rng(0)
+    net = small_network()
+    net.build((2, 7, 8), rng, dtype=np.float64)
+    x = rng.standard_normal((4, 2, 7, 8))
+    y = np.array([0, 1, 2, 1])
+    loss = SoftmaxCrossEntropy(class_weight=np.array([1.0, 2.0, 0.5]))
+
+    logits = net.forward(x, training=True)
+    _, grad = loss(logits, y)
+    dx = net.backward(grad)
+    analytic = {name: g.copy() for name, _, g in net.parameters()}
+
+    def f():
+        return loss(net.forward(x), y)[0]
+
+    for name, p, _ in net.parameters():
+        err = rel_error(analytic[name], numeric_grad(f, p))
+        assert err < 1e-5, (name, err)
+    assert rel_error(dx, numeric_grad(f, x)) < 1e-5
+
+
+def test_softmax_cross_entropy_values_and_stability():
+    logits = np.array([[1000.0, 0.0, -1000.0], [0.0, 0.0, 0.0]], dtype=np.float32)
+    loss, grad = SoftmaxCrossEntropy()(logits, np.array([0, 2]))
+    assert np.isfinite(loss) and np.all(np.isfinite(grad))
+    assert loss == pytest.approx(np.log(3) / 2, rel=1e-5)
+    p = softmax(logits.copy())
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-6)
+    assert grad.dtype == np.float32
+
+
+def test_class_weights_match_weighted_mean():
+    rng = np.random.default_rng(1)
+    logits = rng.standard_normal((6, 3))
+    y = np.array([0, 0, 1, 2, 2, 2])
+    w = np.array([2.0, 1.0, 0.5])
+    loss, _ = SoftmaxCrossEntropy(class_weight=w)(logits, y)
+    logp = np.log(softmax(logits.copy()))
+    expect = -(w[y] * logp[np.arange(6), y]).sum() / w[y].sum()
+    assert loss == pytest.approx(expect)
+
+
+def test_sgd_momentum_and_nesterov_match_hand_computation():
+    for nesterov in (False, True):
+        p = np.array([1.0], np.float32)
+        opt = SGD(learning_rate=0.1, momentum=0.5, nesterov=nesterov)
+        v, q = 0.0, 1.0
+        for g in (1.0, 2.0, -1.0):
+            opt.step([("0.W", p, np.array([g], np.float32))])
+            v = 0.5 * v - 0.1 * g
+            q = q + (0.5 * v - 0.1 * g if nesterov else v)
+            assert p[0] == pytest.approx(q, rel=1e-6)
+        assert p.dtype == np.float32
+
+
+def test_adam_matches_reference_and_keeps_float32():
+    p = np.array([0.5, -0.3], np.float32)
+    opt = Adam(learning_rate=0.01)
+    m = v = np.zeros(2)
+    q = p.astype(np.float64)
+    for t, g in enumerate(([0.1, -0.2], [0.3, 0.1], [-0.2, 0.05]), start=1):
+        g = np.array(g)
+        opt.step([("0.W", p, g.astype(np.float32))])
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        q = q - 0.01 * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+        np.testing.assert_allclose(p, q, rtol=1e-5)
+    assert p.dtype == np.float32
+
+
+def test_weight_decay_applies_to_weights_not_biases():
+    w, b = np.ones(2, np.float32), np.ones(2, np.float32)
+    zero = np.zeros(2, np.float32)
+    SGD(learning_rate=0.1, momentum=0.0, weight_decay=0.5).step([("0.W", w, zero), ("0.b", b, zero)])
+    np.testing.assert_allclose(w, 0.95)
+    np.testing.assert_allclose(b, 1.0)
+
+
+def test_he_init_before_relu_glorot_otherwise():
+    net = Network([Conv2D(64, 3, activation="relu"), Flatten(), Dense(200)])
+    net.build((8, 10, 10), np.random.default_rng(0))
+    conv_std = net.layers[0].params["W"].std()
+    assert conv_std == pytest.approx(np.sqrt(2 / 72), rel=0.05)             # He
+    dense_w = net.layers[2].params["W"]
+    limit = np.sqrt(6 / (dense_w.shape[0] + 200))
+    assert np.abs(dense_w).max() <= limit and np.abs(dense_w).max() > 0.95 * limit  # Glorot
+
+
+def test_summary_lists_layers_shapes_and_params():
+    net = small_network()
+    net.build((2, 7, 8), np.random.default_rng(0))
+    text = net.summary()
+    assert "Conv2D(3, 3x3, same, relu)" in text
+    assert "(None, 3, 7, 8)" in text
+    assert f"Total params: {net.n_params:,}" in text
+    # conv 3x(2*3*3)+3, branches 2x(3*2*4)+2 and 2x(3*3*4)+2, dense 4*5+5 and 5*3+3
+    assert net.n_params == (3 * 18 + 3) + (2 * 24 + 2) + (2 * 36 + 2) + (4 * 5 + 5) + (5 * 3 + 3)
+
+
+def test_weights_roundtrip_and_config():
+    net = small_network()
+    net.build((2, 7, 8), np.random.default_rng(0))
+    other = Network.from_config(net.get_config())
+    other.build((2, 7, 8), np.random.default_rng(1))
+    other.set_weights(net.get_weights())
+    x = np.random.default_rng(2).standard_normal((3, 2, 7, 8)).astype(np.float32)
+    np.testing.assert_array_equal(net.forward(x), other.forward(x))
+    clone = pickle.loads(pickle.dumps(net))
+    np.testing.assert_array_equal(net.forward(x), clone.forward(x))
+    with pytest.raises(ValueError, match="missing"):
+        other.set_weights({})
+
+
+def test_build_error_names_the_layer():
+    net = Network([Conv2D(2, 3), MaxPool2D(2), Conv2D(2, 5)])
+    with pytest.raises(ValueError, match="layer 2"):
+        net.build((1, 8, 8), np.random.default_rng(0))
+
+
+def test_forward_rejects_wrong_sample_shape():
+    net = Network([Conv2D(2, 3), Flatten(), Dense(2)])
+    net.build((1, 8, 8), np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"built for samples of shape \(1, 8, 8\)"):
+        net.forward(np.zeros((2, 1, 9, 9), np.float32))
+
+
+def bars(n, size, rng):
+    """Oriented bars: horizontal (0), vertical (1), diagonal (2), at random places, noisy."""
+    x = rng.normal(0, 0.3, (n, 1, size, size)).astype(np.float32)
+    y = rng.integers(0, 3, n)
+    for i in range(n):
+        r, c = rng.integers(2, size - 2, 2)
+        if y[i] == 0:
+            x[i, 0, r, max(0, c - 3):c + 3] += 1.5
+        elif y[i] == 1:
+            x[i, 0, max(0, r - 3):r + 3, c] += 1.5
+        else:
+            for k in range(-2, 3):
+                if 0 <= r + k < size and 0 <= c + k < size:
+                    x[i, 0, r + k, c + k] += 1.5
+    return x, y
+
+
+def test_network_learns_oriented_bars():
+    rng = np.random.default_rng(0)
+    x, y = bars(900, 12, rng)
+    net = Network([Conv2D(8, 3, padding="same", activation="relu"), MaxPool2D(2),
+                   Conv2D(16, 3, padding="same", activation="relu"), MaxPool2D(2),
+                   Flatten(), Dropout(0.2), Dense(32, activation="relu"), Dense(3)])
+    net.build((1, 12, 12), rng)
+    loss, opt = SoftmaxCrossEntropy(), Adam(3e-3)
+    for epoch in range(12):
+        order = rng.permutation(600)
+        for start in range(0, 600, 32):
+            idx = order[start:start + 32]
+            _, grad = loss(net.forward(x[idx], training=True), y[idx])
+            net.backward(grad, input_grad=False)
+            opt.step(net.parameters())
+    accuracy = (net.forward(x[600:]).argmax(axis=1) == y[600:]).mean()
+    assert accuracy >= 0.97, accuracy
