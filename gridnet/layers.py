@@ -20,7 +20,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 __all__ = [
-    "Layer", "Conv2D", "ReLU", "MaxPool2D", "GlobalMaxPool", "Flatten", "Dense",
+    "is_onehot", "Layer", "Conv2D", "ReLU", "MaxPool2D", "GlobalMaxPool", "Flatten", "Dense",
     "Dropout", "Branches",
 ]
 
@@ -53,6 +53,15 @@ def _check_input(layer, x, in_shape):
         raise ValueError(
             f"{layer!r} was built for samples of shape {tuple(in_shape)}; "
             f"got a batch of shape {x.shape}")
+
+
+def is_onehot(x):
+    """True for a one-hot grid: an object with ``__onehot_grid__ = True``, ``shape``
+    ``(n, 1, h, w)``, ``indices`` ``(n, h)`` (the hot column of each row, -1 for an
+    all-zero row), ``toarray()`` and row indexing, such as the word-by-position grids
+    of :class:`adapters.TextAdapter`. It stands for the dense 0/1 array ``toarray()``
+    without storing its zeros; the core duck-types it and never imports an adapter."""
+    return bool(getattr(x, "__onehot_grid__", False))
 
 
 def _same_padding(size, window, stride):
@@ -346,8 +355,71 @@ class Conv2D(Layer):
         return W
 
     # -- forward / backward --------------------------------------------------------------
+    def accepts_onehot(self):
+        """True when this convolution reads a one-hot grid without densifying it: its
+        kernel spans the whole width (an embedding lookup, as in sentence CNNs)."""
+        c, h, w = self.in_shape
+        return c == 1 and self.kernel_size[1] == w and self._pads[2] == self._pads[3] == 0
+
+    def _forward_onehot(self, x, training):
+        """One-hot grid (n, 1, h, w) -> (n, filters, h_out, 1) by gathering weight rows:
+        feature ``f`` at output row ``t`` is ``sum_i W[f, i, hot(t*sh + i)] + b``."""
+        n = x.shape[0]
+        f, ho, _ = self.out_shape
+        kh, sh = self.kernel_size[0], self.stride[0]
+        pt, pb = self._pads[:2]
+        w = self.in_shape[2]
+        idx = np.asarray(x.indices)
+        if idx.shape != (n, self.in_shape[1]):
+            raise ValueError(f"one-hot grid indices have shape {idx.shape}; expected {(n, self.in_shape[1])}")
+        idx = np.where(idx < 0, w, idx)             # row w of the table below is zeros
+        if pt or pb:
+            idx = np.pad(idx, ((0, 0), (pt, pb)), constant_values=w)
+        W3 = self._weights().reshape(f, kh, w)
+        table = np.zeros((w + 1, f), dtype=W3.dtype)
+        out = np.zeros((n, ho, f), dtype=W3.dtype)
+        rows = []
+        for i in range(kh):
+            r = idx[:, i:i + sh * (ho - 1) + 1:sh]
+            table[:w] = W3[:, i, :].T
+            out += table[r]
+            rows.append(r)
+        out += self.params["b"]
+        if self.activation == "relu":
+            np.maximum(out, 0, out=out)
+        out = np.ascontiguousarray(out.transpose(0, 2, 1)).reshape(n, f, ho, 1)
+        self._cache = ("onehot", rows) if training else None
+        self._active = (out > 0) if training and self.activation == "relu" else None
+        return out
+
+    def _backward_onehot(self, grad, rows):
+        from scipy import sparse
+        n = grad.shape[0]
+        f, ho, _ = self.out_shape
+        w = self.in_shape[2]
+        g = grad if self._active is None else grad * self._active
+        g = np.ascontiguousarray(g.reshape(n, f, ho).transpose(0, 2, 1)).reshape(n * ho, f)
+        dW = np.zeros((f, len(rows), w), dtype=grad.dtype)
+        ones = np.ones(n * ho, dtype=grad.dtype)
+        cols = np.arange(n * ho)
+        for i, r in enumerate(rows):
+            hot = sparse.csr_matrix((ones, (r.reshape(-1), cols)), shape=(w + 1, n * ho))
+            dW[:, i, :] = (hot @ g)[:w].T
+        dW = dW.reshape(f, -1)
+        if self.normalize:
+            dW *= dW.dtype.type(1.0 / dW.shape[1])
+        self.grads["W"] = dW
+        self.grads["b"] = g.sum(axis=0)
+        self._cache = self._active = None
+
     def forward(self, x, training=False):
         """x: (n, c, h, w) -> (n, filters, h_out, w_out)"""
+        if is_onehot(x):
+            if tuple(x.shape[1:]) != self.in_shape:
+                _check_input(self, x, self.in_shape)
+            if self.accepts_onehot():
+                return self._forward_onehot(x, training)
+            x = x.toarray()
         _check_input(self, x, self.in_shape)
         n = x.shape[0]
         f, ho, wo = self.out_shape
@@ -404,6 +476,9 @@ class Conv2D(Layer):
         """grad: (n, filters, h_out, w_out) -> (n, c, h, w) (None if not ``input_grad``)"""
         if getattr(self, "_cache", None) is None:
             raise RuntimeError("backward called without a training forward pass")
+        if isinstance(self._cache, tuple):
+            self._backward_onehot(grad, self._cache[1])
+            return None     # the input was a one-hot grid: data, not a variable
         n = grad.shape[0]
         f, ho, wo = self.out_shape
         P = ho * wo
@@ -822,7 +897,7 @@ class Branches(Layer):
         _check_input(self, x, self.in_shape)
         outs = []
         for branch in self.branches:
-            y = x
+            y = x.toarray() if is_onehot(x) and not isinstance(branch[0], Conv2D) else x
             for layer in branch:
                 y = layer.forward(y, training)
             outs.append(y)

@@ -76,7 +76,14 @@ class Network:
         return self.out_shape
 
     def forward(self, x, training=False):
-        """x: (n, c, h, w) -> (n, *out_shape)"""
+        """x: (n, c, h, w) -> (n, *out_shape)
+
+        ``x`` may also be a one-hot grid (see :func:`gridnet.layers.is_onehot`); it is
+        read sparsely by a first convolution that spans its width and made dense
+        otherwise.
+        """
+        if L.is_onehot(x) and not isinstance(self.layers[0], (L.Conv2D, L.Branches)):
+            x = x.toarray()
         for layer in self.layers:
             x = layer.forward(x, training)
         return x

@@ -231,3 +231,62 @@ def test_first_layer_skips_input_gradient():
     y = conv.forward(np.ones((2, 1, 5, 5), np.float32), training=True)
     assert conv.backward(np.ones_like(y), input_grad=False) is None
     assert conv.grads["W"].shape == (2, 9)
+
+
+class _OneHot:
+    """Minimal one-hot grid (the protocol of gridnet.layers.is_onehot)."""
+    __onehot_grid__ = True
+
+    def __init__(self, indices, width):
+        self.indices = np.asarray(indices)
+        self.width = width
+        self.shape = (len(self.indices), 1, self.indices.shape[1], width)
+        self.ndim = 4
+
+    def __getitem__(self, rows):
+        return _OneHot(self.indices[rows], self.width)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def toarray(self):
+        n, _, h, w = self.shape
+        out = np.zeros(self.shape, np.float64)
+        nn, tt = np.nonzero(self.indices >= 0)
+        out[nn, 0, tt, self.indices[nn, tt]] = 1
+        return out
+
+
+@pytest.mark.parametrize("kh,stride,padding,act,normalize", [
+    (1, 1, "valid", None, False), (3, 1, "valid", "relu", False),
+    (2, 2, "valid", None, True), (3, 1, "same", "relu", False), (4, 3, "same", None, False)])
+def test_conv_onehot_matches_dense(kh, stride, padding, act, normalize):
+    rng = np.random.default_rng(1)
+    idx = rng.integers(-1, 7, size=(5, 9))
+    grid = _OneHot(idx, 7)
+    dense = grid.toarray()
+    a = Conv2D(4, (kh, 7), stride=(stride, 1), padding=padding, activation=act, normalize=normalize)
+    b = Conv2D(4, (kh, 7), stride=(stride, 1), padding=padding, activation=act, normalize=normalize)
+    a.build((1, 9, 7), np.random.default_rng(0), np.float64)
+    b.build((1, 9, 7), np.random.default_rng(0), np.float64)
+    # "same" pads the width as well: such a layer densifies the grid (and still agrees)
+    assert a.accepts_onehot() == (padding == "valid")
+    a.params["b"][:] = b.params["b"][:] = rng.standard_normal(4)
+    ya, yb = a.forward(grid, training=True), b.forward(dense, training=True)
+    np.testing.assert_allclose(ya, yb, atol=1e-12)
+    g = rng.standard_normal(ya.shape)
+    da = a.backward(g)
+    assert da is None if padding == "valid" else da.shape == dense.shape
+    b.backward(g)
+    np.testing.assert_allclose(a.grads["W"], b.grads["W"], atol=1e-12)
+    np.testing.assert_allclose(a.grads["b"], b.grads["b"], atol=1e-12)
+
+
+def test_onehot_densified_for_other_first_layers():
+    from gridnet import Network
+    grid = _OneHot(np.array([[0, 2, -1], [1, 1, 1]]), 3)
+    net = Network([MaxPool2D(1), Flatten(), Dense(2)])
+    net.build((1, 3, 3), np.random.default_rng(0), np.float64)
+    ref = Network([MaxPool2D(1), Flatten(), Dense(2)])
+    ref.build((1, 3, 3), np.random.default_rng(0), np.float64)
+    np.testing.assert_allclose(net.forward(grid), ref.forward(grid.toarray()))

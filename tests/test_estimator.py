@@ -1,0 +1,325 @@
+"""GridNetClassifier: the scikit-learn contract, training loop, persistence, bad input."""
+import io
+import pickle
+import zipfile
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import gridnet
+from gridnet import GridNetClassifier
+from gridnet.augment import Compose, FrequencyMask, TimeMask, TimeShift, spec_augment
+from gridnet.layers import Conv2D, Dense, Flatten, MaxPool2D
+
+from test_layers import _OneHot
+
+
+@pytest.fixture(scope="module")
+def digits():
+    d = load_digits()
+    X = (d.images / 16.0)[:, None].astype(np.float32)
+    return train_test_split(X, d.target, test_size=0.25, random_state=0, stratify=d.target)
+
+
+def small(**kw):
+    params = dict(conv_blocks=1, filters=8, dense_units=32, max_epochs=8, random_state=0)
+    params.update(kw)
+    return GridNetClassifier(**params)
+
+
+# The whole scikit-learn contract; no check needs to be marked as an expected failure.
+@parametrize_with_checks([GridNetClassifier(max_epochs=30, random_state=0, dense_units=32,
+                                            filters=8, conv_blocks=1, learning_rate=0.01)])
+def test_sklearn_contract(estimator, check):
+    check(estimator)
+
+
+def test_digits_held_out_quarter(digits):
+    xtr, xte, ytr, yte = digits
+    clf = GridNetClassifier(random_state=0).fit(xtr, ytr)
+    assert clf.score(xte, yte) >= 0.985
+    assert clf.grid_shape_ == (1, 8, 8) and clf.n_features_in_ == 64
+    assert len(clf.history_) == clf.n_iter_ == len(clf.loss_curve_)
+    assert {"epoch", "loss", "val_loss", "val_score", "time"} <= set(clf.history_[0])
+    assert clf.loss_curve_[-1] < clf.loss_curve_[0]
+
+
+def test_grid_search_two_hyperparameters(digits):
+    xtr, _, ytr, _ = digits
+    search = GridSearchCV(small(max_epochs=3), {"filters": [4, 8], "learning_rate": [1e-3, 1e-2]}, cv=2)
+    search.fit(xtr[:400], ytr[:400])
+    assert len(search.cv_results_["params"]) == 4
+    assert search.best_params_["filters"] in (4, 8)
+    assert search.best_score_ > 0.5
+
+
+def test_pipeline_cross_val_and_clone(digits):
+    xtr, _, ytr, _ = digits
+    flat = xtr[:300].reshape(300, 64)
+    pipe = make_pipeline(FunctionTransformer(lambda a: a.reshape(-1, 1, 8, 8)), small(max_epochs=10, learning_rate=0.01))
+    scores = cross_val_score(pipe, flat, ytr[:300], cv=3)
+    assert scores.mean() > 0.8
+    c = clone(small(layers=[Conv2D(4, 3), Flatten()]))
+    assert c.get_params()["layers"][0].filters == 4 and not hasattr(c, "network_")
+
+
+def test_input_shapes_dtypes_and_string_labels(digits):
+    xtr, xte, ytr, _ = digits
+    names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
+    clf = small(max_epochs=3).fit(xtr[:, 0].astype(np.float64), names[ytr])   # (n, h, w) float64
+    assert set(clf.classes_) == set(names)
+    assert clf.predict(xte[:5]).dtype.kind == "U"      # (n, 1, h, w) float32 at predict time
+    assert clf.predict_proba(xte[:5]).shape == (5, 10)
+    np.testing.assert_allclose(clf.predict_proba(xte[:5]).sum(axis=1), 1, rtol=1e-5)
+    strip = small(max_epochs=2).fit(xtr.reshape(len(xtr), 64), ytr)   # (n, f): a 1x1xf strip
+    assert strip.grid_shape_ == (1, 1, 64)
+
+
+def test_same_seed_same_bits_and_user_arrays_untouched(digits):
+    xtr, _, ytr, _ = digits
+    x, y = xtr[:300].copy(), ytr[:300].copy()
+    x0, y0 = x.copy(), y.copy()
+    aug = spec_augment(freq_width=2, time_width=2, max_shift=1)
+    a = small(max_epochs=3, augment=aug, early_stopping=True).fit(x, y)
+    b = small(max_epochs=3, augment=aug, early_stopping=True).fit(x, y)
+    c = small(max_epochs=3, augment=aug, early_stopping=True, random_state=1).fit(x, y)
+    for name, w in a.network_.get_weights().items():
+        assert np.array_equal(w, b.network_.get_weights()[name])
+    assert any(not np.array_equal(w, c.network_.get_weights()[k])
+               for k, w in a.network_.get_weights().items())
+    assert np.array_equal(x, x0) and np.array_equal(y, y0)
+
+
+def test_memmap_is_read_batch_by_batch(tmp_path, digits):
+    xtr, xte, ytr, _ = digits
+    path = tmp_path / "x.dat"
+    mm = np.memmap(path, dtype=np.float64, mode="w+", shape=xtr.shape)
+    mm[:] = xtr
+    mm.flush()
+    mm = np.memmap(path, dtype=np.float64, mode="r", shape=xtr.shape)
+    clf = small(max_epochs=2)
+    assert clf._validate_X(mm, reset=True) is mm          # no whole copy is made
+    clf.fit(mm, ytr)
+    ref = small(max_epochs=2).fit(xtr.astype(np.float64), ytr)
+    np.testing.assert_array_equal(clf.predict_proba(xte), ref.predict_proba(xte))
+    bad = np.memmap(tmp_path / "bad.dat", dtype=np.float32, mode="w+", shape=(4, 1, 8, 8))
+    bad[2, 0, 3, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinity.*sample 2"):
+        small().fit(bad, [0, 1, 0, 1])
+
+
+def test_early_stopping_restores_best_weights(digits):
+    xtr, _, ytr, _ = digits
+    clf = small(max_epochs=25, early_stopping=True, n_iter_no_change=2, learning_rate=0.05,
+                validation_fraction=0.2).fit(xtr[:500], ytr[:500])
+    val_losses = [h["val_loss"] for h in clf.history_]
+    assert all(v is not None for v in val_losses)
+    assert clf.n_iter_ < 25
+    assert clf.best_loss_ == pytest.approx(min(val_losses))
+    # the restored weights are those of the best epoch, not the last one
+    best = int(np.argmin(val_losses))
+    assert best < len(val_losses) - 1
+    # recompute the held-out loss of the final model on the same split
+    _, val = train_test_split(np.arange(500), test_size=0.2, stratify=ytr[:500],
+                              random_state=clf._streams()["split"])
+    codes = np.searchsorted(clf.classes_, ytr[:500])
+    loss, _ = clf._evaluate(xtr[:500], codes, np.sort(val), clf._loss_fn(codes))
+    assert loss == pytest.approx(val_losses[best], rel=1e-6)
+    assert loss < val_losses[-1]
+    assert clf.validation_scores_ == [h["val_score"] for h in clf.history_]
+
+
+def test_class_weight_balanced_helps_the_rare_class():
+    rng = np.random.default_rng(0)
+    n = 600
+    y = (rng.random(n) < 0.08).astype(int)
+    X = rng.standard_normal((n, 1, 4, 4)).astype(np.float32)
+    X[:, 0, 1, 1] += 1.2 * y                     # a weak signal for the rare class
+    plain = small(max_epochs=10).fit(X, y)
+    balanced = small(max_epochs=10, class_weight="balanced").fit(X, y)
+    assert (balanced.predict(X) == 1).sum() > (plain.predict(X) == 1).sum()
+    w = small(class_weight={1: 5.0}).fit(X, y)
+    assert w.predict(X).shape == (n,)
+    with pytest.raises(ValueError, match="class 7"):
+        small(class_weight={7: 2.0}).fit(X, y)
+
+
+def test_warm_start_and_partial_fit(digits):
+    xtr, xte, ytr, yte = digits
+    clf = small(max_epochs=2, warm_start=True, n_iter_no_change=10).fit(xtr, ytr)
+    w1 = clf.network_.get_weights()
+    clf.fit(xtr, ytr)
+    assert clf.n_iter_ == 4 and len(clf.history_) == 4
+    assert any(not np.array_equal(w1[k], v) for k, v in clf.network_.get_weights().items())
+    inc = small(learning_rate=0.01)
+    with pytest.raises(ValueError, match="classes must be passed"):
+        inc.partial_fit(xtr[:50], ytr[:50])
+    inc.partial_fit(xtr[:400], ytr[:400], classes=np.arange(10))
+    first = inc.score(xte, yte)
+    for start in range(400, len(xtr), 400):
+        inc.partial_fit(xtr[start:start + 400], ytr[start:start + 400])
+    for _ in range(3):
+        inc.partial_fit(xtr, ytr)
+    assert inc.n_iter_ == 7 and inc.score(xte, yte) > max(first, 0.9)
+    with pytest.raises(ValueError, match="not in classes"):
+        inc.partial_fit(xtr[:5], ytr[:5] + 20)
+
+
+def test_verbose_progress_bar(capsys, digits):
+    xtr, _, ytr, _ = digits
+    small(max_epochs=1, verbose=True, early_stopping=True).fit(xtr[:200], ytr[:200])
+    err = capsys.readouterr().err
+    assert "epoch 1" in err and "loss=" in err
+
+
+def test_augment_only_on_training_batches(digits):
+    xtr, xte, ytr, _ = digits
+    calls = []
+
+    def spy(batch, rng):
+        calls.append(batch.shape)
+        return batch
+
+    clf = small(max_epochs=1, augment=spy, batch_size=100).fit(xtr[:300], ytr[:300])
+    assert calls == [(100, 1, 8, 8)] * 3
+    clf.predict(xte)
+    clf.predict_proba(xte)
+    assert len(calls) == 3
+
+
+def test_builtin_augmentations():
+    rng = np.random.default_rng(0)
+    x = np.arange(2 * 1 * 6 * 10, dtype=np.float32).reshape(2, 1, 6, 10)
+    fm = FrequencyMask(max_width=6, n_masks=1, fill=-1)(x.copy(), np.random.default_rng(3))
+    hidden = (fm == -1).all(axis=3)               # whole rows hidden
+    assert fm.shape == x.shape and ((fm == -1) == hidden[..., None]).all()
+    tm = TimeMask(max_width=10, fill=-1)(x.copy(), np.random.default_rng(3))
+    assert ((tm == -1) == (tm == -1).all(axis=2, keepdims=True)).all()   # whole columns
+    ts = TimeShift(max_shift=3, fill=0)(x.copy(), rng)
+    for i in range(2):   # each sample is its own columns moved by one shift
+        matches = [s for s in range(-3, 4) if np.array_equal(
+            ts[i], np.where((np.arange(10) - s >= 0) & (np.arange(10) - s < 10),
+                            x[i][..., np.clip(np.arange(10) - s, 0, 9)], 0))]
+        assert matches
+    both = Compose([TimeShift(2), FrequencyMask(2), TimeMask(2)])(x.copy(), rng)
+    assert both.shape == x.shape
+
+
+def test_decision_function_binary_and_multiclass(digits):
+    xtr, xte, ytr, _ = digits
+    keep = ytr < 2
+    clf = small(max_epochs=2).fit(xtr[keep], ytr[keep])
+    d = clf.decision_function(xte[:7])
+    assert d.shape == (7,)
+    np.testing.assert_array_equal(clf.predict(xte[:7]), clf.classes_[(d > 0).astype(int)])
+    multi = small(max_epochs=1).fit(xtr, ytr)
+    assert multi.decision_function(xte[:7]).shape == (7, 10)
+
+
+def test_text_preset_on_onehot_grids():
+    rng = np.random.default_rng(0)
+    n, length, vocab = 400, 12, 50
+    idx = rng.integers(0, vocab, size=(n, length))
+    y = rng.integers(0, 2, size=n)
+    # class 1 sentences contain the "phrase" (7, 8, 9) somewhere
+    for i in np.nonzero(y)[0]:
+        p = rng.integers(0, length - 3)
+        idx[i, p:p + 3] = (7, 8, 9)
+    for i in np.nonzero(y == 0)[0]:
+        idx[i][np.isin(idx[i], (7, 8, 9))] = 0
+    idx[:, -2:] = -1   # padding
+    grid = _OneHot(idx, vocab)
+    clf = GridNetClassifier(preset="text", filters=8, embed_dim=8, max_epochs=15, random_state=0)
+    clf.fit(grid[:300], y[:300])
+    assert clf.grid_shape_ == (1, length, vocab)
+    assert clf.score(grid[300:], y[300:]) > 0.9
+    dense = clf.predict_proba(grid[300:].toarray())
+    np.testing.assert_allclose(dense, clf.predict_proba(grid[300:]), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="tallest filter spans 5"):
+        GridNetClassifier(preset="text").fit(_OneHot(idx[:, :4], vocab), y)
+
+
+def test_save_load_roundtrip_and_bad_files(tmp_path, digits):
+    xtr, xte, ytr, _ = digits
+    names = np.array(list("abcdefghij"))
+    clf = small(max_epochs=2, layers=[Conv2D(6, 3, activation="relu"), MaxPool2D(2)]).fit(xtr, names[ytr])
+    path = tmp_path / "m.gridnet"
+    clf.save(path)
+    back = gridnet.load(path)
+    np.testing.assert_array_equal(back.predict_proba(xte), clf.predict_proba(xte))
+    assert back.get_params()["layers"][0].filters == 6 and back.classes_.tolist() == list("abcdefghij")
+    back.set_params(warm_start=True, max_epochs=1).fit(xtr, names[ytr])  # a loaded model trains on
+    # pickle and joblib work as for any estimator
+    for dumped in (pickle.loads(pickle.dumps(clf)), joblib.load(_joblib_roundtrip(clf, tmp_path))):
+        np.testing.assert_array_equal(dumped.predict(xte), clf.predict(xte))
+
+    raw = path.read_bytes()
+    (tmp_path / "trunc.gridnet").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ValueError, match="not a readable gridnet model"):
+        gridnet.load(tmp_path / "trunc.gridnet")
+    with pytest.raises(FileNotFoundError):
+        gridnet.load(tmp_path / "missing.gridnet")
+    # weights changed after saving: the checksum catches it
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    key = next(k for k in arrays if k.startswith("w/"))
+    arrays[key] = arrays[key] + 1
+    tampered = tmp_path / "tampered.npz"
+    np.savez(tampered, **arrays)
+    with pytest.raises(ValueError, match="checksum"):
+        gridnet.load(tampered)
+    # an archive holding a pickled object is refused, not executed
+    evil = tmp_path / "evil.npz"
+    np.savez(evil, __gridnet__=np.array([_Boom()], dtype=object))
+    with pytest.raises(ValueError, match="not a readable gridnet model"):
+        gridnet.load(evil)
+    # a zip that is not a model at all
+    other = tmp_path / "other.npz"
+    with zipfile.ZipFile(other, "w") as z:
+        z.writestr("readme.txt", "hello")
+    with pytest.raises(ValueError):
+        gridnet.load(other)
+
+
+class _Boom:
+    def __reduce__(self):
+        return (pytest.fail, ("unpickling executed code",))
+
+
+def _joblib_roundtrip(clf, tmp_path):
+    path = tmp_path / "m.joblib"
+    joblib.dump(clf, path)
+    return path
+
+
+@pytest.mark.parametrize("X,y,message", [
+    (np.full((4, 1, 5, 5), np.nan), [0, 1, 0, 1], "NaN"),
+    (np.full((4, 1, 5, 5), np.inf), [0, 1, 0, 1], "infinity"),
+    (np.zeros((4, 1, 1, 5, 5)), [0, 1, 0, 1], "5 dimension"),
+    (np.zeros((4, 1, 5, 5)), [0, 1, 0], "4 samples but y has 3"),
+    (np.zeros((4, 1, 5, 5)), [1, 1, 1, 1], "only 1 class"),
+    (np.zeros((0, 1, 5, 5)), [], "0 sample"),
+])
+def test_bad_input_is_a_clear_error(X, y, message):
+    with pytest.raises(ValueError, match=message):
+        small().fit(X, y)
+
+
+def test_receptive_field_and_grid_shape_errors(digits):
+    xtr, xte, ytr, _ = digits
+    with pytest.raises(ValueError, match="cannot take grids of shape \\(1, 3, 3\\)"):
+        small(layers=[Conv2D(4, 5), Flatten()]).fit(np.zeros((4, 1, 3, 3)), [0, 1, 0, 1])
+    clf = small(max_epochs=1).fit(xtr, ytr)
+    with pytest.raises(ValueError, match="fitted on grids of shape \\(1, 8, 8\\)"):
+        clf.predict(xte.reshape(-1, 1, 4, 16))
+    with pytest.raises(ValueError, match="X has 16 features, but GridNetClassifier is expecting 64"):
+        clf.predict(xte[:, :, :4, :4])
+    with pytest.raises(ValueError, match="preset"):
+        GridNetClassifier(preset="video").fit(xtr, ytr)
