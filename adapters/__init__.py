@@ -1,5 +1,12 @@
-"""Data-to-grid transformers: raw data in, float32 grids ``(n, channels, height, width)`` out.
+"""adapters: scikit-learn transformers that turn raw data into grids ``(n, c, h, w)``.
 
-Adapters never import the CNN core (``gridnet``); the core never imports an adapter.
+Each adapter is independent of the CNN core (``gridnet``) and the core never imports
+an adapter.
 """
-__all__ = []
+from .audio import AudioAdapter, AudioError
+from .image import ImageAdapter
+from .tabular import TabularAdapter
+from .text import OneHotGrid, TextAdapter
+
+__all__ = ["AudioAdapter", "AudioError", "ImageAdapter", "TabularAdapter", "TextAdapter",
+           "OneHotGrid"]

@@ -1,0 +1,420 @@
+"""Audio clips -> spectrogram grids ``(n, 1, frequency, time step)``."""
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = ["AudioAdapter", "AudioError"]
+
+logger = logging.getLogger(__name__)
+
+_FEATURES = ("logmel", "mfcc", "stft")
+_ALIGN = ("start", "center", "end")
+
+
+class AudioError(ValueError):
+    """A clip that cannot be turned into a spectrogram; the message names the clip."""
+
+
+def _name(item, i):
+    if isinstance(item, (str, os.PathLike)):
+        return os.fspath(item)
+    return f"waveform {i}"
+
+
+def _read(item, i, sr):
+    """item -> (mono float32 waveform at ``sr``, name)."""
+    import librosa
+    import soundfile as sf
+    name = _name(item, i)
+    if isinstance(item, (str, os.PathLike)):
+        try:
+            data, native = sf.read(name, dtype="float32", always_2d=True)
+            y = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+        except Exception as sf_exc:   # not a format libsndfile reads: let librosa try
+            if not os.path.exists(name):
+                raise AudioError(f"{name}: no such file") from None
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    y, native = librosa.load(name, sr=None, mono=True)
+            except Exception as exc:
+                raise AudioError(f"{name}: cannot read audio ({sf_exc}; librosa: {exc})") from None
+            y = np.asarray(y, dtype=np.float32)
+    else:
+        if isinstance(item, tuple) and len(item) == 2:
+            y, native = item
+        else:
+            y, native = item, sr
+        y = np.asarray(y)
+        if y.dtype.kind not in "fiu":
+            raise AudioError(f"{name}: samples must be numbers; got dtype {y.dtype}")
+        if y.dtype.kind in "iu":   # PCM integers -> [-1, 1]
+            y = y / float(np.iinfo(y.dtype).max)
+        if y.ndim == 2:           # (channels, samples), librosa's convention
+            y = y.mean(axis=0)
+        elif y.ndim != 1:
+            raise AudioError(f"{name}: a waveform must be 1-D (or (channels, samples)); got shape {y.shape}")
+        y = y.astype(np.float32)
+        if not (isinstance(native, (int, float, np.integer, np.floating)) and native > 0):
+            raise AudioError(f"{name}: the sample rate must be a positive number; got {native!r}")
+    if y.size == 0:
+        raise AudioError(f"{name}: the clip is empty (0 samples)")
+    if not np.isfinite(y).all():
+        bad = int(np.nonzero(~np.isfinite(y))[0][0])
+        raise AudioError(f"{name}: the clip has NaN or infinite samples (first at sample {bad})")
+    if native != sr:
+        import librosa
+        y = librosa.resample(y, orig_sr=native, target_sr=sr).astype(np.float32)
+    return y, name
+
+
+class _Settings:
+    """What one worker needs to turn clips into grids (plain data, cheap to send)."""
+
+    def __init__(self, adapter, frames):
+        self.sr = adapter.sr
+        self.feature = adapter.feature
+        self.n_mels = adapter.n_mels
+        self.n_mfcc = adapter.n_mfcc
+        self.n_fft = adapter.n_fft
+        self.hop = adapter.hop_length
+        self.win = adapter.win_length
+        self.fmin = adapter.fmin
+        self.fmax = adapter.fmax
+        self.trim = adapter.trim
+        self.top_db = adapter.top_db
+        self.align = adapter.align
+        self.ratio = adapter.length_ratio
+        self.frames = frames
+        self.on_error = adapter.on_error
+
+    def key(self):
+        return tuple(sorted(vars(self).items()))
+
+
+def _prepare(y, name, s):
+    import librosa
+    peak = float(np.abs(y).max())
+    if peak < 1e-6:
+        raise AudioError(f"{name}: the clip is silent (peak amplitude {peak:.2g})")
+    if s.trim:
+        y, _ = librosa.effects.trim(y, top_db=s.top_db, frame_length=s.n_fft, hop_length=s.hop)
+    return y
+
+
+def _fit_length(y, name, s):
+    """Crop waveform ``y`` to at most the samples that give ``s.frames`` frames
+    (``1 + n // hop`` with librosa's ``center=True``); return it with the number of
+    frames it gives and the column where those frames go in the grid."""
+    need = (s.frames - 1) * s.hop
+    have_frames = 1 + len(y) // s.hop
+    if s.ratio and (have_frames * s.ratio < s.frames or have_frames > s.ratio * s.frames):
+        raise AudioError(
+            f"{name}: the clip spans {have_frames} time steps, far from the target of "
+            f"{s.frames} (more than {s.ratio:g} times shorter or longer); check the file or "
+            "set frames/length_ratio")
+    n = len(y)
+    if n >= need:
+        start = {"start": 0, "center": (n - need) // 2, "end": n - need}[s.align]
+        return y[start:start + need], s.frames, 0
+    gap = s.frames - have_frames
+    return y, have_frames, {"start": 0, "center": gap // 2, "end": gap}[s.align]
+
+
+def _spectrogram(y, s, mel_basis):
+    """Waveform -> (height, frames) float32 feature grid."""
+    import librosa
+    D = librosa.stft(y, n_fft=s.n_fft, hop_length=s.hop, win_length=s.win, center=True,
+                     pad_mode="constant")
+    if s.feature == "stft":
+        return librosa.amplitude_to_db(np.abs(D)).astype(np.float32)
+    power = D.real ** 2 + D.imag ** 2
+    logmel = librosa.power_to_db(mel_basis @ power)
+    if s.feature == "mfcc":
+        return librosa.feature.mfcc(S=logmel, n_mfcc=s.n_mfcc).astype(np.float32)
+    return logmel.astype(np.float32)
+
+
+def _extract_batch(items, offset, s):
+    """Clips -> (grids (m, height, frames), names of the clips that failed)."""
+    import librosa
+    mel_basis = None
+    if s.feature != "stft":
+        mel_basis = librosa.filters.mel(sr=s.sr, n_fft=s.n_fft, n_mels=s.n_mels, fmin=s.fmin,
+                                        fmax=s.fmax)
+    height = {"logmel": s.n_mels, "mfcc": s.n_mfcc, "stft": 1 + s.n_fft // 2}[s.feature]
+    out = np.zeros((len(items), height, s.frames), dtype=np.float32)
+    failed = []
+    for k, item in enumerate(items):
+        try:
+            y, name = _read(item, offset + k, s.sr)
+            y, frames, col = _fit_length(_prepare(y, name, s), name, s)
+            spec = _spectrogram(y, s, mel_basis)[:, :frames]
+            out[k, :, col:col + frames] = spec
+            if frames < s.frames:       # padding: the clip's own floor (silence)
+                floor = spec.min(axis=1, keepdims=True) if s.feature == "mfcc" else spec.min()
+                out[k, :, :col] = floor
+                out[k, :, col + frames:] = floor
+        except AudioError as exc:
+            if s.on_error == "raise":
+                raise
+            failed.append(str(exc))
+    return out, failed
+
+
+def _length_batch(items, offset, s):
+    """Natural length in frames of each clip (after trimming when ``s.trim``)."""
+    import soundfile as sf
+    lengths = []
+    for k, item in enumerate(items):
+        name = _name(item, offset + k)
+        try:
+            if isinstance(item, (str, os.PathLike)) and not s.trim:
+                try:
+                    info = sf.info(name)
+                    n = int(info.frames * s.sr / info.samplerate)
+                except Exception:
+                    n = len(_read(item, offset + k, s.sr)[0])
+                if n == 0:
+                    raise AudioError(f"{name}: the clip is empty (0 samples)")
+            else:
+                y, _ = _read(item, offset + k, s.sr)
+                n = len(_prepare(y, name, s))
+        except AudioError:
+            if s.on_error == "raise":
+                raise
+            n = -1
+        lengths.append(1 + n // s.hop if n >= 0 else -1)
+    return lengths
+
+
+class AudioAdapter(TransformerMixin, BaseEstimator):
+    """Audio clips -> spectrogram grids, float32 ``(n, 1, height, frames)``.
+
+    Axes: height is frequency (mel bands from low to high for ``"logmel"``, cepstral
+    coefficients for ``"mfcc"``, linear-frequency STFT bins for ``"stft"``); width is
+    time step (frame), ``hop_length / sr`` seconds apart.
+
+    Each clip is read (soundfile for WAV/FLAC/OGG, librosa for what else it reads),
+    mixed to mono, resampled to ``sr`` (librosa), optionally trimmed of leading and
+    trailing silence, then padded with zeros or cropped to exactly ``frames`` time
+    steps. librosa (``center=True``) gives ``1 + n // hop_length`` frames for ``n``
+    samples: a longer clip is cut to ``(frames - 1) * hop_length`` samples; a shorter
+    clip's spectrogram is padded with time steps of silence (its own lowest value,
+    per coefficient for MFCCs). ``align`` says where: ``"start"`` keeps the
+    beginning (pads/crops at the end), ``"end"`` keeps the end, ``"center"``
+    pads/crops both sides equally.
+
+    Parameters
+    ----------
+    sr : int, default 22050
+        Target sample rate. A bare waveform array is taken to be at this rate; pass
+        ``(waveform, rate)`` otherwise.
+    feature : {"logmel", "mfcc", "stft"}, default "logmel"
+        log-mel power spectrogram in dB (``librosa.power_to_db``), MFCCs of it, or the
+        STFT magnitude in dB.
+    n_mels, n_mfcc, n_fft, hop_length, win_length, fmin, fmax : as in librosa.
+    frames : int or None
+        Time steps per grid; None learns it in ``fit`` as the longest training clip.
+    trim : bool, default False
+        Trim silence quieter than ``top_db`` below the peak from both ends first.
+    align : {"start", "center", "end"}, default "center"
+    normalize : {"clip", "dataset", None}, default "clip"
+        "clip": each grid to zero mean and unit variance; "dataset": each frequency row
+        standardised with statistics learned in ``fit`` (``mean_``, ``scale_``).
+    length_ratio : float or None, default 20
+        A clip more than this many times shorter or longer than ``frames`` is an error.
+    on_error : {"raise", "zeros"}, default "raise"
+        "zeros": an unreadable, empty, silent, NaN or far-off-length clip gives an
+        all-zero grid and a warning naming it (``failed_`` lists them after
+        ``transform``).
+    n_jobs : int or None
+        Clips are processed in parallel with joblib (any joblib backend, e.g. Dask's
+        ``parallel_config("dask")``, runs them on a cluster).
+    memory : None, str or joblib.Memory
+        Cache spectrograms on disk (keyed on the files' path, size and modification
+        time, and the settings).
+    verbose : bool
+
+    Attributes
+    ----------
+    n_frames_ : int, the time steps of every grid
+    grid_shape_ : (1, height, n_frames_)
+    mean_, scale_ : (height,) arrays when ``normalize="dataset"``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from adapters import AudioAdapter
+    >>> t = np.arange(8000) / 8000
+    >>> clips = [np.sin(2 * np.pi * f * t) for f in (440, 880)]
+    >>> AudioAdapter(sr=8000, n_mels=32, hop_length=256, n_fft=512).fit_transform(clips).shape
+    (2, 1, 32, 32)
+    """
+
+    def __init__(self, *, sr=22050, feature="logmel", n_mels=64, n_mfcc=20, n_fft=2048,
+                 hop_length=512, win_length=None, fmin=0.0, fmax=None, frames=None, trim=False,
+                 top_db=60.0, align="center", normalize="clip", length_ratio=20.0,
+                 on_error="raise", n_jobs=None, memory=None, verbose=False):
+        self.sr = sr
+        self.feature = feature
+        self.n_mels = n_mels
+        self.n_mfcc = n_mfcc
+        self.n_fft = n_fft
+        self.hop_length = hop_length
+        self.win_length = win_length
+        self.fmin = fmin
+        self.fmax = fmax
+        self.frames = frames
+        self.trim = trim
+        self.top_db = top_db
+        self.align = align
+        self.normalize = normalize
+        self.length_ratio = length_ratio
+        self.on_error = on_error
+        self.n_jobs = n_jobs
+        self.memory = memory
+        self.verbose = verbose
+
+    # -- helpers -------------------------------------------------------------------------
+    def _check_params(self):
+        if self.feature not in _FEATURES:
+            raise ValueError(f"feature must be one of {_FEATURES}; got {self.feature!r}")
+        if self.align not in _ALIGN:
+            raise ValueError(f"align must be one of {_ALIGN}; got {self.align!r}")
+        if self.normalize not in ("clip", "dataset", None):
+            raise ValueError(f"normalize must be 'clip', 'dataset' or None; got {self.normalize!r}")
+        if self.on_error not in ("raise", "zeros"):
+            raise ValueError(f"on_error must be 'raise' or 'zeros'; got {self.on_error!r}")
+        for name in ("sr", "n_mels", "n_mfcc", "n_fft", "hop_length"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be a positive int; got {v!r}")
+        if self.frames is not None and (not isinstance(self.frames, (int, np.integer)) or self.frames < 1):
+            raise ValueError(f"frames must be a positive int or None; got {self.frames!r}")
+
+    @staticmethod
+    def _items(X):
+        if isinstance(X, (str, os.PathLike)):
+            raise ValueError("X must be a list of clips (file paths or waveforms), not a single "
+                             f"path {os.fspath(X)!r}; wrap it in a list")
+        if isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "fiu":
+            return list(X)          # (n, samples) waveforms
+        items = list(X)
+        if not items:
+            raise ValueError("X is empty: no clips")
+        return items
+
+    def _chunks(self, items):
+        from joblib import effective_n_jobs
+        jobs = effective_n_jobs(self.n_jobs)
+        size = max(1, min(64, -(-len(items) // (4 * jobs))))
+        return [(items[a:a + size], a) for a in range(0, len(items), size)]
+
+    def _run(self, func, items, s):
+        from joblib import Memory, Parallel, delayed
+        memory = self.memory
+        if isinstance(memory, (str, os.PathLike)):
+            memory = Memory(os.fspath(memory), verbose=0)
+        if memory is not None and func is _extract_batch:
+            cached = memory.cache(_cached_extract, ignore=["items"])
+            calls = [delayed(cached)(chunk, _stamps(chunk), a, s.key()) for chunk, a in self._chunks(items)]
+        else:
+            calls = [delayed(func)(chunk, a, s) for chunk, a in self._chunks(items)]
+        return Parallel(n_jobs=self.n_jobs, verbose=10 if self.verbose else 0)(calls)
+
+    def _extract(self, X):
+        items = self._items(X)
+        s = _Settings(self, self.n_frames_)
+        parts = self._run(_extract_batch, items, s)
+        grids = np.concatenate([p[0] for p in parts])
+        self.failed_ = [msg for p in parts for msg in p[1]]
+        for msg in self.failed_:
+            warnings.warn(f"AudioAdapter gave an all-zero grid for {msg}", UserWarning, stacklevel=3)
+        return grids
+
+    def _normalize(self, grids):
+        if self.normalize == "clip":
+            mean = grids.mean(axis=(1, 2), keepdims=True)
+            std = grids.std(axis=(1, 2), keepdims=True)
+            grids = (grids - mean) / np.where(std > 1e-6, std, 1.0)
+        elif self.normalize == "dataset":
+            grids = (grids - self.mean_[:, None]) / self.scale_[:, None]
+        return grids[:, None].astype(np.float32, copy=False)
+
+    # -- the transformer -----------------------------------------------------------------
+    def fit(self, X, y=None):
+        """Learn ``n_frames_`` (when ``frames`` is None) and dataset statistics."""
+        self._fit(X)
+        return self
+
+    def _fit(self, X):
+        self._check_params()
+        items = self._items(X)
+        if self.frames is None:
+            s = _Settings(self, 1)
+            lengths = [n for part in self._run(_length_batch, items, s) for n in part if n > 0]
+            if not lengths:
+                raise ValueError("no clip in X could be read to learn the number of frames")
+            self.n_frames_ = int(max(lengths))
+        else:
+            self.n_frames_ = int(self.frames)
+        height = {"logmel": self.n_mels, "mfcc": self.n_mfcc, "stft": 1 + self.n_fft // 2}[self.feature]
+        self.grid_shape_ = (1, height, self.n_frames_)
+        grids = None
+        if self.normalize == "dataset":
+            grids = self._extract(items)
+            ok = np.ones(len(grids), bool)
+            if self.failed_:
+                ok = np.abs(grids).sum(axis=(1, 2)) > 0
+            self.mean_ = grids[ok].mean(axis=(0, 2))
+            std = grids[ok].std(axis=(0, 2))
+            self.scale_ = np.where(std > 1e-6, std, 1.0).astype(np.float32)
+        return items, grids
+
+    def fit_transform(self, X, y=None):
+        """Fit and return the grids of X, reading each clip once when possible."""
+        items, grids = self._fit(X)
+        if grids is None:
+            grids = self._extract(items)
+        return self._normalize(grids)
+
+    def transform(self, X):
+        """Clips -> float32 ``(n, 1, height, n_frames_)``."""
+        check_is_fitted(self, "n_frames_")
+        self._check_params()
+        return self._normalize(self._extract(X))
+
+    def get_feature_names_out(self, input_features=None):
+        check_is_fitted(self, "n_frames_")
+        _, h, w = self.grid_shape_
+        return np.array([f"f{i}_t{j}" for i in range(h) for j in range(w)], dtype=object)
+
+
+def _stamps(items):
+    """What identifies each clip's content for the cache: a file's path, size and mtime;
+    a waveform's bytes."""
+    out = []
+    for item in items:
+        if isinstance(item, (str, os.PathLike)):
+            name = os.fspath(item)
+            try:
+                st = os.stat(name)
+                out.append((name, st.st_size, st.st_mtime_ns))
+            except OSError:
+                out.append((name, None, None))
+        else:
+            out.append(item)
+    return out
+
+
+def _cached_extract(items, stamps, offset, key):
+    s = _Settings.__new__(_Settings)
+    s.__dict__.update(dict(key))
+    return _extract_batch(items, offset, s)

@@ -1,0 +1,352 @@
+"""Sentences -> word (or character) by position grids ``(n, 1, position, vector)``."""
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = ["TextAdapter", "OneHotGrid", "TOKEN_PATTERN"]
+
+#: Default tokenizer: runs of word characters, or single punctuation marks
+#: ("what's up?" -> "what", "'", "s", "up", "?").
+TOKEN_PATTERN = r"\w+|[^\w\s]"
+
+_VECTORS = ("onehot", "hashing", "svd")
+
+
+class OneHotGrid:
+    """A one-hot word-by-position grid ``(n, 1, positions, width)`` stored as indices.
+
+    Row ``t`` of sample ``i`` is all zeros except a 1 in column ``indices[i, t]``
+    (-1: an all-zero row, i.e. padding). It behaves as the float32 array it stands for
+    where that is cheap: ``shape``, ``dtype``, ``len``, row indexing ``grid[rows]``,
+    ``toarray()`` and ``np.asarray(grid)`` (which build the dense array). The gridnet
+    core reads it without densifying when its first convolution spans the full width
+    (Kim's sentence CNN): a vocabulary of 10,000 words costs 4 bytes per position, not
+    40 kB.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> g = OneHotGrid(np.array([[2, 0, -1]]), width=3)
+    >>> g.shape
+    (1, 1, 3, 3)
+    >>> g.toarray()[0, 0]
+    array([[0., 0., 1.],
+           [1., 0., 0.],
+           [0., 0., 0.]], dtype=float32)
+    """
+
+    __onehot_grid__ = True
+    dtype = np.dtype(np.float32)
+    ndim = 4
+
+    def __init__(self, indices, width):
+        indices = np.asarray(indices)
+        if indices.ndim != 2:
+            raise ValueError(f"indices must be (n, positions); got shape {indices.shape}")
+        if indices.size and (indices.max() >= width or indices.min() < -1):
+            raise ValueError(f"indices must lie in [-1, {width}); got [{indices.min()}, {indices.max()}]")
+        self.indices = indices.astype(np.int32, copy=False)
+        self.width = int(width)
+
+    @property
+    def shape(self):
+        return (self.indices.shape[0], 1, self.indices.shape[1], self.width)
+
+    def __len__(self):
+        return self.indices.shape[0]
+
+    def __getitem__(self, rows):
+        if isinstance(rows, tuple):
+            raise IndexError("a OneHotGrid is indexed by rows only; use toarray() for more")
+        idx = self.indices[rows]
+        if idx.ndim == 1:
+            idx = idx[None]
+        return OneHotGrid(idx, self.width)
+
+    def toarray(self):
+        n, _, h, w = self.shape
+        out = np.zeros((n, h, w), dtype=np.float32)
+        nn, tt = np.nonzero(self.indices >= 0)
+        out[nn, tt, self.indices[nn, tt]] = 1.0
+        return out[:, None]
+
+    def __array__(self, dtype=None, copy=None):
+        a = self.toarray()
+        return a if dtype is None else a.astype(dtype)
+
+    def __eq__(self, other):
+        return (isinstance(other, OneHotGrid) and self.width == other.width
+                and np.array_equal(self.indices, other.indices))
+
+    def __repr__(self):
+        return f"OneHotGrid(shape={self.shape})"
+
+
+def _stable_hash(token, n):
+    from sklearn.utils import murmurhash3_32
+    return murmurhash3_32(token, seed=0, positive=True) % n
+
+
+def read_vectors(path, words, encoding="utf-8"):
+    """Word vectors for ``words`` from a word2vec/GloVe text file.
+
+    Each line is ``word v1 v2 ... vd``; a first line of two integers (word2vec's
+    "count dimension" header) is skipped. Returns ``(vectors (len(words), d), found
+    mask)``; words the file lacks get zeros.
+    """
+    want = {w: i for i, w in enumerate(words)}
+    vectors, found, dim = None, np.zeros(len(words), bool), None
+    with open(path, encoding=encoding, errors="replace") as fh:
+        for lineno, line in enumerate(fh, 1):
+            parts = line.rstrip("\n").rstrip().split(" ")
+            if lineno == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+                continue
+            if len(parts) < 2:
+                continue
+            if dim is None:
+                dim = len(parts) - 1
+                vectors = np.zeros((len(words), dim), dtype=np.float32)
+            if len(parts) - 1 != dim:
+                raise ValueError(f"{path}, line {lineno}: {len(parts) - 1} numbers; the file's "
+                                 f"vectors have {dim}")
+            i = want.get(parts[0])
+            if i is not None:
+                try:
+                    vectors[i] = np.array(parts[1:], dtype=np.float32)
+                except ValueError:
+                    raise ValueError(f"{path}, line {lineno}: not a word followed by numbers") from None
+                found[i] = True
+    if dim is None:
+        raise ValueError(f"{path} holds no word vectors")
+    return vectors, found
+
+
+class TextAdapter(TransformerMixin, BaseEstimator):
+    """Sentences -> grids ``(n, 1, positions, width)``: one row per token position,
+    the row holding the token's vector.
+
+    Axes: height is the position in the sentence (token 0 at the top, padding rows
+    all zero); width is the vector of the token at that position: for ``"onehot"`` a
+    column per vocabulary entry (column 0: unknown token), for ``"hashing"`` a column
+    per hash bucket, for ``"svd"`` and pretrained vectors the vector's dimensions;
+    at ``level="char"`` a column per character of the fitted alphabet.
+
+    Parameters
+    ----------
+    level : {"word", "char"}, default "word"
+    vectors : {"onehot", "hashing", "svd"} or path, default "onehot"
+        "onehot": the literal word-by-position matrix, returned as a
+        :class:`OneHotGrid` (indices, not a dense array; ``dense=True`` for an array).
+        "hashing": words hashed (MurmurHash3) into ``n_features`` columns, also one-hot.
+        "svd": ``dim``-wide vectors learned in ``fit`` from the training sentences plus
+        ``corpus``: PPMI of co-occurrence within ``window`` tokens, truncated SVD.
+        A path: pretrained vectors from a word2vec/GloVe text file (``encoding``).
+    lowercase : bool, default True
+    token_pattern : str, default ``TOKEN_PATTERN`` (words and single punctuation marks)
+    tokenizer : callable str -> list of str, optional (replaces token_pattern)
+    min_count : int, default 1 ; max_vocab : int, default 10000
+        The vocabulary: tokens seen at least ``min_count`` times in training, the
+        ``max_vocab`` most frequent (ties by first appearance).
+    positions : int or None
+        Positions per grid; None learns the longest training sentence (in tokens).
+    truncate, pad : {"end", "start"}, default "end"
+        Where tokens are dropped from a longer sentence / padding rows are added.
+    n_features : int, default 4096 (hashing) ; dim, window : svd size and context
+    corpus : list of str, optional; extra unlabeled sentences for "svd"
+    dense : bool, default False
+        Return a dense float32 array for one-hot and hashing too.
+    random_state : int or None (svd)
+
+    Attributes
+    ----------
+    vocabulary_ : dict token -> column (onehot) or row of ``vectors_``
+    vectors_ : (len(vocabulary), dim) float32 for svd/pretrained
+    n_positions_, grid_shape_
+
+    Defined behaviour: an empty string gives an all-padding grid; a sentence of only
+    unknown words gives unknown-token rows (one-hot) or zero rows (vectors); a
+    non-string item raises ``TypeError`` naming its index.
+
+    Examples
+    --------
+    >>> from adapters import TextAdapter
+    >>> t = TextAdapter(positions=4).fit(["the cat sat", "the dog ran away"])
+    >>> g = t.transform(["the cat ran", "a bird"])
+    >>> g.shape
+    (2, 1, 4, 7)
+    >>> g.indices.tolist()       # 0 = unknown word, -1 = padding
+    [[1, 2, 5, -1], [0, 0, -1, -1]]
+    """
+
+    def __init__(self, *, level="word", vectors="onehot", lowercase=True,
+                 token_pattern=TOKEN_PATTERN, tokenizer=None, min_count=1, max_vocab=10000,
+                 positions=None, truncate="end", pad="end", n_features=4096, dim=100, window=4,
+                 corpus=None, encoding="utf-8", dense=False, random_state=None):
+        self.level = level
+        self.vectors = vectors
+        self.lowercase = lowercase
+        self.token_pattern = token_pattern
+        self.tokenizer = tokenizer
+        self.min_count = min_count
+        self.max_vocab = max_vocab
+        self.positions = positions
+        self.truncate = truncate
+        self.pad = pad
+        self.n_features = n_features
+        self.dim = dim
+        self.window = window
+        self.corpus = corpus
+        self.encoding = encoding
+        self.dense = dense
+        self.random_state = random_state
+
+    # -- tokens --------------------------------------------------------------------------
+    def _check_params(self):
+        if self.level not in ("word", "char"):
+            raise ValueError(f"level must be 'word' or 'char'; got {self.level!r}")
+        if isinstance(self.vectors, str) and self.vectors not in _VECTORS:
+            if not os.path.exists(self.vectors):
+                raise ValueError(f"vectors must be one of {_VECTORS} or the path of a word-vector "
+                                 f"file; {self.vectors!r} is neither")
+        if self.level == "char" and self.vectors not in ("onehot", "hashing"):
+            raise ValueError("level='char' takes vectors='onehot' or 'hashing'")
+        for name in ("truncate", "pad"):
+            if getattr(self, name) not in ("start", "end"):
+                raise ValueError(f"{name} must be 'start' or 'end'; got {getattr(self, name)!r}")
+        if self.positions is not None and (not isinstance(self.positions, (int, np.integer)) or self.positions < 1):
+            raise ValueError(f"positions must be a positive int or None; got {self.positions!r}")
+        if self.tokenizer is not None and not callable(self.tokenizer):
+            raise ValueError("tokenizer must be a callable str -> list of str")
+
+    def _tokens(self, X):
+        if isinstance(X, str):
+            raise TypeError("X must be a list of sentences, not a single string; wrap it in a list")
+        out = []
+        pattern = re.compile(self.token_pattern) if self.tokenizer is None else None
+        for i, text in enumerate(X):
+            if not isinstance(text, str):
+                raise TypeError(f"item {i} of X is {type(text).__name__} ({text!r:.40}), not a str")
+            if self.lowercase:
+                text = text.lower()
+            if self.level == "char":
+                out.append(list(text))
+            elif self.tokenizer is not None:
+                toks = self.tokenizer(text)
+                if not all(isinstance(t, str) for t in toks):
+                    raise TypeError(f"the tokenizer returned non-string tokens for item {i}")
+                out.append(list(toks))
+            else:
+                out.append(pattern.findall(text))
+        return out
+
+    def _fit_vocab(self, docs):
+        counts = Counter(t for doc in docs for t in doc)
+        order = {}
+        for doc in docs:
+            for t in doc:
+                order.setdefault(t, len(order))
+        kept = [t for t in counts if counts[t] >= self.min_count]
+        kept.sort(key=lambda t: (-counts[t], order[t]))
+        return kept[: self.max_vocab]
+
+    def _svd_vectors(self, docs, words):
+        from scipy import sparse
+        from sklearn.utils.extmath import randomized_svd
+        index = {w: i for i, w in enumerate(words)}
+        rows, cols = [], []
+        for doc in docs:
+            ids = [index.get(t, -1) for t in doc]
+            for p, a in enumerate(ids):
+                if a < 0:
+                    continue
+                for q in range(max(0, p - self.window), min(len(ids), p + self.window + 1)):
+                    if q != p and ids[q] >= 0:
+                        rows.append(a)
+                        cols.append(ids[q])
+        V = len(words)
+        C = sparse.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(V, V)).tocsr()
+        C.sum_duplicates()
+        total = C.sum()
+        if total == 0:
+            return np.zeros((V, self.dim), np.float32)
+        row = np.asarray(C.sum(axis=1)).ravel()
+        col = np.asarray(C.sum(axis=0)).ravel() ** 0.75       # context smoothing
+        col = col / col.sum() * total
+        C = C.tocoo()
+        pmi = np.log(C.data * total / (row[C.row] * col[C.col]))
+        keep = pmi > 0
+        P = sparse.csr_matrix((pmi[keep], (C.row[keep], C.col[keep])), shape=(V, V))
+        k = min(self.dim, V - 1)
+        U, S, _ = randomized_svd(P, k, random_state=self.random_state)
+        vec = np.zeros((V, self.dim), np.float32)
+        vec[:, :k] = U * np.sqrt(S)
+        return vec
+
+    # -- the transformer -----------------------------------------------------------------
+    def fit(self, X, y=None):
+        """Learn the vocabulary (or alphabet), the vectors, and ``n_positions_``."""
+        self._check_params()
+        docs = self._tokens(X)
+        if not docs:
+            raise ValueError("X is empty: no sentences")
+        self.n_positions_ = int(self.positions) if self.positions else max(1, max(len(d) for d in docs))
+        if self.vectors == "hashing":
+            self.vocabulary_ = None
+            width = int(self.n_features)
+        else:
+            words = self._fit_vocab(docs)
+            if self.vectors == "onehot":
+                self.vocabulary_ = {w: i + 1 for i, w in enumerate(words)}   # 0: unknown
+                width = len(words) + 1
+            else:
+                self.vocabulary_ = {w: i for i, w in enumerate(words)}
+                if self.vectors == "svd":
+                    extra = self._tokens(self.corpus) if self.corpus is not None else []
+                    self.vectors_ = self._svd_vectors(docs + extra, words)
+                else:
+                    self.vectors_, found = read_vectors(self.vectors, words, self.encoding)
+                    self.coverage_ = float(found.mean()) if len(found) else 0.0
+                width = self.vectors_.shape[1]
+        self.grid_shape_ = (1, self.n_positions_, width)
+        return self
+
+    def _indices(self, docs):
+        L = self.n_positions_
+        idx = np.full((len(docs), L), -1, dtype=np.int32)
+        for i, doc in enumerate(docs):
+            if len(doc) > L:
+                doc = doc[:L] if self.truncate == "end" else doc[-L:]
+            if self.vectors == "hashing":
+                ids = [_stable_hash(t, int(self.n_features)) for t in doc]
+            elif self.vectors == "onehot":
+                ids = [self.vocabulary_.get(t, 0) for t in doc]
+            else:
+                ids = [self.vocabulary_.get(t, -1) for t in doc]
+            if ids:
+                if self.pad == "end":
+                    idx[i, :len(ids)] = ids
+                else:
+                    idx[i, L - len(ids):] = ids
+        return idx
+
+    def transform(self, X):
+        """Sentences -> (n, 1, n_positions_, width): a :class:`OneHotGrid` for one-hot
+        and hashing (unless ``dense``), else a float32 array."""
+        check_is_fitted(self, "n_positions_")
+        idx = self._indices(self._tokens(X))
+        if self.vectors in ("onehot", "hashing"):
+            grid = OneHotGrid(idx, self.grid_shape_[2])
+            return grid.toarray() if self.dense else grid
+        table = np.vstack([self.vectors_, np.zeros((1, self.vectors_.shape[1]), np.float32)])
+        return table[idx][:, None]          # index -1 picks the zero row
+
+    def get_feature_names_out(self, input_features=None):
+        check_is_fitted(self, "n_positions_")
+        _, h, w = self.grid_shape_
+        return np.array([f"pos{i}_col{j}" for i in range(h) for j in range(w)], dtype=object)

@@ -1,0 +1,132 @@
+"""TextAdapter: tokens, vocabulary, positions, vector kinds, bad input."""
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from adapters import OneHotGrid, TextAdapter
+
+SENTS = ["The cat sat on the mat .", "The dog sat on the log !", "A cat and a dog ?", "the end"]
+
+
+def test_onehot_grid_shape_vocab_and_axes():
+    t = TextAdapter().fit(SENTS)
+    g = t.transform(SENTS)
+    assert isinstance(g, OneHotGrid) and g.shape == (4, 1, 7, len(t.vocabulary_) + 1)
+    assert t.vocabulary_["the"] == 1                      # most frequent word first
+    dense = g.toarray()
+    assert dense.dtype == np.float32 and dense.shape == g.shape
+    # height is position, width is the word: row 1 of sentence 0 is "cat"
+    assert dense[0, 0, 1, t.vocabulary_["cat"]] == 1 and dense[0, 0, 1].sum() == 1
+    np.testing.assert_array_equal(dense.sum(axis=3)[:, 0], (g.indices >= 0).astype(np.float32))
+    np.testing.assert_array_equal(np.asarray(g), dense)
+    np.testing.assert_array_equal(TextAdapter(dense=True).fit(SENTS).transform(SENTS), dense)
+
+
+def test_min_count_max_vocab_and_unknown_words():
+    t = TextAdapter(min_count=2).fit(SENTS)
+    assert set(t.vocabulary_) == {"the", "cat", "sat", "on", "dog", "a"}
+    assert TextAdapter(max_vocab=3).fit(SENTS).vocabulary_ == {"the": 1, "cat": 2, "sat": 3}
+    g = t.transform(["zebra giraffe", ""])
+    assert g.indices[0].tolist()[:3] == [0, 0, -1]        # unknown words -> column 0
+    assert (g.indices[1] == -1).all()                     # empty string: all padding
+    assert g.toarray()[1].sum() == 0
+
+
+def test_positions_truncate_and_pad():
+    words = ["w%d" % i for i in range(6)]
+    sent = [" ".join(words)]
+    t = TextAdapter(positions=4).fit(sent)
+    assert [t.vocabulary_["w0"], t.vocabulary_["w3"]] == t.transform(sent).indices[0, [0, 3]].tolist()
+    t2 = TextAdapter(positions=4, truncate="start").fit(sent)
+    assert t2.transform(sent).indices[0, 0] == t2.vocabulary_["w2"]
+    t3 = TextAdapter(positions=8, pad="start").fit(sent)
+    assert t3.transform(sent).indices[0, :2].tolist() == [-1, -1]
+    assert TextAdapter().fit(SENTS).n_positions_ == 7
+
+
+def test_tokenizer_lowercase_and_char_level():
+    t = TextAdapter(tokenizer=str.split, lowercase=False).fit(["Hello world", "hello"])
+    assert set(t.vocabulary_) == {"Hello", "world", "hello"}
+    c = TextAdapter(level="char").fit(["abc", "abd"])
+    g = c.transform(["abd", "xyz"])
+    assert g.shape == (2, 1, 3, 5)          # a, b, c, d + unknown
+    assert g.indices[1].tolist() == [0, 0, 0]
+    assert TextAdapter(level="char", vectors="hashing", n_features=64).fit(["ab"]).transform(["ab"]).shape == (1, 1, 2, 64)
+
+
+def test_hashing_is_stable_and_needs_no_vocabulary():
+    a = TextAdapter(vectors="hashing", n_features=128).fit(SENTS)
+    g = a.transform(["unseen words hash too"])
+    assert g.shape[3] == 128 and (g.indices[0, :4] >= 0).all()
+    # the columns do not depend on what was fitted
+    b = TextAdapter(vectors="hashing", n_features=128, positions=7).fit(["something else"])
+    assert a.transform(SENTS) == b.transform(SENTS)
+    assert a.transform(["cat"]).indices[0, 0] != a.transform(["dog"]).indices[0, 0]
+
+
+def test_svd_vectors_put_words_of_alike_contexts_close():
+    rng = np.random.default_rng(0)
+    corpus = []
+    for _ in range(300):
+        animal = rng.choice(["cat", "dog"])
+        tool = rng.choice(["hammer", "saw"])
+        corpus.append(f"the {animal} eats and sleeps and purrs")
+        corpus.append(f"the {tool} cuts wood and metal")
+    t = TextAdapter(vectors="svd", dim=4, random_state=0).fit(corpus)
+    v = {w: t.vectors_[t.vocabulary_[w]] for w in ("cat", "dog", "hammer", "saw")}
+    cos = lambda a, b: a @ b / np.linalg.norm(a) / np.linalg.norm(b)
+    assert cos(v["cat"], v["dog"]) > cos(v["cat"], v["hammer"]) + 0.3
+    g = t.transform(["the cat eats", "zebra"])
+    assert g.dtype == np.float32 and g.shape == (2, 1, 7, 4)
+    np.testing.assert_array_equal(g[0, 0, 1], v["cat"])
+    assert (g[1] == 0).all()                       # only unknown words: zero rows
+    extra = TextAdapter(vectors="svd", dim=4, corpus=["zebra eats and sleeps"], random_state=0).fit(corpus)
+    assert "zebra" not in extra.vocabulary_ or extra.vectors_.shape[1] == 4
+
+
+def test_pretrained_vectors_file(tmp_path):
+    path = tmp_path / "vec.txt"
+    path.write_text("3 2\ncat 1.0 0.5\ndog 0.9 0.4\nthe 0 0\n", encoding="utf-8")
+    t = TextAdapter(vectors=str(path), positions=3).fit(["the cat", "a dog"])
+    g = t.transform(["cat dog a"])
+    np.testing.assert_allclose(g[0, 0, :3], [[1.0, 0.5], [0.9, 0.4], [0, 0]], rtol=1e-6)
+    assert t.coverage_ == pytest.approx(3 / 4)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("cat 1 2\ndog 1\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="bad.txt, line 2: 1 numbers"):
+        TextAdapter(vectors=str(bad)).fit(["cat dog"])
+    with pytest.raises(ValueError, match="neither"):
+        TextAdapter(vectors=str(tmp_path / "none.txt")).fit(["cat"])
+
+
+def test_bad_items_are_named():
+    t = TextAdapter().fit(SENTS)
+    with pytest.raises(TypeError, match="item 2 of X is float"):
+        t.transform(["ok", "fine", float("nan")])
+    with pytest.raises(TypeError, match="item 0 of X is NoneType"):
+        TextAdapter().fit([None])
+    with pytest.raises(TypeError, match="not a single string"):
+        t.transform("just one sentence")
+    with pytest.raises(ValueError, match="X is empty"):
+        TextAdapter().fit([])
+
+
+def test_deterministic_clone_pickle():
+    t = TextAdapter(positions=6).fit(SENTS)
+    assert t.transform(SENTS) == t.transform(SENTS)
+    assert pickle.loads(pickle.dumps(t)).transform(SENTS) == t.transform(SENTS)
+    assert clone(t).fit(SENTS).transform(SENTS) == t.transform(SENTS)
+    g = t.transform(SENTS)
+    assert pickle.loads(pickle.dumps(g)) == g and g[1:3].shape == (2, 1, 6, g.shape[3])
+
+
+def test_large_vocabulary_stays_small_in_memory():
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(12000)]
+    sents = [" ".join(rng.choice(words, size=30)) for _ in range(5000)]
+    t = TextAdapter(max_vocab=10000, positions=40).fit(sents)
+    g = t.transform(sents)
+    assert g.shape == (5000, 1, 40, 10001)
+    assert g.indices.nbytes == 5000 * 40 * 4        # 0.8 MB, where the dense grid is 8 GB
