@@ -96,6 +96,224 @@ def _locality(args):
     return 0
 
 
+# -- fit / predict / evaluate ----------------------------------------------------------------
+MODALITIES = ("audio", "text", "image", "table")
+AUDIO_EXT = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".m4a")
+IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def _check_modality(modality):
+    if modality not in MODALITIES:
+        raise CLIError(f"unknown modality {modality!r}; choose one of {', '.join(MODALITIES)}")
+
+
+def _folder_dataset(path, extensions, kind):
+    """A folder with a subfolder per class (Keras' *_dataset_from_directory)."""
+    import os
+    if not os.path.exists(path):
+        raise CLIError(f"{path}: no such folder")
+    if not os.path.isdir(path):
+        raise CLIError(f"{path}: expected a folder with a subfolder per class of {kind} files")
+    classes = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d))
+                     and not d.startswith("."))
+    if len(classes) < 2:
+        raise CLIError(f"{path}: found {len(classes)} class folder(s); need a subfolder per class, at least 2")
+    files, labels = [], []
+    for c in classes:
+        found = sorted(f for f in os.listdir(os.path.join(path, c))
+                       if f.lower().endswith(extensions) and not f.startswith("."))
+        if not found:
+            raise CLIError(f"{path}: class folder {c!r} has no {kind} files ({', '.join(extensions)})")
+        files += [os.path.join(path, c, f) for f in found]
+        labels += [c] * len(found)
+    return files, labels
+
+
+def _csv_dataset(args, path, need_text):
+    from .tables import TableError, read_table
+    try:
+        header, columns = read_table(path, encoding=args.encoding)
+    except TableError as exc:
+        raise CLIError(str(exc)) from None
+    label = args.label_column
+    if label not in header:
+        raise CLIError(f"{path}: no label column {label!r}; the columns are {', '.join(header)} "
+                       "(set --label-column)")
+    y = columns[header.index(label)]
+    bad = [i + 2 for i, v in enumerate(y) if not v]
+    if bad:
+        raise CLIError(f"{path}: {len(bad)} rows have no label (lines {', '.join(map(str, bad[:5]))})")
+    if need_text:
+        if args.text_column not in header:
+            raise CLIError(f"{path}: no text column {args.text_column!r}; the columns are "
+                           f"{', '.join(header)} (set --text-column)")
+        return columns[header.index(args.text_column)], y, None
+    keep = [i for i, h in enumerate(header) if h != label]
+    return [header[i] for i in keep], y, [columns[i] for i in keep]
+
+
+def _load_data(args, modality, path, adapter_state=None):
+    """-> (raw inputs the adapter takes, labels)."""
+    if modality == "audio":
+        return _folder_dataset(path, AUDIO_EXT, "audio")
+    if modality == "image":
+        return _folder_dataset(path, IMAGE_EXT, "image")
+    if modality == "text":
+        texts, y, _ = _csv_dataset(args, path, need_text=True)
+        return texts, y
+    header, y, columns = _csv_dataset(args, path, need_text=False)
+    return (header, columns), y
+
+
+def _make_adapter(args, modality):
+    if modality == "audio":
+        from adapters import AudioAdapter
+        return AudioAdapter(sr=args.sr, n_mels=args.n_mels, trim=True, frames=args.frames,
+                            n_jobs=args.n_jobs)
+    if modality == "image":
+        from adapters import ImageAdapter
+        return ImageAdapter(size=tuple(args.size) if args.size else None)
+    if modality == "text":
+        from adapters import TextAdapter
+        return TextAdapter(lowercase=False, positions=args.positions)
+    from .tables import TableEncoder
+    return TableEncoder()
+
+
+def _adapter_state(adapter):
+    """Parameters and fitted attributes as JSON (no pickle in a model file)."""
+    import numpy as np
+
+    def enc(v):
+        if isinstance(v, np.ndarray):
+            return {"__array__": v.tolist(), "dtype": str(v.dtype)}
+        if isinstance(v, tuple):
+            return list(v)
+        if isinstance(v, (np.integer, np.floating)):
+            return v.item()
+        return v
+    fitted = {k: enc(v) for k, v in vars(adapter).items() if k.endswith("_") and not k.startswith("_")}
+    return {"class": type(adapter).__name__, "params": adapter.get_params(), "fitted": fitted}
+
+
+def _adapter_from_state(state):
+    import numpy as np
+
+    import adapters
+
+    from .tables import TableEncoder
+    classes = {"AudioAdapter": adapters.AudioAdapter, "ImageAdapter": adapters.ImageAdapter,
+               "TextAdapter": adapters.TextAdapter, "TableEncoder": TableEncoder}
+    if state.get("class") not in classes:
+        raise CLIError(f"the model file names an unknown adapter {state.get('class')!r}")
+    adapter = classes[state["class"]](**state["params"])
+    for k, v in state["fitted"].items():
+        if isinstance(v, dict) and "__array__" in v:
+            v = np.array(v["__array__"], dtype=v["dtype"])
+        if k == "grid_shape_":
+            v = tuple(v)
+        setattr(adapter, k, v)
+    return adapter
+
+
+def _to_grids(adapter, modality, data, fit=False):
+    from adapters import AudioError
+    try:
+        if modality == "table":
+            header, columns = data
+            return adapter.fit_transform(header, columns) if fit else adapter.transform(header, columns)
+        return adapter.fit_transform(data) if fit else adapter.transform(data)
+    except (AudioError, ValueError, TypeError, ImportError) as exc:
+        raise CLIError(str(exc).splitlines()[0]) from None
+
+
+def _fit(args):
+    from .estimator import GridNetClassifier
+    from .persist import save_classifier
+    _check_modality(args.modality)
+    data, y = _load_data(args, args.modality, args.data)
+    adapter = _make_adapter(args, args.modality)
+    grids = _to_grids(adapter, args.modality, data, fit=True)
+    preset = {"audio": "audio", "image": "image", "text": "text", "table": None}[args.modality]
+    clf = GridNetClassifier(preset=preset, max_epochs=args.epochs, batch_size=args.batch_size,
+                            learning_rate=args.learning_rate, random_state=args.seed,
+                            early_stopping=args.early_stopping, verbose=not args.quiet)
+    t0 = time.perf_counter()
+    clf.fit(grids, y)
+    extra = {"modality": args.modality, "adapter": _adapter_state(adapter),
+             "label_column": args.label_column, "text_column": args.text_column}
+    save_classifier(clf, args.output, extra=extra)
+    print(f"trained on {len(y)} samples, {len(clf.classes_)} classes, grids {clf.grid_shape_}, "
+          f"{clf.n_iter_} epochs in {time.perf_counter() - t0:.1f}s; saved {args.output}")
+    return 0
+
+
+def _load_model(path):
+    from .persist import load
+    try:
+        clf, extra = load(path, return_extra=True)
+    except (FileNotFoundError, ValueError) as exc:
+        raise CLIError(str(exc)) from None
+    if not extra or "adapter" not in extra:
+        raise CLIError(f"{path}: not a model saved by 'gridnet fit' (it carries no adapter)")
+    return clf, extra, _adapter_from_state(extra["adapter"])
+
+
+def _predict(args):
+    import os
+    import sys as _sys
+
+    import numpy as np
+    clf, extra, adapter = _load_model(args.model)
+    modality = extra["modality"]
+    inputs = list(args.inputs)
+    if inputs == ["-"]:
+        inputs = [line.rstrip("\n") for line in _sys.stdin]
+    if modality in ("audio", "image"):
+        for p in inputs:
+            if not os.path.isfile(p):
+                raise CLIError(f"{p}: no such file")
+        data, names = inputs, inputs
+    elif modality == "text":
+        data, names = inputs, inputs
+    else:
+        if len(inputs) != 1:
+            raise CLIError("a table model predicts the rows of one CSV file")
+        from .tables import TableError, read_table
+        try:
+            header, columns = read_table(inputs[0], encoding=args.encoding)
+        except TableError as exc:
+            raise CLIError(str(exc)) from None
+        data, names = (header, columns), [f"row {i + 1}" for i in range(len(columns[0]))]
+    proba = clf.predict_proba(_to_grids(adapter, modality, data))
+    best = proba.argmax(axis=1)
+    for name, k, p in zip(names, best, proba[np.arange(len(best)), best]):
+        print(f"{clf.classes_[k]}\t{p:.3f}\t{name}")
+    return 0
+
+
+def _evaluate(args):
+    import numpy as np
+    from sklearn.metrics import classification_report, confusion_matrix
+    clf, extra, adapter = _load_model(args.model)
+    modality = extra["modality"]
+    args.label_column = args.label_column or extra.get("label_column") or "label"
+    args.text_column = args.text_column or extra.get("text_column") or "text"
+    data, y = _load_data(args, modality, args.data)
+    pred = clf.predict(_to_grids(adapter, modality, data))
+    y = np.asarray(y).astype(clf.classes_.dtype)
+    labels = list(clf.classes_)
+    print(f"accuracy: {np.mean(pred == y):.4f} ({len(y)} samples)")
+    print(classification_report(y, pred, labels=labels, zero_division=0))
+    cm = confusion_matrix(y, pred, labels=labels)
+    width = max(max(len(str(c)) for c in labels), 5)
+    print("confusion matrix (rows: true, columns: predicted)")
+    print(" " * width + " " + " ".join(f"{str(c):>{width}}" for c in labels))
+    for c, row in zip(labels, cm):
+        print(f"{str(c):>{width}} " + " ".join(f"{v:>{width}}" for v in row))
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="gridnet", description="CNNs for data turned into grids.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -114,6 +332,43 @@ def build_parser():
     loc.add_argument("--n-jobs", type=int, default=None)
     loc.add_argument("--encoding", default="utf-8")
     loc.set_defaults(func=_locality)
+
+    fit = sub.add_parser("fit", help="train a model on a folder of files or a CSV file")
+    fit.add_argument("data", help="folder with a subfolder per class (audio, image) or CSV/TSV (text, table)")
+    fit.add_argument("--modality", required=True, help="audio, text, image or table")
+    fit.add_argument("-o", "--output", default="model.gridnet")
+    fit.add_argument("--epochs", type=int, default=30)
+    fit.add_argument("--batch-size", type=int, default=32)
+    fit.add_argument("--learning-rate", type=float, default=1e-3)
+    fit.add_argument("--early-stopping", action="store_true")
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--quiet", action="store_true", help="no progress bar")
+    fit.add_argument("--sr", type=int, default=16000, help="audio: sample rate")
+    fit.add_argument("--n-mels", type=int, default=64, help="audio: mel bands")
+    fit.add_argument("--frames", type=int, default=None, help="audio: time steps (default: longest clip)")
+    fit.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"), help="image: resize")
+    fit.add_argument("--positions", type=int, default=None, help="text: words per sentence")
+    fit.add_argument("--n-jobs", type=int, default=None)
+    for p in (fit,):
+        p.add_argument("--text-column", default="text")
+        p.add_argument("--label-column", default="label")
+        p.add_argument("--encoding", default="utf-8")
+    fit.set_defaults(func=_fit)
+
+    pred = sub.add_parser("predict", help="print a label and probability per input")
+    pred.add_argument("model")
+    pred.add_argument("inputs", nargs="+", help="files (audio, image), sentences (text; - reads "
+                      "stdin), or one CSV file (table)")
+    pred.add_argument("--encoding", default="utf-8")
+    pred.set_defaults(func=_predict)
+
+    ev = sub.add_parser("evaluate", help="accuracy, per-class report and confusion matrix")
+    ev.add_argument("model")
+    ev.add_argument("data")
+    ev.add_argument("--text-column", default=None)
+    ev.add_argument("--label-column", default=None)
+    ev.add_argument("--encoding", default="utf-8")
+    ev.set_defaults(func=_evaluate)
     return parser
 
 

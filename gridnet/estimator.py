@@ -304,7 +304,7 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         emb = int(self._hp("embed_dim"))
         nf = int(self._hp("filters"))
         body = [L.Conv2D(emb, (1, w))]
-        body.append(L.Branches([[L.Conv2D(nf, (k, 1), activation="relu"), L.GlobalMaxPool("height")]
+        body.append(L.Branches([[L.Conv2D(nf, (k, 1), padding="same", activation="relu"), L.GlobalMaxPool("height")]
                                 for k in heights]))
         body.append(L.Flatten())
         units = int(self._hp("dense_units") or 0)

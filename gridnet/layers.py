@@ -160,8 +160,11 @@ class Conv2D(Layer):
         ``(kh, kw)``. May be rectangular, e.g. ``(3, width)`` for a kernel spanning the
         whole width of a sentence grid.
     stride : int or (int, int), default 1
-    padding : {"valid", "same"}, default "valid"
-        "same" pads with zeros so that the output is ``ceil(h / stride)`` high.
+    padding : {"valid", "same", "full"}, default "valid"
+        "same" pads with zeros so that the output is ``ceil(h / stride)`` high; "full"
+        pads ``kernel - 1`` zeros on every side, so that each input value is seen by
+        every part of the kernel (Kim's sentence CNN pads sentences this way, so that
+        the first and last words count as much as the others).
     normalize : bool, default False
         Divide each response by the feature's size.
     activation : {None, "relu"}, default None
@@ -193,8 +196,8 @@ class Conv2D(Layer):
         super().__init__()
         if int(filters) < 1:
             raise ValueError(f"filters must be a positive int; got {filters!r}")
-        if padding not in ("valid", "same"):
-            raise ValueError(f"padding must be 'valid' or 'same'; got {padding!r}")
+        if padding not in ("valid", "same", "full"):
+            raise ValueError(f"padding must be 'valid', 'same' or 'full'; got {padding!r}")
         self.filters = int(filters)
         self.kernel_size = _pair(kernel_size, "kernel_size")
         self.stride = _pair(stride, "stride")
@@ -224,6 +227,10 @@ class Conv2D(Layer):
         if self.padding == "same":
             ho, pt, pb = _same_padding(h, kh, sh)
             wo, pl, pr = _same_padding(w, kw, sw)
+        elif self.padding == "full":        # every window that overlaps the input
+            pt = pb = kh - 1
+            pl = pr = kw - 1
+            ho, wo = (h + kh - 2) // sh + 1, (w + kw - 2) // sw + 1
         else:
             if kh > h or kw > w:
                 raise ValueError(
@@ -561,8 +568,8 @@ class MaxPool2D(Layer):
         super().__init__()
         if int(np.prod(_pair(window, "window"))) > 255:
             raise ValueError(f"MaxPool2D window {window!r} has more than 255 positions")
-        if padding not in ("valid", "same"):
-            raise ValueError(f"padding must be 'valid' or 'same'; got {padding!r}")
+        if padding not in ("valid", "same", "full"):
+            raise ValueError(f"padding must be 'valid', 'same' or 'full'; got {padding!r}")
         self.window = _pair(window, "window")
         self.stride = _pair(stride if stride is not None else window, "stride")
         self.padding = padding

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-__all__ = ["read_table", "encode_columns", "TableError", "MISSING"]
+__all__ = ["read_table", "encode_columns", "TableEncoder", "TableError", "MISSING"]
 
 MISSING = {"", "?", "na", "n/a", "nan", "null", "none"}
 MAX_LEVELS = 50
@@ -89,3 +89,57 @@ def encode_columns(header, columns, *, source="table"):
         notes.append(f"column {name!r}: categorical, one-hot encoded into {len(levels)} columns")
     X = np.hstack(blocks) if blocks else np.zeros((len(columns[0]) if columns else 0, 0))
     return X, names, notes
+
+
+class TableEncoder:
+    """The command line's table encoder: what :func:`encode_columns` does, with the
+    medians, means, standard deviations and category levels learned in ``fit`` and
+    kept as plain data (so a model file can hold them as JSON). Output: standardised
+    columns as a strip ``(n, 1, 1, f)``, float32."""
+
+    def __init__(self):
+        pass
+
+    def get_params(self, deep=False):
+        return {}
+
+    def fit_transform(self, header, columns):
+        self.columns_ = list(header)
+        self.spec_ = []
+        for name, values in zip(header, columns):
+            try:
+                x = _as_float(values)
+            except ValueError:
+                levels = sorted({v for v in values if v.lower() not in MISSING})
+                if len(levels) > MAX_LEVELS:
+                    raise TableError(f"column {name!r} is not numeric and has {len(levels)} "
+                                     f"distinct values; it cannot be one-hot encoded") from None
+                self.spec_.append({"name": name, "levels": levels})
+                continue
+            if np.isnan(x).all():
+                raise TableError(f"column {name!r} has no values")
+            med = float(np.nanmedian(x))
+            x = np.where(np.isnan(x), med, x)
+            self.spec_.append({"name": name, "median": med, "mean": float(x.mean()),
+                               "std": float(x.std()) or 1.0})
+        return self.transform(header, columns)
+
+    def transform(self, header, columns):
+        index = {h: i for i, h in enumerate(header)}
+        blocks = []
+        for s in self.spec_:
+            if s["name"] not in index:
+                raise TableError(f"the table has no column {s['name']!r}, which the model was trained on")
+            values = columns[index[s["name"]]]
+            if "levels" in s:
+                blocks.append(np.array([[v == lv for lv in s["levels"]] for v in values], float)
+                              .reshape(len(values), len(s["levels"])))
+                continue
+            try:
+                x = _as_float(values)
+            except ValueError as exc:
+                raise TableError(f"column {s['name']!r}: {exc}") from None
+            x = np.where(np.isnan(x), s["median"], x)
+            blocks.append(((x - s["mean"]) / s["std"])[:, None])
+        X = np.hstack(blocks).astype(np.float32)
+        return X[:, None, None, :]

@@ -62,3 +62,79 @@ def test_locality_errors_are_one_line(tmp_path, capsys, make, args, message):
     assert main(["locality", str(path)] + args) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and err.startswith("gridnet locality: error:")
+
+
+# -- fit / predict / evaluate ---------------------------------------------------------------
+def tone_folder(root, n=8):
+    import soundfile as sf
+    rng = np.random.default_rng(0)
+    for label, freq in (("low", 300), ("high", 2000)):
+        (root / label).mkdir(parents=True)
+        for i in range(n):
+            t = np.arange(int(8000 * rng.uniform(0.3, 0.5))) / 8000
+            y = 0.5 * np.sin(2 * np.pi * freq * rng.uniform(0.9, 1.1) * t) + 0.01 * rng.standard_normal(len(t))
+            sf.write(root / label / f"{i}.wav", y.astype(np.float32), 8000)
+    return root
+
+
+def test_audio_fit_predict_evaluate(tmp_path, capsys):
+    data = tone_folder(tmp_path / "clips")
+    model = tmp_path / "m.gridnet"
+    assert main(["fit", str(data), "--modality", "audio", "-o", str(model), "--epochs", "8",
+                 "--sr", "8000", "--n-mels", "32", "--quiet"]) == 0
+    assert "saved" in capsys.readouterr().out
+    assert main(["predict", str(model), str(data / "low" / "0.wav"), str(data / "high" / "1.wav")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [ln.split("\t")[0] for ln in lines] == ["low", "high"]
+    assert all(0 <= float(ln.split("\t")[1]) <= 1 for ln in lines)
+    assert main(["evaluate", str(model), str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy: 1.0000 (16 samples)" in out and "confusion matrix" in out
+
+
+def test_text_and_table_models(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    good = ["great fun film", "a lovely story", "wonderful acting", "I loved it", "superb and moving"]
+    bad = ["boring and slow", "a dull mess", "awful acting", "I hated it", "tedious and flat"]
+    rows = [[s, "pos"] for s in good * 4] + [[s, "neg"] for s in bad * 4]
+    text_csv = write_csv(tmp_path / "t.csv", ["text", "label"], rows)
+    model = tmp_path / "t.gridnet"
+    assert main(["fit", str(text_csv), "--modality", "text", "-o", str(model), "--epochs", "15",
+                 "--positions", "5", "--quiet"]) == 0
+    assert main(["predict", str(model), "a lovely film", "boring mess"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert [ln.split("\t")[0] for ln in out[-2:]] == ["pos", "neg"]
+    # a table: two informative numeric columns and a category
+    X = rng.standard_normal((80, 2))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    rows = [[f"{a:.3f}", f"{b:.3f}", ["x", "y"][i % 2], lab] for i, ((a, b), lab) in enumerate(zip(X, y))]
+    table = write_csv(tmp_path / "tab.csv", ["a", "b", "kind", "label"], rows)
+    model = tmp_path / "tab.gridnet"
+    assert main(["fit", str(table), "--modality", "table", "-o", str(model), "--epochs", "30", "--quiet"]) == 0
+    assert main(["evaluate", str(model), str(table)]) == 0
+    acc = float(capsys.readouterr().out.split("accuracy: ")[1].split()[0])
+    assert acc > 0.85
+    assert main(["predict", str(model), str(table)]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 80
+
+
+@pytest.mark.parametrize("setup,args,message", [
+    ("none", ["fit", "{d}/missing", "--modality", "audio"], "no such folder"),
+    ("empty_class", ["fit", "{d}/clips", "--modality", "audio"], "class folder 'b' has no audio files"),
+    ("bad_audio", ["fit", "{d}/clips", "--modality", "audio", "--sr", "8000"], "bad.wav: cannot read audio"),
+    ("none", ["fit", "{d}", "--modality", "smell"], "unknown modality 'smell'"),
+    ("none", ["predict", "{d}/missing.gridnet", "x"], "no such model file"),
+    ("text", ["fit", "{d}/t.csv", "--modality", "text", "--text-column", "sentence"], "no text column 'sentence'"),
+])
+def test_fit_predict_errors_are_one_line(tmp_path, capsys, setup, args, message):
+    if setup in ("empty_class", "bad_audio"):
+        tone_folder(tmp_path / "clips", n=2)
+        (tmp_path / "clips" / "b").mkdir()
+        if setup == "bad_audio":
+            (tmp_path / "clips" / "b" / "bad.wav").write_bytes(b"not audio at all" * 10)
+    if setup == "text":
+        write_csv(tmp_path / "t.csv", ["text", "label"], [["hi there", "a"], ["bye now", "b"]])
+    argv = [a.format(d=tmp_path) for a in args]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err

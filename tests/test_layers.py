@@ -18,6 +18,8 @@ CONV_CASES = [
     (2, 4, 3, "same", False, (1, 7, 7)),            # even kernel, stride > 1, padding
     (3, 1, 1, "valid", False, (2, 3, 4)),           # 1x1
     (2, (5, 5), 1, "valid", False, (1, 5, 5)),      # kernel the size of the grid
+    (2, (3, 1), 1, "full", False, (4, 6, 1)),       # Kim's padded sentence convolution
+    (2, (2, 3), (2, 1), "full", False, (2, 5, 4)),  # full padding with a stride
 ]
 
 
@@ -186,7 +188,7 @@ def test_forward_does_not_modify_input():
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="padding"):
-        Conv2D(2, 3, padding="full")
+        Conv2D(2, 3, padding="reflect")
     with pytest.raises(ValueError, match="kernel_size"):
         Conv2D(2, (3, 0))
     with pytest.raises(ValueError, match="rate"):
@@ -258,7 +260,7 @@ class _OneHot:
 
 
 @pytest.mark.parametrize("kh,stride,padding,act,normalize", [
-    (1, 1, "valid", None, False), (3, 1, "valid", "relu", False),
+    (1, 1, "valid", None, False), (3, 1, "valid", "relu", False), (3, 1, "full", "relu", False),
     (2, 2, "valid", None, True), (3, 1, "same", "relu", False), (4, 3, "same", None, False)])
 def test_conv_onehot_matches_dense(kh, stride, padding, act, normalize):
     rng = np.random.default_rng(1)
@@ -269,7 +271,7 @@ def test_conv_onehot_matches_dense(kh, stride, padding, act, normalize):
     b = Conv2D(4, (kh, 7), stride=(stride, 1), padding=padding, activation=act, normalize=normalize)
     a.build((1, 9, 7), np.random.default_rng(0), np.float64)
     b.build((1, 9, 7), np.random.default_rng(0), np.float64)
-    # "same" pads the width as well: such a layer densifies the grid (and still agrees)
+    # "same" and "full" pad the width as well: such a layer densifies the grid (and agrees)
     assert a.accepts_onehot() == (padding == "valid")
     a.params["b"][:] = b.params["b"][:] = rng.standard_normal(4)
     ya, yb = a.forward(grid, training=True), b.forward(dense, training=True)
