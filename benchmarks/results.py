@@ -59,7 +59,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     keys = set(args.only.split(",")) if args.only else None
     print(f"Measured {datetime.date.today().isoformat()} on {machine()}.\n")
-    print("| dataset | gridnet accuracy | baseline | baseline accuracy | time (train + eval) |")
+    print("| dataset | gridnet accuracy | baseline | baseline accuracy | whole example run |")
     print("|---|---|---|---|---|")
     for key, script, name, base_name, sub in EXAMPLES:
         if keys and key not in keys:

@@ -284,6 +284,10 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
                 ps = (min(ps[0], pw[0]), min(ps[1], pw[1]))
                 body.append(L.MaxPool2D(pw, ps))
                 h, w = (h - pw[0]) // ps[0] + 1, (w - pw[1]) // ps[1] + 1
+        return self._head(body)
+
+    def _head(self, body):
+        """Flatten, then the optional hidden Dense(dense_units, ReLU) and Dropout."""
         body.append(L.Flatten())
         units = int(self._hp("dense_units") or 0)
         if units:
@@ -304,16 +308,9 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         emb = int(self._hp("embed_dim"))
         nf = int(self._hp("filters"))
         body = [L.Conv2D(emb, (1, w))]
-        body.append(L.Branches([[L.Conv2D(nf, (k, 1), padding="same", activation="relu"), L.GlobalMaxPool("height")]
-                                for k in heights]))
-        body.append(L.Flatten())
-        units = int(self._hp("dense_units") or 0)
-        if units:
-            body.append(L.Dense(units, activation="relu"))
-        rate = float(self._hp("dropout") or 0.0)
-        if rate:
-            body.append(L.Dropout(rate))
-        return body
+        body.append(L.Branches([[L.Conv2D(nf, (k, 1), padding="same", activation="relu"),
+                                  L.GlobalMaxPool("height")] for k in heights]))
+        return self._head(body)
 
     def _make_network(self, grid_shape, n_classes, rng):
         body = self._body(grid_shape)
