@@ -388,8 +388,7 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
             count += len(idx)
             bar.update(len(idx))
             bar.set_postfix(loss=f"{total / count:.4f}")
-        bar.close()
-        return total / max(count, 1)
+        return total / max(count, 1), bar
 
     def _evaluate(self, X, codes, rows, loss_fn):
         logits = self._logits(X, rows)
@@ -437,7 +436,7 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         for _ in range(epochs):
             t0 = time.perf_counter()
             self.n_iter_ += 1
-            loss = self._run_epoch(grid, codes, rows, loss_fn, streams, self.n_iter_)
+            loss, bar = self._run_epoch(grid, codes, rows, loss_fn, streams, self.n_iter_)
             record = {"epoch": self.n_iter_, "loss": loss, "val_loss": None, "val_score": None}
             self.loss_curve_.append(loss)
             watched = loss
@@ -446,6 +445,8 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
                 record.update(val_loss=vloss, val_score=vscore)
                 self.validation_scores_.append(vscore)
                 watched = vloss
+                bar.set_postfix(loss=f"{loss:.4f}", val_loss=f"{vloss:.4f}", val_score=f"{vscore:.4f}")
+            bar.close()
             record["time"] = time.perf_counter() - t0
             self.history_.append(record)
             if self.verbose:

@@ -176,7 +176,7 @@ def test_verbose_progress_bar(capsys, digits):
     xtr, _, ytr, _ = digits
     small(max_epochs=1, verbose=True, early_stopping=True).fit(xtr[:200], ytr[:200])
     err = capsys.readouterr().err
-    assert "epoch 1" in err and "loss=" in err
+    assert "epoch 1" in err and "loss=" in err and "val_score=" in err
 
 
 def test_augment_only_on_training_batches(digits):
