@@ -100,6 +100,7 @@ class ImageAdapter(TransformerMixin, BaseEstimator):
         return np.moveaxis(a, -1, 0) if last else a
 
     def _images(self, X):
+        """X -> (float32 grids (n, c, h, w), whether the images came as floats)."""
         if isinstance(X, (str, os.PathLike)):
             raise ValueError("X must be a list of images or paths, not a single path")
         if isinstance(X, np.ndarray):
@@ -136,8 +137,8 @@ class ImageAdapter(TransformerMixin, BaseEstimator):
         shapes = {a.shape for a in out}
         if len(shapes) > 1:
             raise ValueError(f"images have different shapes {sorted(shapes)[:3]}...; set size=(h, w)")
-        return np.stack(out).astype(np.float32, copy=False), isinstance(X, np.ndarray) and X.dtype.kind == "f" \
-            or (not isinstance(X, np.ndarray) and all(np.asarray(a).dtype.kind == "f" for a in imgs))
+        floats = all(np.asarray(a).dtype.kind == "f" for a in imgs)
+        return np.stack(out).astype(np.float32, copy=False), floats
 
     def fit(self, X, y=None):
         """Learn the scaling statistics on training images."""

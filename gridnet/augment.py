@@ -40,7 +40,19 @@ def _masks(batch, rng, axis, n_masks, max_width, fill):
     return batch
 
 
-class FrequencyMask(_Augmentation):
+class _Mask(_Augmentation):
+    _axis = None
+
+    def __init__(self, max_width=8, n_masks=1, fill="mean"):
+        self.max_width = max_width
+        self.n_masks = n_masks
+        self.fill = fill
+
+    def __call__(self, batch, rng):
+        return _masks(batch, rng, self._axis, self.n_masks, self.max_width, self.fill)
+
+
+class FrequencyMask(_Mask):
     """Hide ``n_masks`` bands of up to ``max_width`` rows (frequencies) per sample.
 
     ``fill``: ``"mean"`` (the sample's mean, right for log-spectrograms) or a number.
@@ -53,25 +65,13 @@ class FrequencyMask(_Augmentation):
     (2, 1, 8, 5)
     """
 
-    def __init__(self, max_width=8, n_masks=1, fill="mean"):
-        self.max_width = max_width
-        self.n_masks = n_masks
-        self.fill = fill
-
-    def __call__(self, batch, rng):
-        return _masks(batch, rng, 2, self.n_masks, self.max_width, self.fill)
+    _axis = 2
 
 
-class TimeMask(_Augmentation):
+class TimeMask(_Mask):
     """Hide ``n_masks`` spans of up to ``max_width`` columns (time steps) per sample."""
 
-    def __init__(self, max_width=8, n_masks=1, fill="mean"):
-        self.max_width = max_width
-        self.n_masks = n_masks
-        self.fill = fill
-
-    def __call__(self, batch, rng):
-        return _masks(batch, rng, 3, self.n_masks, self.max_width, self.fill)
+    _axis = 3
 
 
 class TimeShift(_Augmentation):

@@ -261,14 +261,13 @@ def _load_model(path):
 
 def _predict(args):
     import os
-    import sys as _sys
 
     import numpy as np
     clf, extra, adapter = _load_model(args.model)
     modality = extra["modality"]
     inputs = list(args.inputs)
     if inputs == ["-"]:
-        inputs = [line.rstrip("\n") for line in _sys.stdin]
+        inputs = [line.rstrip("\n") for line in sys.stdin]
     if modality in ("audio", "image"):
         for p in inputs:
             if not os.path.isfile(p):

@@ -397,8 +397,10 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
 
     def _fit(self, X, y, classes=None, partial=False):
         self._check_params()
-        first = partial and not hasattr(self, "classes_") or (not partial and not (
-            self.warm_start and hasattr(self, "network_")))
+        if partial:    # partial_fit starts afresh only on its first call
+            first = not hasattr(self, "classes_")
+        else:          # fit starts afresh unless warm_start continues a fitted network
+            first = not (self.warm_start and hasattr(self, "network_"))
         grid = self._validate_X(X, reset=first)
         if partial:
             if first:

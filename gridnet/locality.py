@@ -133,7 +133,7 @@ def _default_model(grid_shape, random_state):
                              n_iter_no_change=3, random_state=random_state)
 
 
-def _permute(G, axis, perms):
+def _permute(G, perms):
     """Apply one column permutation (and/or row permutation) to every sample."""
     pw, ph = perms
     if pw is not None:
@@ -174,7 +174,7 @@ def _model_test(G, y, axis, n_permutations, cv, n_repeats, estimator, rng, n_job
         ph = rng.permutation(h) if axis in ("height", "both") else None
         perms.append((pw, ph))
     jobs = [delayed(_cv_score)(model, G, y, folds)]
-    jobs += [delayed(_cv_score)(model, _permute(G, axis, p), y, folds) for p in perms]
+    jobs += [delayed(_cv_score)(model, _permute(G, p), y, folds) for p in perms]
     scores = np.array(Parallel(n_jobs=n_jobs)(jobs))
     observed, null = scores[0, 0], scores[1:, 0]
     lobs, lnull = scores[0, 1], scores[1:, 1]
