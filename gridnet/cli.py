@@ -152,7 +152,7 @@ def _csv_dataset(args, path, need_text):
     return [header[i] for i in keep], y, [columns[i] for i in keep]
 
 
-def _load_data(args, modality, path, adapter_state=None):
+def _load_data(args, modality, path):
     """-> (raw inputs the adapter takes, labels)."""
     if modality == "audio":
         return _folder_dataset(path, AUDIO_EXT, "audio")

@@ -57,45 +57,24 @@ def _as_float(values):
 def encode_columns(header, columns, *, source="table"):
     """Columns of strings -> (X (n, f) float64, names of the f encoded columns, notes).
 
-    Numeric columns: missing values ("", "?", "NA", ...) become the column's median.
-    Other columns: one-hot, in place, when they have at most 50 distinct values.
+    Numeric columns: missing values ("", "?", "NA", ...) become the column's median,
+    then the column is standardised. Other columns: one-hot, in place, when they have
+    at most 50 distinct values. (:class:`TableEncoder` fitted on the table.)
     """
-    blocks, names, notes = [], [], []
-    for name, values in zip(header, columns):
-        try:
-            x = _as_float(values)
-        except ValueError:
-            x = None
-        if x is not None:
-            miss = np.isnan(x)
-            if miss.all():
-                raise TableError(f"{source}: column {name!r} has no values")
-            if miss.any():
-                x[miss] = np.median(x[~miss])
-                notes.append(f"column {name!r}: {int(miss.sum())} missing values set to the median")
-            if not np.isfinite(x).all():
-                row = int(np.nonzero(~np.isfinite(x))[0][0]) + 1
-                raise TableError(f"{source}: column {name!r} has an infinite value (row {row})")
-            blocks.append(x[:, None])
-            names.append(name)
-            continue
-        levels = sorted({v for v in values if v.lower() not in MISSING})
-        if len(levels) > MAX_LEVELS:
-            raise TableError(f"{source}: column {name!r} is not numeric and has {len(levels)} "
-                             f"distinct values; it cannot be one-hot encoded (at most {MAX_LEVELS})")
-        onehot = np.array([[v == lv for lv in levels] for v in values], dtype=float)
-        blocks.append(onehot.reshape(len(values), len(levels)))
-        names += [f"{name}={lv}" for lv in levels]
-        notes.append(f"column {name!r}: categorical, one-hot encoded into {len(levels)} columns")
-    X = np.hstack(blocks) if blocks else np.zeros((len(columns[0]) if columns else 0, 0))
-    return X, names, notes
+    encoder = TableEncoder()
+    try:
+        X = encoder.fit_transform(header, columns)
+    except TableError as exc:
+        raise TableError(f"{source}: {exc}") from None
+    return X[:, 0, 0, :].astype(np.float64), encoder.feature_names_, encoder.notes_
 
 
 class TableEncoder:
-    """The command line's table encoder: what :func:`encode_columns` does, with the
-    medians, means, standard deviations and category levels learned in ``fit`` and
-    kept as plain data (so a model file can hold them as JSON). Output: standardised
-    columns as a strip ``(n, 1, 1, f)``, float32."""
+    """Encodes a table of strings column by column, in place: numeric columns have
+    missing values set to the median and are standardised; other columns are one-hot
+    encoded (at most 50 levels). What it learns in ``fit_transform`` (medians, means,
+    standard deviations, levels) is plain data, so a model file can hold it as JSON.
+    Output: a strip ``(n, 1, 1, f)``, float32."""
 
     def __init__(self):
         pass
@@ -105,7 +84,7 @@ class TableEncoder:
 
     def fit_transform(self, header, columns):
         self.columns_ = list(header)
-        self.spec_ = []
+        self.spec_, self.notes_, self.feature_names_ = [], [], []
         for name, values in zip(header, columns):
             try:
                 x = _as_float(values)
@@ -113,15 +92,26 @@ class TableEncoder:
                 levels = sorted({v for v in values if v.lower() not in MISSING})
                 if len(levels) > MAX_LEVELS:
                     raise TableError(f"column {name!r} is not numeric and has {len(levels)} "
-                                     f"distinct values; it cannot be one-hot encoded") from None
+                                     f"distinct values; it cannot be one-hot encoded "
+                                     f"(at most {MAX_LEVELS})") from None
                 self.spec_.append({"name": name, "levels": levels})
+                self.feature_names_ += [f"{name}={lv}" for lv in levels]
+                self.notes_.append(f"column {name!r}: categorical, one-hot encoded into "
+                                   f"{len(levels)} columns")
                 continue
-            if np.isnan(x).all():
+            miss = np.isnan(x)
+            if miss.all():
                 raise TableError(f"column {name!r} has no values")
-            med = float(np.nanmedian(x))
-            x = np.where(np.isnan(x), med, x)
+            if np.isinf(x).any():
+                row = int(np.nonzero(np.isinf(x))[0][0]) + 1
+                raise TableError(f"column {name!r} has an infinite value (row {row})")
+            med = float(np.median(x[~miss]))
+            if miss.any():
+                self.notes_.append(f"column {name!r}: {int(miss.sum())} missing values set to the median")
+            x = np.where(miss, med, x)
             self.spec_.append({"name": name, "median": med, "mean": float(x.mean()),
                                "std": float(x.std()) or 1.0})
+            self.feature_names_.append(name)
         return self.transform(header, columns)
 
     def transform(self, header, columns):
