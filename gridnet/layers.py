@@ -71,6 +71,14 @@ def _same_padding(size, window, stride):
     return out, total // 2, total - total // 2
 
 
+def _alloc_like(shape, strides, dtype, zero=False):
+    """A new array of ``shape`` whose axes lie in memory in the order of ``strides``
+    (as ``np.empty_like(order="K")`` would do for an array with those strides)."""
+    perm = sorted(range(len(shape)), key=lambda a: -abs(strides[a]))
+    arr = (np.zeros if zero else np.empty)([shape[a] for a in perm], dtype=dtype)
+    return arr.transpose(np.argsort(perm))
+
+
 class Layer:
     """Base class: a layer without parameters that passes shapes through."""
 
@@ -98,7 +106,7 @@ class Layer:
 
     def __getstate__(self):
         # caches and scratch space are not part of a layer's state
-        return {k: v for k, v in self.__dict__.items() if k not in ("_ws", "_cache", "_mask", "_active")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_ws", "_cache", "_mask", "_active", "_zeroed")}
 
     def build(self, in_shape, rng, dtype=np.float32):
         """Create weights for samples of shape ``in_shape``; return the output shape."""
@@ -309,7 +317,7 @@ class Conv2D(Layer):
         for i in range(kh):
             for j in range(kw):
                 dxf[:, :, i * wp + j:i * wp + j + P] += d[:, i, j]
-        dx[...] = dxf[:, :, :hp * wp].reshape(c, m, hp, wp)[:, :, pt:pt + h, pl:pl + w].transpose(1, 0, 2, 3)
+        dx[...] = dxf[:, :, :hp * wp].reshape(c, m, hp, wp)[:, :, pt:pt + h, pl:pl + w]
 
     def _im2col(self, xp, key):
         """Contiguous columns: ``(K, m*P)`` by offset or ``(m*P, K)`` by window."""
@@ -324,7 +332,8 @@ class Conv2D(Layer):
         return cols.reshape(m * ho * wo, c * kh * kw)
 
     def _col2im(self, dcols, m, dx):
-        """Scatter-add columns onto the input gradient ``dx`` ``(m, c, h, w)``."""
+        """Scatter-add columns onto the input gradient ``dx``: ``(c, m, h, w)`` by
+        offset, ``(m, c, h, w)`` by window."""
         c, h, w = self.in_shape
         pt, pb, pl, pr = self._pads
         _, ho, wo = self.out_shape
@@ -337,7 +346,7 @@ class Conv2D(Layer):
             for i in range(kh):
                 for j in range(kw):
                     dxp[:, :, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw] += d[:, i, j]
-            dx[...] = dxp[:, :, pt:pt + h, pl:pl + w].transpose(1, 0, 2, 3)
+            dx[...] = dxp[:, :, pt:pt + h, pl:pl + w]
         else:
             dxp = self._scratch("dxp", (m, c, h + pt + pb, w + pl + pr), dcols.dtype)
             dxp.fill(0)
@@ -419,8 +428,35 @@ class Conv2D(Layer):
         self.grads["b"] = g.sum(axis=0)
         self._cache = self._active = None
 
+    def _buffer(self, n, dtype):
+        """The output buffer in the memory order the matmul writes: ``(f, n, ho, wp)``
+        (shift: outputs over the padded width), ``(f, n, ho, wo)`` (by offset) or
+        ``(n, ho, wo, f)`` (by window)."""
+        f, ho, wo = self.out_shape
+        if self._shift:
+            return np.empty((f, n, ho, self._flat_geometry()[1]), dtype)
+        if self._by_offset:
+            return np.empty((f, n, ho, wo), dtype)
+        return np.empty((n, ho, wo, f), dtype)
+
+    def _nchw(self, buf):
+        """View ``(n, f, ho, wo)`` of an output-ordered buffer (no copy)."""
+        wo = self.out_shape[2]
+        if self._by_offset:
+            return buf[:, :, :, :wo].transpose(1, 0, 2, 3)
+        return buf.transpose(0, 3, 1, 2)
+
+    def _ordered(self, a):
+        """View of an ``(n, f, ho, wo)`` array in the buffer's axis order."""
+        return a.transpose(1, 0, 2, 3) if self._by_offset else a.transpose(0, 2, 3, 1)
+
     def forward(self, x, training=False):
-        """x: (n, c, h, w) -> (n, filters, h_out, w_out)"""
+        """x: (n, c, h, w) -> (n, filters, h_out, w_out)
+
+        The result is a view of a buffer laid out in the order the matmul writes it
+        (see ``_buffer``): following layers read it through its strides, and no
+        transposed copy is made.
+        """
         if is_onehot(x):
             if tuple(x.shape[1:]) != self.in_shape:
                 _check_input(self, x, self.in_shape)
@@ -432,52 +468,37 @@ class Conv2D(Layer):
         f, ho, wo = self.out_shape
         W, b = self._weights(), self.params["b"]
         relu = self.activation == "relu"
-        out = np.empty((n, f, ho, wo), dtype=x.dtype)
-        outv = out.reshape(n, f, ho * wo)
+        buf = self._buffer(n, x.dtype)
+        chunks = self._chunks(n, x.dtype.itemsize)
+        whole = len(chunks) == 1
         cache = []
-        for k, sl in enumerate(self._chunks(n, x.dtype.itemsize)):
+        for k, sl in enumerate(chunks):
             m = sl.stop - sl.start
             key = ("cols", k) if training else "cols"
-            if self._shift:
-                wp = self._flat_geometry()[1]
-                cols = self._im2col_shift(x[sl], key)
-                y = np.matmul(W, cols, out=self._scratch("y", (f, m * ho * wp), x.dtype))
-                y += b[:, None]
-                if relu:
-                    np.maximum(y, 0, out=y)
-                out[sl] = y.reshape(f, m, ho, wp)[:, :, :, :wo].transpose(1, 0, 2, 3)
-                if training:
-                    cache.append((sl, cols))
-                continue
-            cols = self._im2col(self._pad(x[sl]), key)
             if self._by_offset:
-                y = np.matmul(W, cols, out=self._scratch("y", (f, m * ho * wo), x.dtype))
+                cols = (self._im2col_shift(x[sl], key) if self._shift
+                        else self._im2col(self._pad(x[sl]), key))
+                width = buf.shape[3]
+                y = (buf.reshape(f, n * ho * width) if whole
+                     else self._scratch("y", (f, m * ho * width), x.dtype))
+                np.matmul(W, cols, out=y)
                 y += b[:, None]
                 if relu:
                     np.maximum(y, 0, out=y)
-                outv[sl] = y.reshape(f, m, ho * wo).transpose(1, 0, 2)
+                if not whole:
+                    buf[:, sl] = y.reshape(f, m, ho, width)
             else:
-                y = np.matmul(cols, W.T, out=self._scratch("y", (m * ho * wo, f), x.dtype))
+                cols = self._im2col(self._pad(x[sl]), key)
+                y = buf[sl].reshape(m * ho * wo, f)         # a contiguous block
+                np.matmul(cols, W.T, out=y)
                 y += b
                 if relu:
                     np.maximum(y, 0, out=y)
-                outv[sl] = y.reshape(m, ho * wo, f).transpose(0, 2, 1)
             if training:
                 cache.append((sl, cols))
         self._cache = cache if training else None
-        self._active = (outv > 0) if training and relu else None
-        return out
-
-    def _masked(self, gv, sl):
-        """Gradient chunk ``gv[sl]`` (m, f, P) through the fused ReLU, if any.
-
-        Masking in this contiguous layout, before the transposed copy, is several times
-        faster than multiplying strided views.
-        """
-        if self._active is None:
-            return gv[sl]
-        return np.multiply(gv[sl], self._active[sl],
-                           out=self._scratch("gm", gv[sl].shape, gv.dtype))
+        self._active = (buf > 0) if training and relu else None
+        return self._nchw(buf)
 
     def backward(self, grad, input_grad=True):
         """grad: (n, filters, h_out, w_out) -> (n, c, h, w) (None if not ``input_grad``)"""
@@ -488,46 +509,58 @@ class Conv2D(Layer):
             return None     # the input was a one-hot grid: data, not a variable
         n = grad.shape[0]
         f, ho, wo = self.out_shape
-        P = ho * wo
+        c, h, w = self.in_shape
         W = self._weights()
         dW = np.zeros_like(W)
         db = np.zeros_like(self.params["b"])
-        gv = grad.reshape(n, f, P)
-        dx = np.empty((n,) + self.in_shape, dtype=grad.dtype) if input_grad else None
+        src = self._ordered(grad)
+        active = None if self._active is None else self._ordered(self._nchw(self._active))
+        dxbuf = None
+        if input_grad:      # the input gradient in the order col2im accumulates it
+            dxbuf = (np.empty((c, n, h, w), grad.dtype) if self._by_offset
+                     else np.empty((n, c, h, w), grad.dtype))
         for sl, cols in self._cache:
             m = sl.stop - sl.start
-            if self._shift:
-                wp = self._flat_geometry()[1]
-                g = self._scratch("g", (f, m, ho, wp), grad.dtype)
-                g[:, :, :, wo:] = 0                              # junk columns: no gradient
-                g[:, :, :, :wo] = self._masked(gv, sl).reshape(m, f, ho, wo).transpose(1, 0, 2, 3)
-                g = g.reshape(f, m * ho * wp)
-                db += g.sum(axis=1)
-                dW += g @ cols.T
-                if input_grad:
-                    self._col2im_shift(np.matmul(W.T, g, out=cols), m, dx[sl])
-            elif self._by_offset:
-                g = self._scratch("g", (f, m, P), grad.dtype)
-                g[...] = self._masked(gv, sl).transpose(1, 0, 2)
-                g = g.reshape(f, m * P)
-                db += g.sum(axis=1)
-                dW += g @ cols.T
-                if input_grad:   # the columns are spent: their buffer takes dcols
-                    self._col2im(np.matmul(W.T, g, out=cols), m, dx[sl])
+            if self._by_offset:
+                width = ho * (self._flat_geometry()[1] if self._shift else wo)
+                g = self._scratch("g", (f, m, ho, width // ho), grad.dtype)
+                if self._shift and self.__dict__.get("_zeroed") != (g.shape, g.dtype, g.ctypes.data):
+                    # junk columns carry no gradient; nothing else writes them, so a
+                    # buffer of the same shape keeps its zeros from one batch to the next
+                    g[:, :, :, wo:] = 0
+                    self._zeroed = (g.shape, g.dtype, g.ctypes.data)
+                dst, s_, a_ = g[:, :, :, :wo], src[:, sl], None if active is None else active[:, sl]
             else:
-                g = self._scratch("g", (m, P, f), grad.dtype)
-                g[...] = self._masked(gv, sl).transpose(0, 2, 1)
-                g = g.reshape(m * P, f)
+                g = self._scratch("g", (m, ho, wo, f), grad.dtype)
+                dst, s_, a_ = g, src[sl], None if active is None else active[sl]
+            if a_ is None:       # the gradient copied into the matmul's order, masked
+                dst[...] = s_    # by the fused ReLU on the way
+            else:
+                np.multiply(s_, a_, out=dst)
+            if self._by_offset:
+                g = g.reshape(f, -1)
+                db += g.sum(axis=1)
+                dW += (cols @ g.T).T      # OpenBLAS: much faster than g @ cols.T here
+                if input_grad:   # the columns are spent: their buffer takes dcols
+                    dcols = np.matmul(W.T, g, out=cols)
+                    if self._shift:
+                        self._col2im_shift(dcols, m, dxbuf[:, sl])
+                    else:
+                        self._col2im(dcols, m, dxbuf[:, sl])
+            else:
+                g = g.reshape(m * ho * wo, f)
                 db += g.sum(axis=0)
                 dW += g.T @ cols
                 if input_grad:
-                    self._col2im(np.matmul(g, W, out=cols), m, dx[sl])
+                    self._col2im(np.matmul(g, W, out=cols), m, dxbuf[sl])
         if self.normalize:
             dW *= dW.dtype.type(1.0 / W.shape[1])
         self.grads["W"] = dW
         self.grads["b"] = db
         self._cache = self._active = None
-        return dx
+        if not input_grad:
+            return None
+        return dxbuf.transpose(1, 0, 2, 3) if self._by_offset else dxbuf
 
 
 class ReLU(Layer):
@@ -566,8 +599,6 @@ class MaxPool2D(Layer):
 
     def __init__(self, window=2, stride=None, padding="valid"):
         super().__init__()
-        if int(np.prod(_pair(window, "window"))) > 255:
-            raise ValueError(f"MaxPool2D window {window!r} has more than 255 positions")
         if padding not in ("valid", "same", "full"):
             raise ValueError(f"padding must be 'valid', 'same' or 'full'; got {padding!r}")
         self.window = _pair(window, "window")
@@ -600,60 +631,80 @@ class MaxPool2D(Layer):
         self.out_shape = (c, ho, wo)
         return self.out_shape
 
-    def _offsets(self, xp):
-        """Yield each window offset and its strided view ``(n, c, ho, wo)`` of ``xp``."""
-        _, ho, wo = self.out_shape
-        (ph, pw), (sh, sw) = self.window, self.stride
-        for i in range(ph):
-            for j in range(pw):
-                yield (i, j), xp[:, :, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw]
-
     def _padded(self, x):
         pt, pb, pl, pr = self._pads
         if not (pt or pb or pl or pr):
             return x
         return np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=-np.inf)
 
-    def forward(self, x, training=False):
-        """x: (n, c, h, w) -> (n, c, h_out, w_out)"""
-        _check_input(self, x, self.in_shape)
-        xp = self._padded(x)
-        views = self._offsets(xp)
-        _, first = next(views)
-        out = first.copy()
-        # in training, remember which window offset holds the maximum (the first one on
-        # ties: only a strictly greater value takes over)
-        # (offsets come in increasing order, so max(idx, better * k) sets k where better,
-        # branch-free; np.copyto(where=) is slow on unpredictable masks)
-        idx = np.zeros(out.shape, dtype=np.uint8) if training else None
-        for k, (_, view) in enumerate(views, start=1):
-            if training:
-                better = np.greater(view, out).view(np.uint8)
-                better *= np.uint8(k)
-                np.maximum(idx, better, out=idx)
-            np.maximum(out, view, out=out)
-        self._cache = (xp.shape, idx) if training else None
+    @staticmethod
+    def _views(x, axis, window, stride, size):
+        """The ``window`` strided views of ``x`` along ``axis`` (2 or 3), one per offset."""
+        out = []
+        for k in range(window):
+            sl = [slice(None)] * 4
+            sl[axis] = slice(k, k + stride * (size - 1) + 1, stride)
+            out.append(x[tuple(sl)])
         return out
 
-    def backward(self, grad, input_grad=True):
-        """grad: (n, c, h_out, w_out) -> (n, c, h, w); ties go to the first maximum."""
-        shape, idx = self._cache
-        self._cache = None
-        c, h, w = self.in_shape
+    def _stages(self):
+        """The pooling as two 1-D passes: along the width, then along the height."""
         _, ho, wo = self.out_shape
         (ph, pw), (sh, sw) = self.window, self.stride
+        return (3, pw, sw, wo), (2, ph, sh, ho)
+
+    def forward(self, x, training=False):
+        """x: (n, c, h, w) -> (n, c, h_out, w_out)
+
+        The maximum over a window is the maximum over its rows of the maximum along
+        each row: two passes of ``np.maximum`` over strided views, each array in the
+        memory order of the input.
+        """
+        _check_input(self, x, self.in_shape)
+        xs = [self._padded(x)]
+        for axis, window, stride, size in self._stages():
+            if window == 1 and stride == 1:
+                xs.append(xs[-1])
+                continue
+            views = self._views(xs[-1], axis, window, stride, size)
+            y = np.copy(views[0], order="K")
+            for v in views[1:]:
+                np.maximum(y, v, out=y)
+            xs.append(y)
+        self._cache = xs if training else None
+        return xs[-1]
+
+    def backward(self, grad, input_grad=True):
+        """grad: (n, c, h_out, w_out) -> (n, c, h, w); ties go to the first maximum
+        (in C order over the window: the first row holding it, then the first column)."""
+        xs, self._cache = self._cache, None
+        c, h, w = self.in_shape
         pt, _, pl, _ = self._pads
-        overlap = sh < ph or sw < pw
-        exact = not overlap and sh * ho == shape[2] and sw * wo == shape[3]
-        # every input position is written exactly once when windows tile the grid
-        dxp = (np.empty if exact else np.zeros)(shape, dtype=grad.dtype)
-        for k, (_, view) in enumerate(self._offsets(dxp)):
-            hit = idx == k
-            if overlap:
-                view += grad * hit
-            else:
-                np.multiply(grad, hit, out=view)
-        return dxp[:, :, pt:pt + h, pl:pl + w]
+        for (axis, window, stride, size), x, y in zip(self._stages()[::-1], xs[1::-1], xs[:0:-1]):
+            if window == 1 and stride == 1:
+                continue
+            exact = stride == window and stride * size == x.shape[axis]
+            # every input position receives exactly one value when windows tile the axis
+            dx = _alloc_like(x.shape, x.strides, grad.dtype, zero=not exact)
+            rest = np.empty_like(y, dtype=grad.dtype)    # in the memory order of y
+            rest[...] = grad
+            views = self._views(x, axis, window, stride, size)
+            dviews = self._views(dx, axis, window, stride, size)
+            for k, (v, dv) in enumerate(zip(views, dviews)):
+                last = k == window - 1               # what no earlier offset took
+                if exact:
+                    if last:
+                        dv[...] = rest
+                    else:
+                        np.multiply(rest, v == y, out=dv)
+                        rest -= dv
+                else:
+                    part = rest if last else rest * (v == y)
+                    dv += part
+                    if not last:
+                        rest -= part
+            grad = dx
+        return grad[:, :, pt:pt + h, pl:pl + w]
 
 
 class GlobalMaxPool(Layer):

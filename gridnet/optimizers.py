@@ -89,15 +89,23 @@ class Adam:
                 g = g + wd * p
             st = self.state.get(name)
             if st is None:
-                st = self.state[name] = (np.zeros_like(p), np.zeros_like(p))
-            m, v = st
+                st = self.state[name] = (np.zeros_like(p), np.zeros_like(p), np.empty_like(p))
+            m, v, tmp = st
+            # in place, through one scratch array: no temporaries the size of p
             m *= b1
-            m += (1 - b1) * g
+            np.multiply(g, 1 - b1, out=tmp)
+            m += tmp
             v *= b2
-            v += (1 - b2) * (g * g)
+            np.multiply(g, g, out=tmp)
+            tmp *= 1 - b2
+            v += tmp
             step = f(self.learning_rate * np.sqrt(1 - self.beta2 ** self.t) / (1 - self.beta1 ** self.t))
             eps = f(self.epsilon * np.sqrt(1 - self.beta2 ** self.t))
-            p -= step * m / (np.sqrt(v) + eps)
+            np.sqrt(v, out=tmp)
+            tmp += eps
+            np.divide(m, tmp, out=tmp)
+            tmp *= step
+            p -= tmp
 
 
 def make_optimizer(name, learning_rate, weight_decay=0.0, momentum=0.9, nesterov=False):
