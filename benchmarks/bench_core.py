@@ -11,7 +11,7 @@ Prints samples per second for training steps and for inference, gridnet / PyTorc
 ratios (PyTorch is optional: ``pip install torch``; same thread count as numpy's BLAS),
 gridnet's achieved GFLOP/s on A against a plain float32 matrix multiply, and peak memory.
 
-Usage: ``python benchmarks/bench_core.py [--json] [--steps 30]``
+Usage: ``python benchmarks/bench_core.py [--json] [--steps 20] [--rounds 7]``
 """
 from __future__ import annotations
 
@@ -49,19 +49,28 @@ def flops_a_forward(n):
     return 2.0 * n * (conv1 + conv2 + dense)
 
 
-def best_time(fn, steps, repeats=3):
-    """Best over ``repeats`` of the mean time per call over ``steps`` calls."""
-    fn()  # warm-up
-    best = np.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(steps):
+def round_times(fns, steps, rounds=5):
+    """Mean time per call over ``steps`` calls, for each of ``fns``, in each of
+    ``rounds`` rounds: an array ``(rounds, len(fns))``.
+
+    The functions take turns within each round, so that gridnet and PyTorch meet the
+    same machine (this one is shared and its speed drifts by 2x within minutes). Two
+    untimed calls open each turn: right after the other library, its idle threads
+    (OpenMP, OpenBLAS) still spin for a while and slow both.
+    """
+    times = np.empty((rounds, len(fns)))
+    for r in range(rounds):
+        for k, fn in enumerate(fns):
             fn()
-        best = min(best, (time.perf_counter() - t0) / steps)
-    return best
+            fn()
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            times[r, k] = (time.perf_counter() - t0) / steps
+    return times
 
 
-def gridnet_times(make, steps, rng):
+def gridnet_fns(make, rng):
     net, shape, k = make()
     net.build(shape, rng)
     loss = g.SoftmaxCrossEntropy()
@@ -78,15 +87,15 @@ def gridnet_times(make, steps, rng):
     def infer():
         net.forward(x, training=False)
 
-    return best_time(train, steps), best_time(infer, steps)
+    return train, infer
 
 
-def torch_times(which, steps, threads):
+def torch_fns(which, threads):
     try:
         import torch
         from torch import nn
     except ImportError:
-        return None, None
+        return None
     torch.set_num_threads(threads)
     torch.manual_seed(0)
 
@@ -121,13 +130,13 @@ def torch_times(which, steps, threads):
         with torch.no_grad():
             model(x)
 
-    return best_time(train, steps), best_time(infer, steps)
+    return train, infer
 
 
 def gemm_peak(rng, size=1024, steps=10):
     a = rng.standard_normal((size, size)).astype(np.float32)
     b = rng.standard_normal((size, size)).astype(np.float32)
-    t = best_time(lambda: a @ b, steps)
+    t = round_times([lambda: a @ b], steps, rounds=3).min()
     return 2.0 * size ** 3 / t / 1e9
 
 
@@ -143,30 +152,37 @@ def blas_threads():
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--steps", type=int, default=30, help="batches per timing")
+    parser.add_argument("--steps", type=int, default=20, help="batches per timing")
+    parser.add_argument("--rounds", type=int, default=7,
+                        help="timings per function, taking turns (samples/s: the best round; "
+                             "ratios: the median of the rounds' ratios)")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     threads = blas_threads()
 
     results = {}
     for name, make in (("A", net_a), ("B", net_b)):
-        gt, gi = gridnet_times(make, args.steps, rng)
-        tt, ti = torch_times(name, args.steps, threads)
-        results[name] = (gt, gi, tt, ti)
+        fns = list(gridnet_fns(make, rng))
+        theirs = torch_fns(name, threads)
+        times = round_times(fns + list(theirs or ()), args.steps, args.rounds)
+        best = times.min(axis=0)
+        # the ratio of each round (same machine state), median over rounds
+        ratios = np.median(times[:, :2] / times[:, 2:], axis=0) if theirs else (None, None)
+        results[name] = (best[0], best[1], *(best[2:] if theirs else (None, None)), *ratios)
 
     peak = gemm_peak(rng)
     gt_a, gi_a = results["A"][:2]
     gflops_a = 3 * flops_a_forward(BATCH) / gt_a / 1e9   # training ~ 3x forward
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    def ratio(a, b):
-        return None if b is None else round(a / b, 3)
+    def ratio(r):
+        return None if r is None else round(float(r), 3)
 
     out = {
-        "train_ratio_A": ratio(results["A"][0], results["A"][2]),
-        "train_ratio_B": ratio(results["B"][0], results["B"][2]),
-        "infer_ratio_A": ratio(results["A"][1], results["A"][3]),
-        "infer_ratio_B": ratio(results["B"][1], results["B"][3]),
+        "train_ratio_A": ratio(results["A"][4]),
+        "train_ratio_B": ratio(results["B"][4]),
+        "infer_ratio_A": ratio(results["A"][5]),
+        "infer_ratio_B": ratio(results["B"][5]),
         "gflops_A": round(gflops_a, 2),
         "gemm_peak_gflops": round(peak, 2),
         "peak_rss_mb": round(rss_mb, 1),
@@ -178,12 +194,14 @@ def main(argv=None):
     def sps(t):
         return "-" if t is None else f"{BATCH / t:,.0f}"
 
-    print(f"threads: {threads}  batch: {BATCH}  steps per timing: {args.steps} (best of 3)")
+    print(f"threads: {threads}  batch: {BATCH}  steps per timing: {args.steps} "
+          f"({args.rounds} rounds, gridnet and PyTorch taking turns; samples/s of the best round, "
+          f"time ratio: median over rounds)")
     print()
     print("| net | phase | gridnet samples/s | PyTorch samples/s | gridnet/PyTorch time |")
     print("|---|---|---:|---:|---:|")
     for name in ("A", "B"):
-        gt, gi, tt, ti = results[name]
+        gt, gi, tt, ti = results[name][:4]
         for phase, a, b, key in (("train", gt, tt, f"train_ratio_{name}"),
                                  ("infer", gi, ti, f"infer_ratio_{name}")):
             r = out[key]

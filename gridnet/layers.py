@@ -106,7 +106,8 @@ class Layer:
 
     def __getstate__(self):
         # caches and scratch space are not part of a layer's state
-        return {k: v for k, v in self.__dict__.items() if k not in ("_ws", "_cache", "_mask", "_active", "_zeroed")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_ws", "_cache", "_mask", "_active", "_zeroed",
+                                                                   "_fzeroed", "_fgeom")}
 
     def build(self, in_shape, rng, dtype=np.float32):
         """Create weights for samples of shape ``in_shape``; return the output shape."""
@@ -952,20 +953,19 @@ class Branches(Layer):
                     self.grads[f"{b}.{i}.{key}"] = value
 
     def forward(self, x, training=False):
+        from .network import forward_stack
         _check_input(self, x, self.in_shape)
         outs = []
         for branch in self.branches:
             y = x.toarray() if is_onehot(x) and not isinstance(branch[0], Conv2D) else x
-            for layer in branch:
-                y = layer.forward(y, training)
-            outs.append(y)
+            outs.append(forward_stack(branch, y, training))
         return np.concatenate(outs, axis=1)
 
     def backward(self, grad, input_grad=True):
+        from .network import backward_stack
         dx = None
         for branch, g in zip(self.branches, np.split(grad, self._splits, axis=1)):
-            for k in range(len(branch) - 1, -1, -1):
-                g = branch[k].backward(g, input_grad=input_grad or k > 0)
+            g = backward_stack(branch, g, input_grad)
             if input_grad:
                 dx = g if dx is None else dx + g
         self._collect()

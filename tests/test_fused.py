@@ -1,0 +1,133 @@
+"""A convolution and the max pooling after it, run together (gridnet.fused), against
+the two layers run one after the other, and against finite differences."""
+import itertools
+import pickle
+
+import numpy as np
+import pytest
+
+from gradcheck import numeric_grad, rel_error
+from gridnet import (Branches, Conv2D, Dense, Flatten, GlobalMaxPool, MaxPool2D, Network,
+                     SoftmaxCrossEntropy, fused)
+
+
+def separate_and_fused(conv, pool, x, gout):
+    """(output, dx, dW, db) of the two layers one after the other, then fused."""
+    results = []
+    for together in (False, True):
+        if together:
+            y = fused.conv_pool_forward(conv, pool, x, training=True)
+            assert fused.ran_fused(conv)
+            dx = fused.conv_pool_backward(conv, pool, gout)
+        else:
+            y = pool.forward(conv.forward(x, training=True), training=True)
+            dx = conv.backward(pool.backward(gout))
+        results.append((np.array(y), dx, conv.grads["W"].copy(), conv.grads["b"].copy()))
+    return results
+
+
+CASES = list(itertools.product(
+    [(1, 8, 8), (3, 7, 9)], [(3, 3), (2, 3), (1, 3)], ["valid", "same", "full"],
+    [(2, 2), (3, 3), (2, 1)], [None, "relu"]))
+
+
+@pytest.mark.parametrize("in_shape, kernel, padding, window, activation", CASES)
+def test_fused_matches_the_two_layers(in_shape, kernel, padding, window, activation):
+    rng = np.random.default_rng(0)
+    conv = Conv2D(4, kernel, padding=padding, activation=activation, normalize=kernel == (2, 3))
+    pool = MaxPool2D(window)
+    shape = conv.build(in_shape, np.random.default_rng(1), np.float64)
+    if shape[1] < window[0] or shape[2] < window[1]:
+        pytest.skip("grid smaller than the pool window")
+    pool.build(shape, None)
+    conv.params["b"][:] = rng.standard_normal(4)    # bias is added after the maximum
+    x = rng.standard_normal((5,) + in_shape)
+    if not fused.fusable(conv, pool, x):
+        assert shape[1] % window[0] or shape[2] % window[1]   # only ragged edges refuse
+        return
+    gout = rng.standard_normal((5,) + pool.out_shape)
+    (y1, dx1, dW1, db1), (y2, dx2, dW2, db2) = separate_and_fused(conv, pool, x, gout)
+    for a, b in ((y1, y2), (dx1, dx2), (dW1, dW2), (db1, db2)):
+        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12)
+
+
+def test_ties_route_the_gradient_once_to_the_first_maximum():
+    # a constant input makes every window of the convolution's output a four-way tie
+    conv, pool = Conv2D(2, 3, padding="valid", activation="relu"), MaxPool2D(2)
+    pool.build(conv.build((1, 6, 6), np.random.default_rng(0), np.float64), None)
+    conv.params["b"][:] = 1.0                  # positive: the ReLU passes the gradient
+    x = np.ones((3, 1, 6, 6))
+    gout = np.random.default_rng(1).standard_normal((3, 2, 2, 2))
+    (y1, dx1, dW1, db1), (y2, dx2, dW2, db2) = separate_and_fused(conv, pool, x, gout)
+    np.testing.assert_allclose(dW2, dW1, rtol=1e-12)
+    np.testing.assert_allclose(dx2, dx1, rtol=1e-12)
+    # one route per window: dW of a constant input is the sum of the gradients, not 4x
+    np.testing.assert_allclose(dW2.sum(axis=1), 9 * gout.sum(axis=(0, 2, 3)), rtol=1e-12)
+
+
+def test_chunked_batches_give_the_same_result():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((9, 2, 8, 8)).astype(np.float32)
+    gout = rng.standard_normal((9, 5, 4, 4)).astype(np.float32)
+    out = []
+    for chunk_bytes in (2**25, 4000):           # one chunk; a few samples per chunk
+        conv = Conv2D(5, 3, padding="same", activation="relu", chunk_bytes=chunk_bytes)
+        pool = MaxPool2D(2)
+        pool.build(conv.build((2, 8, 8), np.random.default_rng(1)), None)
+        y = fused.conv_pool_forward(conv, pool, x, training=True)
+        dx = fused.conv_pool_backward(conv, pool, gout)
+        out.append((np.array(y), dx, conv.grads["W"].copy()))
+    assert len(fused._chunks(conv, conv._fgeom, 9, 4)) > 1
+    for a, b in zip(*out):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("conv, pool", [
+    (Conv2D(2, 3, stride=2), MaxPool2D(2)),                 # strided convolution
+    (Conv2D(2, 3, padding="same"), MaxPool2D(3, 2)),        # overlapping windows
+    (Conv2D(2, 3, padding="same"), MaxPool2D(2, padding="same")),   # padded pool
+    (Conv2D(2, 3), MaxPool2D(2)),                           # ragged edge: 7x7 output
+])
+def test_pairs_that_do_not_tile_run_separately(conv, pool):
+    shape = conv.build((1, 9, 9), np.random.default_rng(0))
+    pool.build(shape, None)
+    assert not fused.fusable(conv, pool, np.zeros((1, 1, 9, 9), np.float32))
+
+
+def test_network_with_fused_pairs_passes_a_finite_difference_check():
+    rng = np.random.default_rng(0)
+    net = Network([
+        Conv2D(3, 3, padding="same", activation="relu"), MaxPool2D(2),
+        Branches([[Conv2D(2, (2, 2), padding="same"), MaxPool2D((2, 1)), GlobalMaxPool("both")],
+                  [Conv2D(2, 3, padding="full", activation="relu"), MaxPool2D(3),
+                   GlobalMaxPool("both")]]),
+        Flatten(), Dense(3),
+    ])
+    net.build((2, 8, 8), rng, dtype=np.float64)
+    x = rng.standard_normal((3, 2, 8, 8))
+    y = np.array([0, 2, 1])
+    loss = SoftmaxCrossEntropy()
+    _, grad = loss(net.forward(x, training=True), y)
+    fused_convs = [net.layers[0]] + [b[0] for b in net.layers[2].branches]
+    assert all(fused.ran_fused(c) for c in fused_convs)
+    dx = net.backward(grad)
+    analytic = {"x": dx, **{name: g.copy() for name, _, g in net.parameters()}}
+
+    def f():
+        return loss(net.forward(x), y)[0]
+
+    numeric = {"x": numeric_grad(f, x)}
+    for name, p, _ in net.parameters():
+        numeric[name] = numeric_grad(f, p)
+    errors = {k: rel_error(analytic[k], numeric[k]) for k in numeric}
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_a_network_pickles_after_a_fused_pass():
+    net = Network([Conv2D(3, 3, padding="same", activation="relu"), MaxPool2D(2), Flatten(), Dense(2)])
+    net.build((1, 6, 6), np.random.default_rng(0))
+    x = np.random.default_rng(1).standard_normal((4, 1, 6, 6)).astype(np.float32)
+    net.forward(x, training=True)
+    clone = pickle.loads(pickle.dumps(net))
+    assert not fused.ran_fused(clone.layers[0])
+    np.testing.assert_array_equal(clone.forward(x), net.forward(x))
