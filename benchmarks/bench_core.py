@@ -140,6 +140,16 @@ def gemm_peak(rng, size=1024, steps=10):
     return 2.0 * size ** 3 / t / 1e9
 
 
+def copy_bandwidth(rng, mib=32):
+    """GB/s of a plain numpy copy of a ``mib`` MiB array (read + write counted): the
+    memory bandwidth this machine gives right now. gridnet's training step is bound
+    by memory passes, PyTorch's much less, so the ratio moves with this figure."""
+    a = rng.standard_normal(mib * 2**18).astype(np.float32)
+    b = np.empty_like(a)
+    t = round_times([lambda: np.copyto(b, a)], 5, rounds=3).min()
+    return 2 * a.nbytes / t / 1e9
+
+
 def blas_threads():
     try:
         from threadpoolctl import threadpool_info
@@ -171,6 +181,7 @@ def main(argv=None):
         results[name] = (best[0], best[1], *(best[2:] if theirs else (None, None)), *ratios)
 
     peak = gemm_peak(rng)
+    bandwidth = copy_bandwidth(rng)
     gt_a, gi_a = results["A"][:2]
     gflops_a = 3 * flops_a_forward(BATCH) / gt_a / 1e9   # training ~ 3x forward
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -186,6 +197,7 @@ def main(argv=None):
         "gflops_A": round(gflops_a, 2),
         "gemm_peak_gflops": round(peak, 2),
         "peak_rss_mb": round(rss_mb, 1),
+        "copy_gbps": round(bandwidth, 1),
     }
     if args.json:
         print(json.dumps(out))
@@ -209,6 +221,7 @@ def main(argv=None):
     print()
     print(f"gridnet GFLOP/s on A (training): {gflops_a:.1f}; float32 GEMM peak: {peak:.1f} "
           f"({100 * gflops_a / peak:.0f}% of peak)")
+    print(f"memory bandwidth (numpy copy): {bandwidth:.1f} GB/s")
     print(f"peak RSS: {rss_mb:.0f} MB")
     return 0
 
