@@ -108,23 +108,43 @@ def _prepare(y, name, s):
     return y
 
 
-def _fit_length(y, name, s):
-    """Crop waveform ``y`` to at most the samples that give ``s.frames`` frames
-    (``1 + n // hop`` with librosa's ``center=True``); return it with the number of
-    frames it gives and the column where those frames go in the grid."""
+def _placement(n, name, s):
+    """Where a clip of ``n`` samples goes in a grid of ``s.frames`` time steps
+    (librosa's ``center=True`` gives ``1 + n // hop`` frames): ``(start, frames, col)``,
+    ``start`` the first sample kept when the clip is cropped to the
+    ``(s.frames - 1) * hop`` samples that give ``s.frames`` frames (else None),
+    ``frames`` the time steps it fills, ``col`` the first of them."""
     need = (s.frames - 1) * s.hop
-    have_frames = 1 + len(y) // s.hop
+    have_frames = 1 + n // s.hop
     if s.ratio and (have_frames * s.ratio < s.frames or have_frames > s.ratio * s.frames):
         raise AudioError(
             f"{name}: the clip spans {have_frames} time steps, far from the target of "
             f"{s.frames} (more than {s.ratio:g} times shorter or longer); check the file or "
             "set frames/length_ratio")
-    n = len(y)
     if n >= need:
-        start = {"start": 0, "center": (n - need) // 2, "end": n - need}[s.align]
-        return y[start:start + need], s.frames, 0
+        return {"start": 0, "center": (n - need) // 2, "end": n - need}[s.align], s.frames, 0
     gap = s.frames - have_frames
-    return y, have_frames, {"start": 0, "center": gap // 2, "end": gap}[s.align]
+    return None, have_frames, {"start": 0, "center": gap // 2, "end": gap}[s.align]
+
+
+def _fit_length(y, name, s):
+    """Crop waveform ``y`` to at most the samples that give ``s.frames`` frames; return
+    it with the number of frames it gives and the column where they go in the grid."""
+    start, frames, col = _placement(len(y), name, s)
+    if start is not None:
+        y = y[start:start + (s.frames - 1) * s.hop]
+    return y, frames, col
+
+
+def _place(row, spec, frames, col, s):
+    """Write ``spec[:, :frames]`` into ``row`` (height, s.frames) at column ``col``; the
+    rest is the clip's own floor (its silence)."""
+    spec = spec[:, :frames]
+    row[:, col:col + frames] = spec
+    if frames < s.frames:
+        floor = spec.min(axis=1, keepdims=True) if s.feature == "mfcc" else spec.min()
+        row[:, :col] = floor
+        row[:, col + frames:] = floor
 
 
 def _spectrogram(y, s, mel_basis):
@@ -141,13 +161,16 @@ def _spectrogram(y, s, mel_basis):
     return logmel.astype(np.float32)
 
 
+def _mel_basis(s):
+    import librosa
+    if s.feature == "stft":
+        return None
+    return librosa.filters.mel(sr=s.sr, n_fft=s.n_fft, n_mels=s.n_mels, fmin=s.fmin, fmax=s.fmax)
+
+
 def _extract_batch(items, offset, s):
     """Clips -> (grids (m, height, frames), names of the clips that failed)."""
-    import librosa
-    mel_basis = None
-    if s.feature != "stft":
-        mel_basis = librosa.filters.mel(sr=s.sr, n_fft=s.n_fft, n_mels=s.n_mels, fmin=s.fmin,
-                                        fmax=s.fmax)
+    mel_basis = _mel_basis(s)
     height = {"logmel": s.n_mels, "mfcc": s.n_mfcc, "stft": 1 + s.n_fft // 2}[s.feature]
     out = np.zeros((len(items), height, s.frames), dtype=np.float32)
     failed = []
@@ -155,17 +178,30 @@ def _extract_batch(items, offset, s):
         try:
             y, name = _read(item, offset + k, s.sr)
             y, frames, col = _fit_length(_prepare(y, name, s), name, s)
-            spec = _spectrogram(y, s, mel_basis)[:, :frames]
-            out[k, :, col:col + frames] = spec
-            if frames < s.frames:       # padding: the clip's own floor (silence)
-                floor = spec.min(axis=1, keepdims=True) if s.feature == "mfcc" else spec.min()
-                out[k, :, :col] = floor
-                out[k, :, col + frames:] = floor
+            _place(out[k], _spectrogram(y, s, mel_basis), frames, col, s)
         except AudioError as exc:
             if s.on_error == "raise":
                 raise
             failed.append(str(exc))
     return out, failed
+
+
+def _natural_batch(items, offset, s):
+    """Clips -> ``(spectrogram at the clip's own length, samples, name)`` each, or
+    ``(None, error message, name)`` for a clip that cannot be read."""
+    mel_basis = _mel_basis(s)
+    out = []
+    for k, item in enumerate(items):
+        name = _name(item, offset + k)
+        try:
+            y, name = _read(item, offset + k, s.sr)
+            y = _prepare(y, name, s)
+            out.append((_spectrogram(y, s, mel_basis), len(y), name))
+        except AudioError as exc:
+            if s.on_error == "raise":
+                raise
+            out.append((None, str(exc), name))
+    return out
 
 
 def _length_batch(items, offset, s):
@@ -334,9 +370,51 @@ class AudioAdapter(TransformerMixin, BaseEstimator):
         s = _Settings(self, self.n_frames_)
         parts = self._run(_extract_batch, items, s)
         grids = np.concatenate([p[0] for p in parts])
-        self.failed_ = [msg for p in parts for msg in p[1]]
-        for msg in self.failed_:
-            warnings.warn(f"AudioAdapter gave an all-zero grid for {msg}", UserWarning, stacklevel=3)
+        self._report([msg for p in parts for msg in p[1]])
+        return grids
+
+    def _report(self, failed):
+        self.failed_ = failed
+        for msg in failed:
+            warnings.warn(f"AudioAdapter gave an all-zero grid for {msg}", UserWarning, stacklevel=4)
+
+    def _extract_learning_frames(self, items):
+        """Learn ``n_frames_`` and extract the grids in one pass over the clips.
+
+        Each clip is read (and trimmed) once and turned into a spectrogram of its own
+        length; once the longest is known, each is placed in its grid as
+        :meth:`_extract` would place it. The few clips that :meth:`_extract` would crop
+        (the longest ones, by less than a hop) are extracted again, cropped, so that
+        the result is the same.
+        """
+        s = _Settings(self, 1)
+        rows = [r for part in self._run(_natural_batch, items, s) for r in part]
+        lengths = [1 + n // s.hop for spec, n, _ in rows if spec is not None]
+        if not lengths:
+            raise ValueError("no clip in X could be read to learn the number of frames")
+        self.n_frames_ = int(max(lengths))
+        s = _Settings(self, self.n_frames_)
+        height = {"logmel": self.n_mels, "mfcc": self.n_mfcc, "stft": 1 + self.n_fft // 2}[self.feature]
+        grids = np.zeros((len(items), height, self.n_frames_), dtype=np.float32)
+        failed = []
+        for i, (spec, n, name) in enumerate(rows):
+            if spec is None:
+                failed.append(n)
+                continue
+            try:
+                start, frames, col = _placement(n, name, s)
+            except AudioError as exc:
+                if s.on_error == "raise":
+                    raise
+                failed.append(str(exc))
+                continue
+            if start is not None and n > (s.frames - 1) * s.hop:
+                out, bad = _extract_batch([items[i]], i, s)      # cropped: as _extract
+                grids[i] = out[0]
+                failed += bad
+            else:
+                _place(grids[i], spec, frames, col, s)
+        self._report(failed)
         return grids
 
     def _normalize(self, grids):
@@ -354,10 +432,15 @@ class AudioAdapter(TransformerMixin, BaseEstimator):
         self._fit(X)
         return self
 
-    def _fit(self, X):
+    def _fit(self, X, one_pass=False):
+        """Learn what ``fit`` learns; with ``one_pass`` (from ``fit_transform``), return
+        the grids too when learning the frames had to read every clip anyway."""
         self._check_params()
         items = self._items(X)
-        if self.frames is None:
+        grids = None
+        if self.frames is None and one_pass:
+            grids = self._extract_learning_frames(items)
+        elif self.frames is None:
             s = _Settings(self, 1)
             lengths = [n for part in self._run(_length_batch, items, s) for n in part if n > 0]
             if not lengths:
@@ -367,9 +450,9 @@ class AudioAdapter(TransformerMixin, BaseEstimator):
             self.n_frames_ = int(self.frames)
         height = {"logmel": self.n_mels, "mfcc": self.n_mfcc, "stft": 1 + self.n_fft // 2}[self.feature]
         self.grid_shape_ = (1, height, self.n_frames_)
-        grids = None
         if self.normalize == "dataset":
-            grids = self._extract(items)
+            if grids is None:
+                grids = self._extract(items)
             ok = np.ones(len(grids), bool)
             if self.failed_:
                 ok = np.abs(grids).sum(axis=(1, 2)) > 0
@@ -379,8 +462,17 @@ class AudioAdapter(TransformerMixin, BaseEstimator):
         return items, grids
 
     def fit_transform(self, X, y=None):
-        """Fit and return the grids of X, reading each clip once when possible."""
-        items, grids = self._fit(X)
+        """Fit and return the grids of X, reading each clip once.
+
+        With ``frames=None``, learning the number of frames needs every clip's length:
+        from the file header when it can (files, no trimming), otherwise by reading
+        (and trimming) the clip, and then that same pass gives the grids.
+        """
+        self._check_params()
+        items = self._items(X)      # once: X may be an iterator
+        one_pass = self.frames is None and self.memory is None and (
+            self.trim or not all(isinstance(i, (str, os.PathLike)) for i in items))
+        items, grids = self._fit(items, one_pass=one_pass)
         if grids is None:
             grids = self._extract(items)
         return self._normalize(grids)

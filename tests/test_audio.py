@@ -197,6 +197,55 @@ def test_on_error_zeros_warns_with_each_name(clips):
 
 
 @pytest.mark.skipif(not FSDD.is_dir(), reason=f"FSDD not found at {FSDD} (see shared/data/README)")
+@pytest.mark.parametrize("align", ["start", "center", "end"])
+@pytest.mark.parametrize("feature, normalize", [("logmel", "clip"), ("mfcc", "dataset"), ("stft", None)])
+def test_one_pass_fit_transform_equals_fit_then_transform(align, feature, normalize):
+    # waveforms of different lengths; the longest two are not whole hops long, so the
+    # two-pass path crops them (by less than a hop) and the one-pass path must too
+    rng = np.random.default_rng(0)
+    waves = [tone(f, s) + 0.01 * rng.standard_normal(int(s * SR)).astype(np.float32)
+             for f, s in ((400, 0.31), (900, 0.5037), (1500, 0.5041), (2500, 0.2))]
+    a = AudioAdapter(frames=None, align=align, feature=feature, n_mfcc=13,
+                     normalize=normalize, **KW)
+    one = a.fit_transform(waves)
+    two = clone(a).fit(waves).transform(waves)
+    np.testing.assert_array_equal(one, two)
+    assert a.n_frames_ == 1 + int(0.5041 * SR) // 128
+
+
+def test_one_pass_reads_each_clip_once(clips, monkeypatch):
+    import adapters.audio as audio
+    calls = []
+    real = audio._read
+    monkeypatch.setattr(audio, "_read", lambda item, i, sr: calls.append(i) or real(item, i, sr))
+    files = [clips["tone.wav"], clips["padded.wav"], clips["chirp.flac"]]
+    g = AudioAdapter(trim=True, **KW).fit_transform(files)
+    # chirp.flac is the longest after trimming: read again only if it must be cropped
+    n = len(librosa.effects.trim(sf.read(clips["chirp.flac"], dtype="float32")[0], top_db=60,
+                                 frame_length=512, hop_length=128)[0])
+    assert sorted(calls) == sorted([0, 1, 2] + ([2] if n % 128 else []))
+    calls.clear()
+    np.testing.assert_array_equal(g, AudioAdapter(trim=True, **KW).fit(files).transform(files))
+    assert len(calls) == 6          # fit (lengths) + transform: every clip twice
+
+
+def test_one_pass_bad_clips_as_fit_then_transform(clips):
+    files = [clips["tone.wav"], clips["corrupt.wav"], clips["chirp.flac"]]
+    with pytest.raises(AudioError, match="corrupt.wav"):
+        AudioAdapter(trim=True, **KW).fit_transform(files)
+    a = AudioAdapter(trim=True, on_error="zeros", **KW)
+    with pytest.warns(UserWarning, match="corrupt.wav"):
+        g = a.fit_transform(files)
+    assert len(a.failed_) == 1 and "corrupt.wav" in a.failed_[0]
+    assert np.all(g[1] == 0) and np.any(g[0] != 0)
+    # a clip far shorter than the longest: named, as in the two-pass path
+    short = [tone(500, 2.0), tone(500, 0.02)]
+    with pytest.raises(AudioError, match="waveform 1: .*far from the target"):
+        AudioAdapter(length_ratio=10, **KW).fit_transform(short)
+    with pytest.raises(AudioError, match="waveform 1: .*far from the target"):
+        AudioAdapter(length_ratio=10, **KW).fit(short).transform(short)
+
+
 def test_fsdd_clips():
     files = sorted(str(p) for p in FSDD.glob("*.wav"))[:40]
     a = AudioAdapter(trim=True, frames=48, **KW)
