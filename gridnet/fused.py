@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layers import Conv2D, MaxPool2D, is_onehot
+from .layers import Conv2D, MaxPool2D, _zero_columns_from, is_onehot
 
 __all__ = ["fusable", "conv_pool_forward", "conv_pool_backward", "ran_fused"]
 
@@ -171,11 +171,8 @@ def conv_pool_backward(conv, pool, grad, input_grad=True):
     G = conv._fgeom
     f, P, k, Ho, Wo = G["f"], G["P"], G["ph"] * G["pw"], G["Ho"], G["Wo"]
     n = grad.shape[0]
-    gq = conv._scratch("fgq", cache.out.shape, grad.dtype)
-    if conv.__dict__.get("_fzeroed") != (gq.shape, gq.dtype, gq.ctypes.data):
-        gq[:, :, Ho:] = 0         # junk rows and columns: no gradient (they keep their
-        gq[:, :, :, Wo:] = 0      # zeros from one batch to the next)
-        conv._fzeroed = (gq.shape, gq.dtype, gq.ctypes.data)
+    # junk rows and columns carry no gradient: zeroed once, never written
+    gq = conv._scratch_zeroed("fgq", cache.out.shape, grad.dtype, _zero_columns_from(Wo, Ho))
     gq[:, :, :Ho, :Wo] = grad.transpose(1, 0, 2, 3)
     if conv.activation == "relu":
         np.multiply(gq, cache.out > 0, out=gq)

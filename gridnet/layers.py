@@ -71,6 +71,15 @@ def _same_padding(size, window, stride):
     return out, total // 2, total - total // 2
 
 
+def _zero_columns_from(col, row=None):
+    """A function that zeroes columns ``col:`` (and rows ``row:``) of a 4-D buffer."""
+    def zero(buf):
+        if row is not None:
+            buf[:, :, row:] = 0
+        buf[:, :, :, col:] = 0
+    return zero
+
+
 def _alloc_like(shape, strides, dtype, zero=False):
     """A new array of ``shape`` whose axes lie in memory in the order of ``strides``
     (as ``np.empty_like(order="K")`` would do for an array with those strides)."""
@@ -104,10 +113,21 @@ class Layer:
             buf = ws[key] = np.empty(size, dtype=dtype)
         return buf[:size].reshape(shape)
 
+    def _scratch_zeroed(self, key, shape, dtype, zero):
+        """``_scratch`` for a buffer with regions that stay zero between batches (the
+        caller never writes them): ``zero(buf)`` runs only when the buffer is new or
+        was last used with another shape."""
+        buf = self._scratch(key, shape, dtype)
+        ws, stamp = self._ws, (buf.shape, buf.dtype, buf.ctypes.data)
+        if ws.get(("zeroed", key)) != stamp:
+            zero(buf)
+            ws[("zeroed", key)] = stamp
+        return buf
+
     def __getstate__(self):
         # caches and scratch space are not part of a layer's state
-        return {k: v for k, v in self.__dict__.items() if k not in ("_ws", "_cache", "_mask", "_active", "_zeroed",
-                                                                   "_fzeroed", "_fgeom")}
+        return {k: v for k, v in self.__dict__.items()
+                if k not in ("_ws", "_cache", "_mask", "_active", "_fgeom")}
 
     def build(self, in_shape, rng, dtype=np.float32):
         """Create weights for samples of shape ``in_shape``; return the output shape."""
@@ -523,13 +543,9 @@ class Conv2D(Layer):
         for sl, cols in self._cache:
             m = sl.stop - sl.start
             if self._by_offset:
-                width = ho * (self._flat_geometry()[1] if self._shift else wo)
-                g = self._scratch("g", (f, m, ho, width // ho), grad.dtype)
-                if self._shift and self.__dict__.get("_zeroed") != (g.shape, g.dtype, g.ctypes.data):
-                    # junk columns carry no gradient; nothing else writes them, so a
-                    # buffer of the same shape keeps its zeros from one batch to the next
-                    g[:, :, :, wo:] = 0
-                    self._zeroed = (g.shape, g.dtype, g.ctypes.data)
+                wq = self._flat_geometry()[1] if self._shift else wo
+                # junk columns (shift) carry no gradient: zero once, never written
+                g = self._scratch_zeroed("g", (f, m, ho, wq), grad.dtype, _zero_columns_from(wo))
                 dst, s_, a_ = g[:, :, :, :wo], src[:, sl], None if active is None else active[:, sl]
             else:
                 g = self._scratch("g", (m, ho, wo, f), grad.dtype)
