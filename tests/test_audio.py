@@ -196,7 +196,6 @@ def test_on_error_zeros_warns_with_each_name(clips):
     assert (g[1:] == 0).all() and np.abs(g[0]).sum() > 0
 
 
-@pytest.mark.skipif(not FSDD.is_dir(), reason=f"FSDD not found at {FSDD} (see shared/data/README)")
 @pytest.mark.parametrize("align", ["start", "center", "end"])
 @pytest.mark.parametrize("feature, normalize", [("logmel", "clip"), ("mfcc", "dataset"), ("stft", None)])
 def test_one_pass_fit_transform_equals_fit_then_transform(align, feature, normalize):
@@ -246,6 +245,7 @@ def test_one_pass_bad_clips_as_fit_then_transform(clips):
         AudioAdapter(length_ratio=10, **KW).fit(short).transform(short)
 
 
+@pytest.mark.skipif(not FSDD.is_dir(), reason=f"FSDD not found at {FSDD} (see shared/data/README)")
 def test_fsdd_clips():
     files = sorted(str(p) for p in FSDD.glob("*.wav"))[:40]
     a = AudioAdapter(trim=True, frames=48, **KW)
