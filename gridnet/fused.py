@@ -132,9 +132,11 @@ def conv_pool_forward(conv, pool, x, training=False):
     """
     if x.shape[1:] != conv.in_shape:
         return pool.forward(conv.forward(x, training), training)   # let it raise
+    key = (conv.in_shape, conv.out_shape, conv.kernel_size, conv._pads, pool.window)
     G = conv.__dict__.get("_fgeom")
-    if G is None or G["ph"] != pool.window[0] or G["pw"] != pool.window[1]:
+    if G is None or G["key"] != key:       # first use, or the layers were built again
         G = conv._fgeom = _geometry(conv, pool)
+        G["key"] = key
     n = x.shape[0]
     f, P, k = G["f"], G["P"], G["ph"] * G["pw"]
     W, b = conv._weights(), conv.params["b"]

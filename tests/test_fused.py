@@ -123,6 +123,16 @@ def test_network_with_fused_pairs_passes_a_finite_difference_check():
     assert max(errors.values()) < 1e-6, errors
 
 
+def test_building_again_for_another_shape_is_seen():
+    net = Network([Conv2D(3, 3, padding="same", activation="relu"), MaxPool2D(2)])
+    rng = np.random.default_rng(0)
+    for shape in ((1, 8, 8), (2, 6, 10)):
+        net.build(shape, np.random.default_rng(1))
+        x = rng.standard_normal((2,) + shape).astype(np.float32)
+        expected = net.layers[1].forward(net.layers[0].forward(x))
+        np.testing.assert_allclose(net.forward(x), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_a_network_pickles_after_a_fused_pass():
     net = Network([Conv2D(3, 3, padding="same", activation="relu"), MaxPool2D(2), Flatten(), Dense(2)])
     net.build((1, 6, 6), np.random.default_rng(0))
