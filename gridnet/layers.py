@@ -765,27 +765,23 @@ class GlobalMaxPool(Layer):
             out = x.reshape(n, c, h * w).max(axis=2).reshape((n,) + self.out_shape)
         else:   # numpy reduces a non-last axis well with pairwise maxima
             out = x.max(axis=self._AXES[self.axis], keepdims=True)
-        self._cache = x if training else None
+        self._cache = (x, out) if training else None
         return out
 
     def backward(self, grad, input_grad=True):
-        x = self._cache
-        n, c, h, w = x.shape
-        if self.axis == "height":
-            flat = x.transpose(0, 1, 3, 2).reshape(-1, h)
-        elif self.axis == "width":
-            flat = x.reshape(-1, w)
-        else:
-            flat = x.reshape(-1, h * w)
-        idx = flat.argmax(axis=1)
-        dflat = np.zeros(flat.shape, dtype=grad.dtype)
-        dflat[np.arange(flat.shape[0]), idx] = grad.reshape(-1)
-        if self.axis == "height":
-            dx = dflat.reshape(n, c, w, h).transpose(0, 1, 3, 2)
-        else:
-            dx = dflat.reshape(n, c, h, w)
+        """The gradient goes to the maximum of each reduced line; on ties, to the first
+        one (in C order over the reduced axes)."""
+        x, out = self._cache
         self._cache = None
-        return dx
+        hit = np.equal(x, out)                  # out keeps the reduced axes (size 1)
+        if np.count_nonzero(hit) != out.size:   # ties: keep the first hit of each line
+            if self.axis == "both":
+                n, c, h, w = x.shape
+                seen = np.cumsum(hit.reshape(n, c, h * w), axis=2, dtype=np.int32).reshape(x.shape)
+            else:
+                seen = np.cumsum(hit, axis=self._AXES[self.axis][0], dtype=np.int32)
+            hit &= seen == 1
+        return np.multiply(hit, grad)
 
 
 class Flatten(Layer):

@@ -133,6 +133,34 @@ def test_global_maxpool_gradients(axis):
     check_layer(GlobalMaxPool(axis), (3, 5, 4))
 
 
+@pytest.mark.parametrize("axis", ["height", "width", "both"])
+@pytest.mark.parametrize("layout", ["nchw", "strided"])
+def test_global_maxpool_ties_route_once_to_the_first_maximum(axis, layout):
+    """Plain loops as the reference: each reduced line's gradient goes to its first
+    maximum in C order; rounded values make ties common, as padding rows do in text."""
+    rng = np.random.default_rng(0)
+    x = np.round(rng.standard_normal((3, 2, 5, 4)))
+    if layout == "strided":         # a conv output is a strided view (n, h, w, c) in memory
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    pool = GlobalMaxPool(axis)
+    pool.build(x.shape[1:], None)
+    out = pool.forward(x, training=True)
+    grad = rng.standard_normal(out.shape)
+    dx = pool.backward(grad)
+    expected = np.zeros_like(x)
+    for i, j in np.ndindex(3, 2):
+        if axis == "height":
+            for col in range(4):
+                expected[i, j, np.argmax(x[i, j, :, col]), col] = grad[i, j, 0, col]
+        elif axis == "width":
+            for row in range(5):
+                expected[i, j, row, np.argmax(x[i, j, row])] = grad[i, j, row, 0]
+        else:
+            r, col = np.unravel_index(np.argmax(x[i, j]), (5, 4))
+            expected[i, j, r, col] = grad[i, j, 0, 0]
+    np.testing.assert_array_equal(dx, expected)
+
+
 @pytest.mark.parametrize("in_shape", [(6,), (2, 3, 4)])
 def test_relu_gradients(in_shape):
     check_layer(ReLU(), in_shape)
