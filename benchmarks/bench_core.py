@@ -21,9 +21,13 @@ import resource
 import sys
 import time
 
+from pathlib import Path
+
 import numpy as np
 
-import gridnet as g
+# the checkout's code, not whatever copy of gridnet is installed
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import gridnet as g  # noqa: E402
 
 BATCH = 64
 
