@@ -161,6 +161,11 @@ def _spectrogram(y, s, mel_basis):
     return logmel.astype(np.float32)
 
 
+def _height(s):
+    """Rows of a grid: mel bands, MFCCs or STFT bins (``s``: an AudioAdapter or its settings)."""
+    return {"logmel": s.n_mels, "mfcc": s.n_mfcc, "stft": 1 + s.n_fft // 2}[s.feature]
+
+
 def _mel_basis(s):
     import librosa
     if s.feature == "stft":
@@ -171,8 +176,7 @@ def _mel_basis(s):
 def _extract_batch(items, offset, s):
     """Clips -> (grids (m, height, frames), names of the clips that failed)."""
     mel_basis = _mel_basis(s)
-    height = {"logmel": s.n_mels, "mfcc": s.n_mfcc, "stft": 1 + s.n_fft // 2}[s.feature]
-    out = np.zeros((len(items), height, s.frames), dtype=np.float32)
+    out = np.zeros((len(items), _height(s), s.frames), dtype=np.float32)
     failed = []
     for k, item in enumerate(items):
         try:
@@ -394,8 +398,7 @@ class AudioAdapter(TransformerMixin, BaseEstimator):
             raise ValueError("no clip in X could be read to learn the number of frames")
         self.n_frames_ = int(max(lengths))
         s = _Settings(self, self.n_frames_)
-        height = {"logmel": self.n_mels, "mfcc": self.n_mfcc, "stft": 1 + self.n_fft // 2}[self.feature]
-        grids = np.zeros((len(items), height, self.n_frames_), dtype=np.float32)
+        grids = np.zeros((len(items), _height(self), self.n_frames_), dtype=np.float32)
         failed = []
         for i, (spec, n, name) in enumerate(rows):
             if spec is None:
@@ -448,8 +451,7 @@ class AudioAdapter(TransformerMixin, BaseEstimator):
             self.n_frames_ = int(max(lengths))
         else:
             self.n_frames_ = int(self.frames)
-        height = {"logmel": self.n_mels, "mfcc": self.n_mfcc, "stft": 1 + self.n_fft // 2}[self.feature]
-        self.grid_shape_ = (1, height, self.n_frames_)
+        self.grid_shape_ = (1, _height(self), self.n_frames_)
         if self.normalize == "dataset":
             if grids is None:
                 grids = self._extract(items)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layers import Conv2D, MaxPool2D, _zero_columns_from, is_onehot
+from .layers import Conv2D, MaxPool2D, _batch_slices, _zero_columns_from, is_onehot
 
 __all__ = ["fusable", "conv_pool_forward", "conv_pool_backward", "ran_fused"]
 
@@ -83,16 +83,24 @@ def _geometry(conv, pool):
                 P=Hq * Wq, tail=qmax * Wq + rmax, rows=rows, cols=cols, shifts=shifts)
 
 
+def _phase_pairs(G, buf, m):
+    """For each phase ``(s, t)``: the index of its values in an ``(m, c, h, w)`` grid
+    (``(c, m, h, w)`` for a gradient) and their view ``(c, m, rows, cols)`` in the
+    phase buffer ``buf`` ``(c, ph, pw, m*P + tail)``."""
+    c, ph, pw, Hq, Wq = G["c"], G["ph"], G["pw"], G["Hq"], G["Wq"]
+    for s, (y0, Y0, ny) in enumerate(G["rows"]):
+        for t, (x0, X0, nx) in enumerate(G["cols"]):
+            phase = buf[:, s, t, :m * G["P"]].reshape(c, m, Hq, Wq)[:, :, Y0:Y0 + ny, X0:X0 + nx]
+            yield (slice(None), slice(None), slice(y0, None, ph), slice(x0, None, pw)), phase
+
+
 def _phases(conv, G, x, key):
     """Input chunk ``x`` (m, c, h, w) -> zero-padded phases ``(c, ph, pw, m*P + tail)``."""
     m = x.shape[0]
-    c, ph, pw, Hq, Wq = G["c"], G["ph"], G["pw"], G["Hq"], G["Wq"]
-    xs = conv._scratch(key, (c, ph, pw, m * G["P"] + G["tail"]), x.dtype)
+    xs = conv._scratch(key, (G["c"], G["ph"], G["pw"], m * G["P"] + G["tail"]), x.dtype)
     xs.fill(0)
-    for s, (y0, Y0, ny) in enumerate(G["rows"]):
-        for t, (x0, X0, nx) in enumerate(G["cols"]):
-            dst = xs[:, s, t, :m * G["P"]].reshape(c, m, Hq, Wq)[:, :, Y0:Y0 + ny, X0:X0 + nx]
-            dst[...] = x[:, :, y0::ph, x0::pw].transpose(1, 0, 2, 3)
+    for grid, phase in _phase_pairs(G, xs, m):
+        phase[...] = x[grid].transpose(1, 0, 2, 3)
     return xs
 
 
@@ -107,22 +115,19 @@ def _im2col(conv, G, xs, key):
 
 def _col2im(conv, G, dcols, dx):
     """Scatter-add columns back onto the input gradient chunk ``dx`` ``(c, m, h, w)``."""
-    c, m, P, ph, pw, Hq, Wq = G["c"], dx.shape[1], G["P"], G["ph"], G["pw"], G["Hq"], G["Wq"]
+    c, m, P, ph, pw = G["c"], dx.shape[1], G["P"], G["ph"], G["pw"]
     dxs = conv._scratch("fdxs", (c, ph, pw, m * P + G["tail"]), dcols.dtype)
     dxs.fill(0)
     d = dcols.reshape(c, G["kh"], G["kw"], ph, pw, m * P)
     for i, j, a, b, s, t, off in G["shifts"]:
         dxs[:, s, t, off:off + m * P] += d[:, i, j, a, b]
-    for s, (y0, Y0, ny) in enumerate(G["rows"]):
-        for t, (x0, X0, nx) in enumerate(G["cols"]):
-            src = dxs[:, s, t, :m * P].reshape(c, m, Hq, Wq)[:, :, Y0:Y0 + ny, X0:X0 + nx]
-            dx[:, :, y0::ph, x0::pw] = src
+    for grid, phase in _phase_pairs(G, dxs, m):
+        dx[grid] = phase
 
 
 def _chunks(conv, G, n, itemsize):
     per_sample = G["c"] * G["kh"] * G["kw"] * G["ph"] * G["pw"] * G["P"] * itemsize
-    step = max(1, conv.chunk_bytes // max(per_sample, 1))
-    return [slice(a, min(a + step, n)) for a in range(0, n, step)]
+    return _batch_slices(n, per_sample, conv.chunk_bytes)
 
 
 def conv_pool_forward(conv, pool, x, training=False):

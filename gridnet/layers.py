@@ -71,6 +71,13 @@ def _same_padding(size, window, stride):
     return out, total // 2, total - total // 2
 
 
+def _batch_slices(n, per_sample, chunk_bytes):
+    """Slices of a batch of ``n`` whose work buffers (``per_sample`` bytes a sample) stay
+    under ``chunk_bytes`` (at least one sample each)."""
+    step = max(1, chunk_bytes // max(per_sample, 1))
+    return [slice(a, min(a + step, n)) for a in range(0, n, step)]
+
+
 def _zero_columns_from(col, row=None):
     """A function that zeroes columns ``col:`` (and rows ``row:``) of a 4-D buffer."""
     def zero(buf):
@@ -382,8 +389,7 @@ class Conv2D(Layer):
         kh, kw = self.kernel_size
         width = self._flat_geometry()[1] if self._shift else self.out_shape[2]
         per_sample = c * kh * kw * self.out_shape[1] * width * itemsize
-        step = max(1, self.chunk_bytes // max(per_sample, 1))
-        return [slice(a, min(a + step, n)) for a in range(0, n, step)]
+        return _batch_slices(n, per_sample, self.chunk_bytes)
 
     def _weights(self):
         W = self.params["W"]
@@ -535,7 +541,9 @@ class Conv2D(Layer):
         dW = np.zeros_like(W)
         db = np.zeros_like(self.params["b"])
         src = self._ordered(grad)
-        active = None if self._active is None else self._ordered(self._nchw(self._active))
+        active = self._active            # (buf > 0), in the buffer's order
+        if active is not None and self._by_offset:
+            active = active[:, :, :, :wo]
         dxbuf = None
         if input_grad:      # the input gradient in the order col2im accumulates it
             dxbuf = (np.empty((c, n, h, w), grad.dtype) if self._by_offset
