@@ -16,6 +16,7 @@ __all__ = ["TextAdapter", "OneHotGrid", "TOKEN_PATTERN"]
 TOKEN_PATTERN = r"\w+|[^\w\s]"
 
 _VECTORS = ("onehot", "hashing", "svd")
+_SVD_EMBEDDING_VOCAB = 100_000     # case-folded tokens an "svd" embedding is fitted over
 
 
 class OneHotGrid:
@@ -28,6 +29,9 @@ class OneHotGrid:
     core reads it without densifying when its first convolution spans the full width
     (Kim's sentence CNN): a vocabulary of 10,000 words costs 4 bytes per position, not
     40 kB.
+
+    ``embedding`` (optional, ``(width, d)``) offers a starting vector per column for the
+    embedding the network learns (a row of zeros: none); row indexing keeps it.
 
     Examples
     --------
@@ -45,7 +49,7 @@ class OneHotGrid:
     dtype = np.dtype(np.float32)
     ndim = 4
 
-    def __init__(self, indices, width):
+    def __init__(self, indices, width, embedding=None):
         indices = np.asarray(indices)
         if indices.ndim != 2:
             raise ValueError(f"indices must be (n, positions); got shape {indices.shape}")
@@ -53,6 +57,12 @@ class OneHotGrid:
             raise ValueError(f"indices must lie in [-1, {width}); got [{indices.min()}, {indices.max()}]")
         self.indices = indices.astype(np.int32, copy=False)
         self.width = int(width)
+        if embedding is not None:
+            embedding = np.asarray(embedding)
+            if embedding.ndim != 2 or embedding.shape[0] != self.width:
+                raise ValueError(f"embedding must be ({self.width}, d), a row per column; got "
+                                 f"shape {embedding.shape}")
+        self.embedding = embedding
 
     @property
     def shape(self):
@@ -67,7 +77,7 @@ class OneHotGrid:
         idx = self.indices[rows]
         if idx.ndim == 1:
             idx = idx[None]
-        return OneHotGrid(idx, self.width)
+        return OneHotGrid(idx, self.width, self.embedding)
 
     def toarray(self):
         n, _, h, w = self.shape
@@ -161,12 +171,24 @@ class TextAdapter(TransformerMixin, BaseEstimator):
     corpus : list of str, optional; extra unlabeled sentences for "svd"
     dense : bool, default False
         Return a dense float32 array for one-hot and hashing too.
+    embedding : {None, "svd"} or path, default None
+        With ``vectors="onehot"``: starting vectors for the embedding the network
+        learns from the one-hot grid (Kim's CNN-non-static), carried by the grid as
+        ``grid.embedding``; the text preset of :class:`gridnet.GridNetClassifier`
+        starts from them. "svd": fitted like ``vectors="svd"`` (``dim``, ``window``) on
+        the training sentences plus ``corpus``, over case-folded tokens seen at least
+        twice (the 100,000 most frequent), so a large unlabeled ``corpus`` gives
+        vectors to words the labels alone say little about. A path: a word2vec/GloVe
+        text file (exact token first, then its lowercase form). Words without a
+        vector get a zero row and keep a random start.
     random_state : int or None (svd)
 
     Attributes
     ----------
     vocabulary_ : dict token -> column (onehot) or row of ``vectors_``
     vectors_ : (len(vocabulary), dim) float32 for svd/pretrained
+    embedding_ : (width, dim) float32, with ``embedding``; row 0 (unknown) is zeros
+    embedding_coverage_ : float, the share of the vocabulary given a starting vector
     n_positions_, grid_shape_
 
     Defined behaviour: an empty string gives an all-padding grid; a sentence of only
@@ -187,7 +209,7 @@ class TextAdapter(TransformerMixin, BaseEstimator):
     def __init__(self, *, level="word", vectors="onehot", lowercase=True,
                  token_pattern=TOKEN_PATTERN, tokenizer=None, min_count=1, max_vocab=10000,
                  positions=None, truncate="end", pad="end", n_features=4096, dim=100, window=4,
-                 corpus=None, encoding="utf-8", dense=False, random_state=None):
+                 corpus=None, encoding="utf-8", dense=False, embedding=None, random_state=None):
         self.level = level
         self.vectors = vectors
         self.lowercase = lowercase
@@ -204,6 +226,7 @@ class TextAdapter(TransformerMixin, BaseEstimator):
         self.corpus = corpus
         self.encoding = encoding
         self.dense = dense
+        self.embedding = embedding
         self.random_state = random_state
 
     # -- tokens --------------------------------------------------------------------------
@@ -221,6 +244,18 @@ class TextAdapter(TransformerMixin, BaseEstimator):
                 raise ValueError(f"{name} must be 'start' or 'end'; got {getattr(self, name)!r}")
         if self.positions is not None and (not isinstance(self.positions, (int, np.integer)) or self.positions < 1):
             raise ValueError(f"positions must be a positive int or None; got {self.positions!r}")
+        if self.embedding is not None:
+            if self.vectors != "onehot" or self.level != "word":
+                raise ValueError("embedding (starting vectors for a learned embedding) goes with "
+                                 f"level='word' and vectors='onehot'; got level={self.level!r}, "
+                                 f"vectors={self.vectors!r}")
+            if self.dense:
+                raise ValueError("embedding is carried by the one-hot grid; it cannot go with "
+                                 "dense=True")
+            if self.embedding != "svd" and not (isinstance(self.embedding, (str, os.PathLike))
+                                                and os.path.exists(self.embedding)):
+                raise ValueError(f"embedding must be None, 'svd' or the path of a word-vector "
+                                 f"file; {self.embedding!r} is none of these")
         if self.tokenizer is not None and not callable(self.tokenizer):
             raise ValueError("tokenizer must be a callable str -> list of str")
 
@@ -255,23 +290,37 @@ class TextAdapter(TransformerMixin, BaseEstimator):
         kept.sort(key=lambda t: (-counts[t], order[t]))
         return kept[: self.max_vocab]
 
-    def _svd_vectors(self, docs, words):
+    def _cooccurrence(self, docs, words):
+        """(len(words), len(words)) sparse counts of word pairs at most ``window``
+        tokens apart in a document (each pair both ways; tokens not in ``words`` are
+        skipped but keep their place)."""
         from scipy import sparse
-        from sklearn.utils.extmath import randomized_svd
         index = {w: i for i, w in enumerate(words)}
+        # every token in a row, each document followed by `window` gaps (-1), so that
+        # pairs `d` apart (1 <= d <= window) never cross from one document to the next
+        gap = [-1] * int(self.window)
+        ids = np.fromiter((i for doc in docs for i in [index.get(t, -1) for t in doc] + gap),
+                          dtype=np.int64)
         rows, cols = [], []
-        for doc in docs:
-            ids = [index.get(t, -1) for t in doc]
-            for p, a in enumerate(ids):
-                if a < 0:
-                    continue
-                for q in range(max(0, p - self.window), min(len(ids), p + self.window + 1)):
-                    if q != p and ids[q] >= 0:
-                        rows.append(a)
-                        cols.append(ids[q])
+        for d in range(1, int(self.window) + 1):
+            a, b = ids[:-d], ids[d:]
+            both = (a >= 0) & (b >= 0)
+            rows += [a[both], b[both]]          # each pair counts both ways
+            cols += [b[both], a[both]]
+        rows = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+        cols = np.concatenate(cols) if cols else np.zeros(0, np.int64)
         V = len(words)
         C = sparse.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(V, V)).tocsr()
         C.sum_duplicates()
+        return C
+
+    def _svd_vectors(self, docs, words):
+        """PPMI of co-occurrence within ``window`` tokens, truncated SVD: ``(len(words),
+        dim)`` float32."""
+        from scipy import sparse
+        from sklearn.utils.extmath import randomized_svd
+        C = self._cooccurrence(docs, words)
+        V = len(words)
         total = C.sum()
         if total == 0:
             return np.zeros((V, self.dim), np.float32)
@@ -287,6 +336,27 @@ class TextAdapter(TransformerMixin, BaseEstimator):
         vec = np.zeros((V, self.dim), np.float32)
         vec[:, :k] = U * np.sqrt(S)
         return vec
+
+    def _fit_embedding(self, docs, words):
+        """Starting vectors for the one-hot columns: (len(words) + 1, dim), row 0 zeros."""
+        if self.embedding == "svd":
+            extra = self._tokens(self.corpus) if self.corpus is not None else []
+            folded = [[t.lower() for t in doc] for doc in docs + extra]
+            counts = Counter(t for doc in folded for t in doc)
+            keys = [t for t, c in counts.most_common(_SVD_EMBEDDING_VOCAB) if c >= 2]
+            table = self._svd_vectors(folded, keys)
+        else:
+            keys = list(dict.fromkeys(words + [w.lower() for w in words]))
+            table, found = read_vectors(self.embedding, keys, self.encoding)
+            keys = [k for k, f in zip(keys, found) if f]
+            table = table[found]
+        row = {k: i for i, k in enumerate(keys)}
+        out = np.zeros((len(words) + 1, table.shape[1]), dtype=np.float32)
+        for j, w in enumerate(words, 1):
+            i = row.get(w, row.get(w.lower()))
+            if i is not None:
+                out[j] = table[i]
+        return out
 
     # -- the transformer -----------------------------------------------------------------
     def fit(self, X, y=None):
@@ -304,6 +374,10 @@ class TextAdapter(TransformerMixin, BaseEstimator):
             if self.vectors == "onehot":
                 self.vocabulary_ = {w: i + 1 for i, w in enumerate(words)}   # 0: unknown
                 width = len(words) + 1
+                if self.embedding is not None:
+                    self.embedding_ = self._fit_embedding(docs, words)
+                    found = np.any(self.embedding_[1:] != 0, axis=1)
+                    self.embedding_coverage_ = float(found.mean()) if len(found) else 0.0
             else:
                 self.vocabulary_ = {w: i for i, w in enumerate(words)}
                 if self.vectors == "svd":
@@ -341,7 +415,8 @@ class TextAdapter(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "n_positions_")
         idx = self._indices(self._tokens(X))
         if self.vectors in ("onehot", "hashing"):
-            grid = OneHotGrid(idx, self.grid_shape_[2])
+            grid = OneHotGrid(idx, self.grid_shape_[2], getattr(self, "embedding_", None)
+                              if self.embedding is not None else None)
             return grid.toarray() if self.dense else grid
         table = np.vstack([self.vectors_, np.zeros((1, self.vectors_.shape[1]), np.float32)])
         return table[idx][:, None]          # index -1 picks the zero row

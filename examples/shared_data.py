@@ -4,6 +4,7 @@ clear message when it is missing."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,57 @@ def read_trec(file):
             labels.append(label.split(":")[0])
             texts.append(text)
     return texts, np.array(labels)
+
+
+WORDNET = Path("/usr/share/wordnet")     # Debian's wordnet-base
+
+
+def read_wordnet(folder=None, levels=2):
+    """WordNet 3.0 as unlabeled text: one sentence per synset (117,659 of them), its
+    words, the words of its hypernyms ``levels`` up, its lexicographer file as a token
+    (``lex07``) and its gloss. Reads the ``data.{noun,verb,adj,adv}`` files of the
+    WordNet database folder (Debian: ``apt-get install wordnet-base`` puts them in
+    /usr/share/wordnet). Used as the ``corpus`` for fitting word vectors."""
+    folder = Path(folder) if folder else WORDNET
+    files = [folder / f"data.{pos}" for pos in ("noun", "verb", "adj", "adv")]
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        raise SystemExit(f"WordNet database not found: {', '.join(missing)} missing. Install it "
+                         f"(Debian/Ubuntu: apt-get install wordnet-base) or pass its folder")
+    synsets = {}
+    for file in files:
+        with open(file, encoding="latin-1") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if line.startswith("  "):           # the licence header
+                    continue
+                head, _, gloss = line.partition("|")
+                f = head.split()
+                try:
+                    kind = "a" if f[2] == "s" else f[2]
+                    n_words = int(f[3], 16)
+                    words = [re.sub(r"\(.*\)$", "", f[4 + 2 * i]).lower() for i in range(n_words)]
+                    k = 4 + 2 * n_words
+                    n_ptr = int(f[k])
+                    hyper = [(f[k + 2 + 4 * j], f[k + 3 + 4 * j]) for j in range(n_ptr)
+                             if f[k + 1 + 4 * j] in ("@", "@i")]
+                except (IndexError, ValueError):
+                    raise ValueError(f"{file}, line {lineno}: not a WordNet synset line") from None
+                synsets[(f[0], kind)] = (words, [(o, "a" if p == "s" else p) for o, p in hyper],
+                                         f"lex{f[1]}", gloss.strip())
+    out = []
+    for words, hyper, lex, gloss in synsets.values():
+        tokens = list(words)
+        frontier = hyper
+        for _ in range(levels):
+            nxt = []
+            for h in frontier:
+                if h in synsets:
+                    tokens += synsets[h][0][:2]
+                    nxt += synsets[h][1]
+            frontier = nxt
+        out.append(" ".join(t.replace("_", " ") for t in tokens) + f" {lex} "
+                   + gloss.replace('"', " "))
+    return out
 
 
 def load_trec(path=None):

@@ -37,6 +37,11 @@ PRESETS = {
                  dropout=0.5),
 }
 
+#: Entry standard deviation of the starting word vectors a one-hot grid carries, once
+#: scaled (a random column starts at sqrt(2 / width), about 0.015 for 9,000 words).
+#: 0.05 was the first value tried on TREC-6 and was kept; not tuned further.
+_EMBED_START_STD = 0.05
+
 _CHECK_CHUNK = 1 << 16     # samples per chunk when checking a memmap for NaN/inf
 
 
@@ -62,7 +67,9 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
       positions, width)``: a convolution one position tall and the full width learns a
       ``embed_dim``-wide vector per word, then branches of ``filters`` features of each
       height in ``kernel_size`` (3, 4, 5) with ReLU and max over positions,
-      concatenated, Dropout, Dense(classes).
+      concatenated, Dropout, Dense(classes). When the one-hot grid carries starting
+      vectors (``TextAdapter(embedding=...)``), the word vectors start from them (and
+      ``embed_dim`` is their width): Kim's CNN-non-static.
 
     Parameters
     ----------
@@ -105,6 +112,7 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
     history_ : list of dict, one per epoch: ``epoch``, ``loss``, ``val_loss``,
         ``val_score``, ``time`` (seconds)
     loss_curve_ : list of float; ``validation_scores_``; ``best_loss_``; ``n_iter_``
+    embedding_started_ : int, embedding columns started from the grid's vectors (0: none)
 
     Examples
     --------
@@ -257,7 +265,7 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         return classes, np.searchsorted(classes, y).astype(np.intp)
 
     # -- architecture --------------------------------------------------------------------
-    def _body(self, grid_shape):
+    def _body(self, grid_shape, embedding=None):
         c, h, w = grid_shape
         if self.layers is not None:
             body = copy.deepcopy(list(self.layers))
@@ -265,7 +273,7 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError("layers is an empty list; pass None for the preset's layers")
             return body
         if self.preset == "text":
-            return self._text_body(grid_shape)
+            return self._text_body(grid_shape, embedding)
         blocks = int(self._hp("conv_blocks"))
         filters = self._hp("filters")
         filters = list(filters) if isinstance(filters, (list, tuple)) else \
@@ -297,7 +305,7 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
             body.append(L.Dropout(rate))
         return body
 
-    def _text_body(self, grid_shape):
+    def _text_body(self, grid_shape, embedding=None):
         c, h, w = grid_shape
         heights = self._hp("kernel_size")
         heights = [heights] if isinstance(heights, numbers.Integral) else list(heights)
@@ -306,14 +314,26 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
                 f"the text preset's tallest filter spans {max(heights)} positions, but the "
                 f"grids have only {h}; use more positions or smaller kernel_size")
         emb = int(self._hp("embed_dim"))
+        if embedding is not None:
+            if self.embed_dim is not None and int(self.embed_dim) != embedding.shape[1]:
+                raise ValueError(
+                    f"embed_dim={self.embed_dim}, but the grid's starting embedding has "
+                    f"{embedding.shape[1]} dimensions; leave embed_dim at None to take theirs")
+            emb = int(embedding.shape[1])
         nf = int(self._hp("filters"))
         body = [L.Conv2D(emb, (1, w))]
         body.append(L.Branches([[L.Conv2D(nf, (k, 1), padding="same", activation="relu"),
                                   L.GlobalMaxPool("height")] for k in heights]))
         return self._head(body)
 
-    def _make_network(self, grid_shape, n_classes, rng):
-        body = self._body(grid_shape)
+    def _make_network(self, grid_shape, n_classes, rng, embedding=None):
+        """The network for grids ``grid_shape``; ``embedding`` ``(w, d)``: starting
+        vectors for the text preset's embedding columns (zero rows: random start)."""
+        text = self.layers is None and self.preset == "text"
+        if embedding is not None and not text:
+            logger.info("the grid carries a starting embedding; only the text preset uses it")
+        embedding = embedding if text else None
+        body = self._body(grid_shape, embedding)
         try:
             shape = build_stack(body, grid_shape, rng)
         except ValueError as exc:
@@ -326,7 +346,24 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         build_stack([head], shape, rng)
         net = Network(body + [head])
         net.in_shape, net.out_shape = tuple(grid_shape), (n_classes,)
+        self.embedding_started_ = 0
+        if embedding is not None:
+            self.embedding_started_ = self._start_embedding(body[0], embedding)
         return net
+
+    @staticmethod
+    def _start_embedding(conv, embedding):
+        """Columns of the embedding convolution (``W``: ``(d, w)``) from the rows of
+        ``embedding`` that hold a vector, scaled so that their entries have standard
+        deviation ``_EMBED_START_STD``; returns how many columns were set."""
+        E = np.asarray(embedding, dtype=np.float32)
+        found = np.any(E != 0, axis=1)
+        if not found.any():
+            return 0
+        scale = _EMBED_START_STD / max(float(E[found].std()), 1e-12)
+        W = conv.params["W"]
+        W[:, found] = (E[found] * np.float32(scale)).T
+        return int(found.sum())
 
     # -- training ------------------------------------------------------------------------
     def _streams(self):
@@ -358,8 +395,8 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"class_weight must be None, 'balanced' or a dict; got {cw!r}")
         return SoftmaxCrossEntropy(class_weight=w.astype(np.float32))
 
-    def _initialize(self, grid_shape, rng):
-        self.network_ = self._make_network(grid_shape, len(self.classes_), rng)
+    def _initialize(self, grid_shape, rng, embedding=None):
+        self.network_ = self._make_network(grid_shape, len(self.classes_), rng, embedding)
         self._optimizer = make_optimizer(self.optimizer, self.learning_rate, self.weight_decay,
                                          self.momentum)
         self.history_, self.loss_curve_, self.validation_scores_ = [], [], []
@@ -416,7 +453,7 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
             self.classes_ = classes_
         streams = self._streams()
         if first:
-            self._initialize(self.grid_shape_, streams["init"])
+            self._initialize(self.grid_shape_, streams["init"], getattr(grid, "embedding", None))
         elif getattr(self, "_optimizer", None) is None:     # loaded from a file
             self._optimizer = make_optimizer(self.optimizer, self.learning_rate,
                                              self.weight_decay, self.momentum)

@@ -70,7 +70,8 @@ def save_classifier(clf, path, extra=None):
         "network": clf.network_.get_config(), "grid_shape": list(clf.grid_shape_),
         "n_features_in": int(clf.n_features_in_), "classes_kind": kind, "classes": classes,
         "feature_names_in": list(map(str, getattr(clf, "feature_names_in_", []))) or None,
-        "history": clf.history_, "n_iter": int(clf.n_iter_), "weights_sha256": _digest(weights),
+        "history": clf.history_, "n_iter": int(clf.n_iter_),
+        "embedding_started": int(getattr(clf, "embedding_started_", 0)), "weights_sha256": _digest(weights),
         "extra": extra,
     }
     try:
@@ -136,6 +137,7 @@ def load(path, return_extra=False):
     clf.loss_curve_ = [h["loss"] for h in clf.history_]
     clf.validation_scores_ = [h["val_score"] for h in clf.history_ if h.get("val_score") is not None]
     clf.n_iter_ = int(doc.get("n_iter", 0))
+    clf.embedding_started_ = int(doc.get("embedding_started", 0))
     clf.best_loss_ = min(clf.loss_curve_) if clf.loss_curve_ else float("nan")
     clf._optimizer = None
     return (clf, doc.get("extra")) if return_extra else clf

@@ -246,6 +246,57 @@ def test_text_preset_on_onehot_grids():
         GridNetClassifier(preset="text").fit(_OneHot(idx[:, :4], vocab), y)
 
 
+class _OneHotWithEmbedding(_OneHot):
+    def __init__(self, indices, width, embedding):
+        super().__init__(indices, width)
+        self.embedding = embedding
+
+    def __getitem__(self, rows):
+        return _OneHotWithEmbedding(self.indices[rows], self.width, self.embedding)
+
+
+def _key_word_task(rng, n, keys_a, keys_b, length=8):
+    """Filler words (0-9) with one key word: class 1 if it is from keys_a."""
+    idx = rng.integers(0, 10, size=(n, length))
+    y = rng.integers(0, 2, size=n)
+    keys = np.where(y == 1, rng.choice(keys_a, n), rng.choice(keys_b, n))
+    idx[np.arange(n), rng.integers(0, length, n)] = keys
+    return idx, y
+
+
+def test_text_preset_starts_from_the_grids_embedding(tmp_path):
+    rng = np.random.default_rng(0)
+    # a vocabulary's width: random columns start near sqrt(2 / 10000) = 0.014, below the
+    # scaled vectors (at a width of 50 they start at 0.2 and drown the vectors)
+    width, d = 10000, 4
+    # starting vectors: words 10-29 point one way, 30-49 the other; fillers have none
+    E = np.zeros((width, d), np.float32)
+    E[10:30, 0], E[30:50, 0] = 1.0, -1.0
+    E[10:50, 1:] = rng.normal(0, 0.1, (40, d - 1))
+    # training sees only three key words of each kind; the test only the others
+    itr, ytr = _key_word_task(rng, 300, [10, 11, 12], [30, 31, 32])
+    ite, yte = _key_word_task(rng, 300, np.arange(13, 30), np.arange(33, 50))
+    params = dict(preset="text", filters=8, kernel_size=(1, 2), max_epochs=10, random_state=0)
+    warm = GridNetClassifier(**params).fit(_OneHotWithEmbedding(itr, width, E), ytr)
+    cold = GridNetClassifier(embed_dim=d, **params).fit(_OneHot(itr, width), ytr)
+    assert warm.embedding_started_ == 40 and cold.embedding_started_ == 0
+    W = warm.network_.layers[0].params["W"]
+    assert W.shape == (d, width)                   # embed_dim taken from the vectors
+    # columns of words never seen in training keep their start, scaled
+    scale = gridnet.estimator._EMBED_START_STD / E[10:50].std()
+    np.testing.assert_allclose(W[:, 13:30], E[13:30].T * scale, rtol=1e-5)
+    assert warm.score(_OneHotWithEmbedding(ite, width, E), yte) > 0.9
+    assert cold.score(_OneHot(ite, width), yte) < 0.75
+    with pytest.raises(ValueError, match="embed_dim=8, but the grid's starting embedding has 4"):
+        GridNetClassifier(preset="text", embed_dim=8).fit(_OneHotWithEmbedding(itr, width, E), ytr)
+    # layers of one's own leave it alone
+    other = GridNetClassifier(layers=[Conv2D(d, (1, width))], max_epochs=1, random_state=0)
+    other.fit(_OneHotWithEmbedding(itr, width, E), ytr)
+    assert other.embedding_started_ == 0
+    warm.save(tmp_path / "warm.gridnet")
+    assert gridnet.load(tmp_path / "warm.gridnet").embedding_started_ == 40
+
+
 def test_save_load_roundtrip_and_bad_files(tmp_path, digits):
     xtr, xte, ytr, _ = digits
     names = np.array(list("abcdefghij"))

@@ -130,3 +130,82 @@ def test_large_vocabulary_stays_small_in_memory():
     g = t.transform(sents)
     assert g.shape == (5000, 1, 40, 10001)
     assert g.indices.nbytes == 5000 * 40 * 4        # 0.8 MB, where the dense grid is 8 GB
+
+
+def _loop_cooccurrence(docs, words, window):
+    """The plain definition: for each known token, each known token at most
+    ``window`` places away in the same document."""
+    index = {w: i for i, w in enumerate(words)}
+    C = np.zeros((len(words), len(words)))
+    for doc in docs:
+        for p, a in enumerate(doc):
+            for q in range(max(0, p - window), min(len(doc), p + window + 1)):
+                if q != p and a in index and doc[q] in index:
+                    C[index[a], index[doc[q]]] += 1
+    return C
+
+
+@pytest.mark.parametrize("window", [1, 2, 5])
+def test_cooccurrence_counts_match_the_plain_loop(window):
+    rng = np.random.default_rng(window)
+    words = [f"w{i}" for i in range(12)]
+    docs = [[f"w{i}" for i in rng.integers(0, 15, rng.integers(0, 9))] for _ in range(40)]
+    t = TextAdapter(window=window)
+    got = t._cooccurrence(docs, words).toarray()
+    np.testing.assert_array_equal(got, _loop_cooccurrence(docs, words, window))
+    assert got.sum() > 0
+
+
+def _animal_tool_corpus(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        out.append(f"the {rng.choice(['cat', 'dog', 'lion'])} eats and sleeps and purrs")
+        out.append(f"the {rng.choice(['hammer', 'saw', 'drill'])} cuts wood and metal")
+    return out
+
+
+def test_svd_embedding_rides_on_the_onehot_grid():
+    corpus = _animal_tool_corpus()
+    train = ["The cat sleeps", "a hammer cuts", "the dog"]     # lion, saw: only in the corpus
+    t = TextAdapter(embedding="svd", corpus=corpus, dim=4, lowercase=False, random_state=0).fit(train)
+    E = t.embedding_
+    assert E.dtype == np.float32 and E.shape == (len(t.vocabulary_) + 1, 4)
+    assert (E[0] == 0).all()                       # the unknown column has no vector
+    # the vectors come from the corpus: cat and dog alike, cat and hammer not
+    v = {w: E[t.vocabulary_[w]] for w in ("cat", "dog", "hammer")}
+    cos = lambda a, b: a @ b / np.linalg.norm(a) / np.linalg.norm(b)
+    assert cos(v["cat"], v["dog"]) > cos(v["cat"], v["hammer"]) + 0.3
+    # case-folded: "The" starts where "the" does
+    np.testing.assert_array_equal(E[t.vocabulary_["The"]], E[t.vocabulary_["the"]])
+    g = t.transform(["the lion sleeps", "a cat"])
+    assert isinstance(g, OneHotGrid) and g.embedding is E
+    assert g[[1]].embedding is E and g[1].embedding is E
+    assert t.embedding_coverage_ == pytest.approx(np.any(E[1:] != 0, axis=1).mean())
+    # without embedding nothing rides along
+    assert TextAdapter().fit(train).transform(train).embedding is None
+
+
+def test_embedding_from_a_vectors_file(tmp_path):
+    path = tmp_path / "vec.txt"
+    path.write_text("cat 1.0 0.5\nCat 2.0 2.0\ndog 0.9 0.4\n", encoding="utf-8")
+    t = TextAdapter(embedding=str(path), lowercase=False).fit(["Cat cat Dog bird"])
+    E, col = t.embedding_, t.vocabulary_
+    np.testing.assert_allclose(E[col["Cat"]], [2.0, 2.0])      # exact token first
+    np.testing.assert_allclose(E[col["cat"]], [1.0, 0.5])
+    np.testing.assert_allclose(E[col["Dog"]], [0.9, 0.4])      # then its lowercase form
+    assert (E[col["bird"]] == 0).all()
+    assert t.embedding_coverage_ == pytest.approx(3 / 4)
+
+
+def test_embedding_parameter_errors(tmp_path):
+    with pytest.raises(ValueError, match="vectors='onehot'"):
+        TextAdapter(embedding="svd", vectors="hashing").fit(SENTS)
+    with pytest.raises(ValueError, match="level='word'"):
+        TextAdapter(embedding="svd", level="char").fit(SENTS)
+    with pytest.raises(ValueError, match="dense=True"):
+        TextAdapter(embedding="svd", dense=True).fit(SENTS)
+    with pytest.raises(ValueError, match="none of these"):
+        TextAdapter(embedding=str(tmp_path / "missing.txt")).fit(SENTS)
+    with pytest.raises(ValueError, match=r"embedding must be \(3, d\)"):
+        OneHotGrid(np.zeros((1, 2), int), 3, embedding=np.zeros((4, 2)))
