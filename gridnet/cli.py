@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -175,9 +176,39 @@ def _make_adapter(args, modality):
         return ImageAdapter(size=tuple(args.size) if args.size else None)
     if modality == "text":
         from adapters import TextAdapter
-        return TextAdapter(lowercase=False, positions=args.positions)
+        return TextAdapter(lowercase=False, positions=args.positions, **_text_start(args))
     from .tables import TableEncoder
     return TableEncoder()
+
+
+def _text_start(args):
+    """--corpus FILE (one sentence a line) or --vectors FILE: the TextAdapter arguments
+    that start the word vectors from them."""
+    corpus, vectors = getattr(args, "corpus", None), getattr(args, "vectors", None)
+    if corpus and vectors:
+        raise CLIError("give --corpus or --vectors, not both")
+    if vectors:
+        if not os.path.isfile(vectors):
+            raise CLIError(f"{vectors}: no such word-vector file")
+        return {"embedding": vectors, "encoding": args.encoding}
+    if corpus:
+        try:
+            with open(corpus, encoding=args.encoding) as fh:
+                lines = [line.strip() for line in fh if line.strip()]
+        except FileNotFoundError:
+            raise CLIError(f"{corpus}: no such corpus file") from None
+        except UnicodeDecodeError as exc:
+            raise CLIError(f"{corpus}: not {args.encoding} text ({exc.reason} at byte "
+                           f"{exc.start}); pass --encoding") from None
+        if not lines:
+            raise CLIError(f"{corpus}: the corpus file holds no sentences")
+        return {"embedding": "svd", "corpus": lines, "dim": 128, "window": 5, "random_state": 0}
+    return {}
+
+
+# what a saved text adapter leaves out: the starting vectors and the corpus they came
+# from serve fitting only (the network's weights hold what was learned from them)
+_FIT_ONLY = {"TextAdapter": ({"embedding": None, "corpus": None}, ("embedding_",))}
 
 
 def _adapter_state(adapter):
@@ -192,8 +223,11 @@ def _adapter_state(adapter):
         if isinstance(v, (np.integer, np.floating)):
             return v.item()
         return v
-    fitted = {k: enc(v) for k, v in vars(adapter).items() if k.endswith("_") and not k.startswith("_")}
-    return {"class": type(adapter).__name__, "params": adapter.get_params(), "fitted": fitted}
+    params, drop = _FIT_ONLY.get(type(adapter).__name__, ({}, ()))
+    fitted = {k: enc(v) for k, v in vars(adapter).items()
+              if k.endswith("_") and not k.startswith("_") and k not in drop}
+    return {"class": type(adapter).__name__, "params": {**adapter.get_params(), **params},
+            "fitted": fitted}
 
 
 def _adapter_from_state(state):
@@ -239,10 +273,16 @@ def _fit(args):
                             learning_rate=args.learning_rate, random_state=args.seed,
                             early_stopping=args.early_stopping, verbose=not args.quiet)
     t0 = time.perf_counter()
-    clf.fit(grids, y)
+    try:
+        clf.fit(grids, y)
+    except ValueError as exc:       # e.g. grids too small for the preset's filters
+        raise CLIError(str(exc)) from None
     extra = {"modality": args.modality, "adapter": _adapter_state(adapter),
              "label_column": args.label_column, "text_column": args.text_column}
     save_classifier(clf, args.output, extra=extra)
+    if getattr(adapter, "embedding_coverage_", None) is not None:
+        print(f"word vectors started from {'--vectors' if args.vectors else '--corpus'} for "
+              f"{adapter.embedding_coverage_:.1%} of the vocabulary")
     print(f"trained on {len(y)} samples, {len(clf.classes_)} classes, grids {clf.grid_shape_}, "
           f"{clf.n_iter_} epochs in {time.perf_counter() - t0:.1f}s; saved {args.output}")
     return 0
@@ -347,6 +387,10 @@ def build_parser():
     fit.add_argument("--frames", type=int, default=None, help="audio: time steps (default: longest clip)")
     fit.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"), help="image: resize")
     fit.add_argument("--positions", type=int, default=None, help="text: words per sentence")
+    fit.add_argument("--corpus", default=None, help="text: unlabeled sentences, one a line, to fit "
+                     "starting word vectors on (with the training sentences)")
+    fit.add_argument("--vectors", default=None, help="text: a word2vec/GloVe text file of "
+                     "starting word vectors")
     fit.add_argument("--n-jobs", type=int, default=None)
     for p in (fit,):
         p.add_argument("--text-column", default="text")
@@ -374,10 +418,18 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()          # a closed pipe shows here, not at interpreter exit
+        return status
     except CLIError as exc:
         print(f"gridnet {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader went away (`gridnet evaluate ... | head`): stop quietly, as Unix
+        # tools do; stdout goes to devnull so that the interpreter's final flush is silent
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -118,11 +118,62 @@ def test_text_and_table_models(tmp_path, capsys):
     assert len(capsys.readouterr().out.strip().splitlines()) == 80
 
 
+def test_text_model_with_starting_vectors(tmp_path, capsys):
+    good = ["great fun film", "a lovely story", "wonderful acting", "I loved it", "superb and moving"]
+    bad = ["boring and slow", "a dull mess", "awful acting", "I hated it", "tedious and flat"]
+    text_csv = write_csv(tmp_path / "t.csv", ["text", "label"],
+                         [[s, "pos"] for s in good * 4] + [[s, "neg"] for s in bad * 4])
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(["a great and lovely and superb film"] * 20
+                                + ["a dull and boring and awful film", ""] * 20), encoding="utf-8")
+    vectors = tmp_path / "vec.txt"
+    vectors.write_text("great 1 0\nlovely 0.9 0.1\nboring -1 0\ndull -0.9 0\n", encoding="utf-8")
+    for flag, path in (("--corpus", corpus), ("--vectors", vectors)):
+        model = tmp_path / f"m{flag}.gridnet"
+        assert main(["fit", str(text_csv), "--modality", "text", "-o", str(model), "--epochs", "15",
+                     "--positions", "5", "--quiet", flag, str(path)]) == 0
+        assert f"word vectors started from {flag} for" in capsys.readouterr().out
+        # the model file keeps neither the corpus nor the starting vectors
+        with np.load(model) as data:
+            doc = json.loads(str(data["__gridnet__"][()]))
+        state = doc["extra"]["adapter"]
+        assert state["params"]["corpus"] is None and state["params"]["embedding"] is None
+        assert "embedding_" not in state["fitted"]
+        assert main(["predict", str(model), "a lovely film", "boring mess"]) == 0
+        out = capsys.readouterr().out.strip().splitlines()
+        assert [ln.split("\t")[0] for ln in out[-2:]] == ["pos", "neg"]
+    args = ["fit", str(text_csv), "--modality", "text", "-o", str(tmp_path / "x.gridnet")]
+    for extra, message in ((["--corpus", str(corpus), "--vectors", str(vectors)], "not both"),
+                           (["--corpus", str(tmp_path / "none.txt")], "no such corpus file"),
+                           (["--vectors", str(tmp_path / "none.txt")], "no such word-vector file")):
+        assert main(args + extra) == 2
+        assert message in capsys.readouterr().err
+    (tmp_path / "empty.txt").write_text("\n\n", encoding="utf-8")
+    assert main(args + ["--corpus", str(tmp_path / "empty.txt")]) == 2
+    assert "holds no sentences" in capsys.readouterr().err
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    import subprocess
+    import sys
+    rows = [["good fun", "pos"], ["bad mess", "neg"]] * 5
+    model = tmp_path / "t.gridnet"
+    assert main(["fit", str(write_csv(tmp_path / "t.csv", ["text", "label"], rows)), "--modality",
+                 "text", "-o", str(model), "--epochs", "1", "--positions", "5", "--quiet"]) == 0
+    proc = subprocess.Popen([sys.executable, "-m", "gridnet", "predict", str(model)] + ["good fun"] * 50,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()             # the reader is gone before anything is written
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
 @pytest.mark.parametrize("setup,args,message", [
     ("none", ["fit", "{d}/missing", "--modality", "audio"], "no such folder"),
     ("empty_class", ["fit", "{d}/clips", "--modality", "audio"], "class folder 'b' has no audio files"),
     ("bad_audio", ["fit", "{d}/clips", "--modality", "audio", "--sr", "8000"], "bad.wav: cannot read audio"),
     ("none", ["fit", "{d}", "--modality", "smell"], "unknown modality 'smell'"),
+    ("text", ["fit", "{d}/t.csv", "--modality", "text", "--positions", "3"], "tallest filter spans 5"),
     ("none", ["predict", "{d}/missing.gridnet", "x"], "no such model file"),
     ("text", ["fit", "{d}/t.csv", "--modality", "text", "--text-column", "sentence"], "no text column 'sentence'"),
 ])
