@@ -259,14 +259,14 @@ class TextAdapter(TransformerMixin, BaseEstimator):
         if self.tokenizer is not None and not callable(self.tokenizer):
             raise ValueError("tokenizer must be a callable str -> list of str")
 
-    def _tokens(self, X):
+    def _tokens(self, X, name="X"):
         if isinstance(X, str):
-            raise TypeError("X must be a list of sentences, not a single string; wrap it in a list")
+            raise TypeError(f"{name} must be a list of sentences, not a single string; wrap it in a list")
         out = []
         pattern = re.compile(self.token_pattern) if self.tokenizer is None else None
         for i, text in enumerate(X):
             if not isinstance(text, str):
-                raise TypeError(f"item {i} of X is {type(text).__name__} ({text!r:.40}), not a str")
+                raise TypeError(f"item {i} of {name} is {type(text).__name__} ({text!r:.40}), not a str")
             if self.lowercase:
                 text = text.lower()
             if self.level == "char":
@@ -279,6 +279,9 @@ class TextAdapter(TransformerMixin, BaseEstimator):
             else:
                 out.append(pattern.findall(text))
         return out
+
+    def _corpus_tokens(self):
+        return self._tokens(self.corpus, "corpus") if self.corpus is not None else []
 
     def _fit_vocab(self, docs):
         counts = Counter(t for doc in docs for t in doc)
@@ -340,7 +343,7 @@ class TextAdapter(TransformerMixin, BaseEstimator):
     def _fit_embedding(self, docs, words):
         """Starting vectors for the one-hot columns: (len(words) + 1, dim), row 0 zeros."""
         if self.embedding == "svd":
-            extra = self._tokens(self.corpus) if self.corpus is not None else []
+            extra = self._corpus_tokens()
             folded = [[t.lower() for t in doc] for doc in docs + extra]
             counts = Counter(t for doc in folded for t in doc)
             keys = [t for t, c in counts.most_common(_SVD_EMBEDDING_VOCAB) if c >= 2]
@@ -381,7 +384,7 @@ class TextAdapter(TransformerMixin, BaseEstimator):
             else:
                 self.vocabulary_ = {w: i for i, w in enumerate(words)}
                 if self.vectors == "svd":
-                    extra = self._tokens(self.corpus) if self.corpus is not None else []
+                    extra = self._corpus_tokens()
                     self.vectors_ = self._svd_vectors(docs + extra, words)
                 else:
                     self.vectors_, found = read_vectors(self.vectors, words, self.encoding)

@@ -207,5 +207,9 @@ def test_embedding_parameter_errors(tmp_path):
         TextAdapter(embedding="svd", dense=True).fit(SENTS)
     with pytest.raises(ValueError, match="none of these"):
         TextAdapter(embedding=str(tmp_path / "missing.txt")).fit(SENTS)
+    with pytest.raises(TypeError, match="item 1 of corpus is int"):
+        TextAdapter(embedding="svd", corpus=["fine", 3]).fit(SENTS)
+    with pytest.raises(TypeError, match="corpus must be a list of sentences"):
+        TextAdapter(vectors="svd", corpus="one string").fit(SENTS)
     with pytest.raises(ValueError, match=r"embedding must be \(3, d\)"):
         OneHotGrid(np.zeros((1, 2), int), 3, embedding=np.zeros((4, 2)))
