@@ -303,18 +303,14 @@ class TextAdapter(TransformerMixin, BaseEstimator):
         # pairs `d` apart (1 <= d <= window) never cross from one document to the next
         gap = [-1] * int(self.window)
         ids = np.fromiter((i for doc in docs for i in [index.get(t, -1) for t in doc] + gap),
-                          dtype=np.int64)
-        rows, cols = [], []
-        for d in range(1, int(self.window) + 1):
+                          dtype=np.int32)
+        V = len(words)
+        C = sparse.csr_matrix((V, V), dtype=np.float64)
+        for d in range(1, int(self.window) + 1):    # one offset at a time: memory ~ tokens
             a, b = ids[:-d], ids[d:]
             both = (a >= 0) & (b >= 0)
-            rows += [a[both], b[both]]          # each pair counts both ways
-            cols += [b[both], a[both]]
-        rows = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-        cols = np.concatenate(cols) if cols else np.zeros(0, np.int64)
-        V = len(words)
-        C = sparse.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(V, V)).tocsr()
-        C.sum_duplicates()
+            M = sparse.csr_matrix((np.ones(int(both.sum())), (a[both], b[both])), shape=(V, V))
+            C = C + M + M.T                         # each pair counts both ways
         return C
 
     def _svd_vectors(self, docs, words):
