@@ -7,6 +7,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from .state import StateMixin
+
 __all__ = ["ImageAdapter"]
 
 
@@ -30,7 +32,7 @@ def _load_files(paths):
     return out
 
 
-class ImageAdapter(TransformerMixin, BaseEstimator):
+class ImageAdapter(StateMixin, TransformerMixin, BaseEstimator):
     """Images -> float32 grids ``(n, channels, height, width)``.
 
     Axes: channels (1 grey or 3 RGB), image rows top to bottom, columns left to right.

@@ -9,7 +9,11 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["TextAdapter", "OneHotGrid", "TOKEN_PATTERN"]
+from .onehot import OneHotGrid
+from .word_vectors import ppmi_svd_vectors, read_vectors
+from .state import StateMixin
+
+__all__ = ["TextAdapter", "OneHotGrid", "TOKEN_PATTERN", "read_vectors"]
 
 #: Default tokenizer: runs of word characters, or single punctuation marks
 #: ("what's up?" -> "what", "'", "s", "up", "?").
@@ -19,125 +23,14 @@ _VECTORS = ("onehot", "hashing", "svd")
 _SVD_EMBEDDING_VOCAB = 100_000     # case-folded tokens an "svd" embedding is fitted over
 
 
-class OneHotGrid:
-    """A one-hot word-by-position grid ``(n, 1, positions, width)`` stored as indices.
-
-    Row ``t`` of sample ``i`` is all zeros except a 1 in column ``indices[i, t]``
-    (-1: an all-zero row, i.e. padding). It behaves as the float32 array it stands for
-    where that is cheap: ``shape``, ``dtype``, ``len``, row indexing ``grid[rows]``,
-    ``toarray()`` and ``np.asarray(grid)`` (which build the dense array). The gridnet
-    core reads it without densifying when its first convolution spans the full width
-    (Kim's sentence CNN): a vocabulary of 10,000 words costs 4 bytes per position, not
-    40 kB.
-
-    ``embedding`` (optional, ``(width, d)``) offers a starting vector per column for the
-    embedding the network learns (a row of zeros: none); row indexing keeps it.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> g = OneHotGrid(np.array([[2, 0, -1]]), width=3)
-    >>> g.shape
-    (1, 1, 3, 3)
-    >>> g.toarray()[0, 0]
-    array([[0., 0., 1.],
-           [1., 0., 0.],
-           [0., 0., 0.]], dtype=float32)
-    """
-
-    __onehot_grid__ = True
-    dtype = np.dtype(np.float32)
-    ndim = 4
-
-    def __init__(self, indices, width, embedding=None):
-        indices = np.asarray(indices)
-        if indices.ndim != 2:
-            raise ValueError(f"indices must be (n, positions); got shape {indices.shape}")
-        if indices.size and (indices.max() >= width or indices.min() < -1):
-            raise ValueError(f"indices must lie in [-1, {width}); got [{indices.min()}, {indices.max()}]")
-        self.indices = indices.astype(np.int32, copy=False)
-        self.width = int(width)
-        if embedding is not None:
-            embedding = np.asarray(embedding)
-            if embedding.ndim != 2 or embedding.shape[0] != self.width:
-                raise ValueError(f"embedding must be ({self.width}, d), a row per column; got "
-                                 f"shape {embedding.shape}")
-        self.embedding = embedding
-
-    @property
-    def shape(self):
-        return (self.indices.shape[0], 1, self.indices.shape[1], self.width)
-
-    def __len__(self):
-        return self.indices.shape[0]
-
-    def __getitem__(self, rows):
-        if isinstance(rows, tuple):
-            raise IndexError("a OneHotGrid is indexed by rows only; use toarray() for more")
-        idx = self.indices[rows]
-        if idx.ndim == 1:
-            idx = idx[None]
-        return OneHotGrid(idx, self.width, self.embedding)
-
-    def toarray(self):
-        n, _, h, w = self.shape
-        out = np.zeros((n, h, w), dtype=np.float32)
-        nn, tt = np.nonzero(self.indices >= 0)
-        out[nn, tt, self.indices[nn, tt]] = 1.0
-        return out[:, None]
-
-    def __array__(self, dtype=None, copy=None):
-        a = self.toarray()
-        return a if dtype is None else a.astype(dtype)
-
-    def __eq__(self, other):
-        return (isinstance(other, OneHotGrid) and self.width == other.width
-                and np.array_equal(self.indices, other.indices))
-
-    def __repr__(self):
-        return f"OneHotGrid(shape={self.shape})"
-
-
 def _stable_hash(token, n):
     from sklearn.utils import murmurhash3_32
     return murmurhash3_32(token, seed=0, positive=True) % n
 
 
-def read_vectors(path, words, encoding="utf-8"):
-    """Word vectors for ``words`` from a word2vec/GloVe text file.
-
-    Each line is ``word v1 v2 ... vd``; a first line of two integers (word2vec's
-    "count dimension" header) is skipped. Returns ``(vectors (len(words), d), found
-    mask)``; words the file lacks get zeros.
-    """
-    want = {w: i for i, w in enumerate(words)}
-    vectors, found, dim = None, np.zeros(len(words), bool), None
-    with open(path, encoding=encoding, errors="replace") as fh:
-        for lineno, line in enumerate(fh, 1):
-            parts = line.rstrip("\n").rstrip().split(" ")
-            if lineno == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
-                continue
-            if len(parts) < 2:
-                continue
-            if dim is None:
-                dim = len(parts) - 1
-                vectors = np.zeros((len(words), dim), dtype=np.float32)
-            if len(parts) - 1 != dim:
-                raise ValueError(f"{path}, line {lineno}: {len(parts) - 1} numbers; the file's "
-                                 f"vectors have {dim}")
-            i = want.get(parts[0])
-            if i is not None:
-                try:
-                    vectors[i] = np.array(parts[1:], dtype=np.float32)
-                except ValueError:
-                    raise ValueError(f"{path}, line {lineno}: not a word followed by numbers") from None
-                found[i] = True
-    if dim is None:
-        raise ValueError(f"{path} holds no word vectors")
-    return vectors, found
-
-
-class TextAdapter(TransformerMixin, BaseEstimator):
+# about 165 lines, 22 of them __init__ storing its parameters; the word vectors live in
+# word_vectors.py, the grid it returns in onehot.py
+class TextAdapter(StateMixin, TransformerMixin, BaseEstimator):
     """Sentences -> grids ``(n, 1, positions, width)``: one row per token position,
     the row holding the token's vector.
 
@@ -205,6 +98,11 @@ class TextAdapter(TransformerMixin, BaseEstimator):
     >>> g.indices.tolist()       # 0 = unknown word, -1 = padding
     [[1, 2, 5, -1], [0, 0, -1, -1]]
     """
+
+    # the starting vectors and the corpus they came from serve fitting only (the
+    # network's weights hold what was learned from them): a saved state leaves them out
+    _FIT_ONLY_PARAMS = {"embedding": None, "corpus": None}
+    _FIT_ONLY_ATTRIBUTES = ("embedding_",)
 
     def __init__(self, *, level="word", vectors="onehot", lowercase=True,
                  token_pattern=TOKEN_PATTERN, tokenizer=None, min_count=1, max_vocab=10000,
@@ -293,49 +191,6 @@ class TextAdapter(TransformerMixin, BaseEstimator):
         kept.sort(key=lambda t: (-counts[t], order[t]))
         return kept[: self.max_vocab]
 
-    def _cooccurrence(self, docs, words):
-        """(len(words), len(words)) sparse counts of word pairs at most ``window``
-        tokens apart in a document (each pair both ways; tokens not in ``words`` are
-        skipped but keep their place)."""
-        from scipy import sparse
-        index = {w: i for i, w in enumerate(words)}
-        # every token in a row, each document followed by `window` gaps (-1), so that
-        # pairs `d` apart (1 <= d <= window) never cross from one document to the next
-        gap = [-1] * int(self.window)
-        ids = np.fromiter((i for doc in docs for i in [index.get(t, -1) for t in doc] + gap),
-                          dtype=np.int32)
-        V = len(words)
-        C = sparse.csr_matrix((V, V), dtype=np.float64)
-        for d in range(1, int(self.window) + 1):    # one offset at a time: memory ~ tokens
-            a, b = ids[:-d], ids[d:]
-            both = (a >= 0) & (b >= 0)
-            M = sparse.csr_matrix((np.ones(int(both.sum())), (a[both], b[both])), shape=(V, V))
-            C = C + M + M.T                         # each pair counts both ways
-        return C
-
-    def _svd_vectors(self, docs, words):
-        """PPMI of co-occurrence within ``window`` tokens, truncated SVD: ``(len(words),
-        dim)`` float32."""
-        from scipy import sparse
-        from sklearn.utils.extmath import randomized_svd
-        C = self._cooccurrence(docs, words)
-        V = len(words)
-        total = C.sum()
-        if total == 0:
-            return np.zeros((V, self.dim), np.float32)
-        row = np.asarray(C.sum(axis=1)).ravel()
-        col = np.asarray(C.sum(axis=0)).ravel() ** 0.75       # context smoothing
-        col = col / col.sum() * total
-        C = C.tocoo()
-        pmi = np.log(C.data * total / (row[C.row] * col[C.col]))
-        keep = pmi > 0
-        P = sparse.csr_matrix((pmi[keep], (C.row[keep], C.col[keep])), shape=(V, V))
-        k = min(self.dim, V - 1)
-        U, S, _ = randomized_svd(P, k, random_state=self.random_state)
-        vec = np.zeros((V, self.dim), np.float32)
-        vec[:, :k] = U * np.sqrt(S)
-        return vec
-
     def _fit_embedding(self, docs, words):
         """Starting vectors for the one-hot columns: (len(words) + 1, dim), row 0 zeros."""
         if self.embedding == "svd":
@@ -343,7 +198,8 @@ class TextAdapter(TransformerMixin, BaseEstimator):
             folded = [[t.lower() for t in doc] for doc in docs + extra]
             counts = Counter(t for doc in folded for t in doc)
             keys = [t for t, c in counts.most_common(_SVD_EMBEDDING_VOCAB) if c >= 2]
-            table = self._svd_vectors(folded, keys)
+            table = ppmi_svd_vectors(folded, keys, dim=self.dim, window=self.window,
+                                     random_state=self.random_state)
         else:
             keys = list(dict.fromkeys(words + [w.lower() for w in words]))
             table, found = read_vectors(self.embedding, keys, self.encoding)
@@ -381,7 +237,8 @@ class TextAdapter(TransformerMixin, BaseEstimator):
                 self.vocabulary_ = {w: i for i, w in enumerate(words)}
                 if self.vectors == "svd":
                     extra = self._corpus_tokens()
-                    self.vectors_ = self._svd_vectors(docs + extra, words)
+                    self.vectors_ = ppmi_svd_vectors(docs + extra, words, dim=self.dim, window=self.window,
+                                                    random_state=self.random_state)
                 else:
                     self.vectors_, found = read_vectors(self.vectors, words, self.encoding)
                     self.coverage_ = float(found.mean()) if len(found) else 0.0

@@ -1,14 +1,33 @@
-"""gridnet: one numpy CNN core for data turned into 2-D grids ``(n, c, h, w)``."""
-from .layers import (Branches, Conv2D, Dense, Dropout, Flatten, GlobalMaxPool, MaxPool2D,
-                     ReLU)
-from .estimator import GridNetClassifier
-from .locality import LocalityReport, locality_check
-from .losses import SoftmaxCrossEntropy, softmax
-from .network import Network
-from .optimizers import SGD, Adam
-from .persist import load
+"""gridnet: one numpy CNN core for data turned into 2-D grids ``(n, c, h, w)``.
+
+The engine (:mod:`gridnet.core`: layers, networks, losses, optimizers) needs numpy and
+scipy alone and is imported eagerly. The scikit-learn side (``GridNetClassifier``,
+``load``, ``locality_check``, ``LocalityReport``) is imported on first use, so that
+``import gridnet`` works, and stays fast, without scikit-learn.
+"""
+from importlib import import_module
+
+from .core import (SGD, Adam, Branches, Conv2D, Dense, Dropout, Flatten, GlobalMaxPool,
+                   MaxPool2D, Network, ReLU, SoftmaxCrossEntropy, softmax)
 
 __version__ = "0.1.0"
 
-__all__ = ["GridNetClassifier", "load", "locality_check", "LocalityReport", "Network", "Conv2D", "ReLU", "MaxPool2D", "GlobalMaxPool", "Flatten", "Dense",
-           "Dropout", "Branches", "SoftmaxCrossEntropy", "softmax", "SGD", "Adam"]
+# public name -> module that defines it (imported on first access)
+_LAZY = {"GridNetClassifier": ".estimator", "load": ".estimator",
+         "locality_check": ".locality", "LocalityReport": ".locality"}
+
+__all__ = ["GridNetClassifier", "load", "locality_check", "LocalityReport", "Network", "Conv2D",
+           "ReLU", "MaxPool2D", "GlobalMaxPool", "Flatten", "Dense", "Dropout", "Branches",
+           "SoftmaxCrossEntropy", "softmax", "SGD", "Adam"]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

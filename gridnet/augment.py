@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["FrequencyMask", "TimeMask", "TimeShift", "RowDropout", "Compose", "spec_augment"]
+__all__ = ["FrequencyMask", "TimeMask", "TimeShift", "Compose", "spec_augment"]
 
 
 class _Augmentation:
@@ -94,28 +94,6 @@ class TimeShift(_Augmentation):
         if self.fill != "edge":
             np.copyto(out, batch.dtype.type(self.fill), where=outside[:, None, None, :])
         return out
-
-
-class RowDropout(_Augmentation):
-    """Blank each row (height position) with probability ``rate``: word dropout for
-    word-by-position grids, which makes a sentence classifier lean on more than a few
-    words. Works on dense grids (the row becomes zeros) and on one-hot grids (the row
-    becomes all-zero, index -1), which it copies rather than changes.
-    """
-
-    def __init__(self, rate=0.1):
-        self.rate = rate
-
-    def __call__(self, batch, rng):
-        n, _, h, _ = batch.shape
-        drop = rng.random((n, h)) < self.rate
-        if getattr(batch, "__onehot_grid__", False):
-            import copy
-            out = copy.copy(batch)
-            out.indices = np.where(drop, -1, batch.indices).astype(batch.indices.dtype)
-            return out
-        batch[drop[:, None, :, None].repeat(batch.shape[1], 1).repeat(batch.shape[3], 3)] = 0
-        return batch
 
 
 class Compose(_Augmentation):

@@ -1,12 +1,14 @@
-"""Saving and loading a fitted GridNetClassifier without pickle.
+"""The model file format: one JSON header and named arrays in a numpy ``.npz``, no pickle.
 
-The file is a numpy ``.npz`` archive read with ``allow_pickle=False``: the weights as
-plain arrays, and one JSON document (format name and version, the estimator's
-parameters, the network's layer configuration, classes, history, and a SHA-256 of the
-weights). Nothing in it is executed on load; a truncated, corrupt or altered file
-raises ``ValueError``. An ``augment`` callable is not saved (it only matters for
-training); neither is the optimizer's state (training a loaded model with
-``warm_start`` starts the optimizer afresh).
+The archive is read with ``allow_pickle=False``. It holds ``__gridnet__`` (the JSON
+header: format name and version, and whatever the writer describes itself with) and the
+arrays under ``w/`` (the network's weights) with their SHA-256 in the header. Nothing in
+it is executed on load; a truncated, corrupt or altered file raises ``ValueError``.
+
+This module knows the container, not what is in it: the classifier
+(:mod:`gridnet.estimator`) writes and reads its own header fields, an adapter its own
+state (the command line keeps it under the header's ``extra``). It imports nothing
+from the rest of gridnet.
 """
 from __future__ import annotations
 
@@ -17,13 +19,10 @@ import zipfile
 
 import numpy as np
 
-from .network import Network, layer_from_config
-
-__all__ = ["save_classifier", "load", "FORMAT", "VERSION"]
+__all__ = ["write_model", "read_model", "FORMAT", "VERSION"]
 
 FORMAT = "gridnet-classifier"
 VERSION = 1
-_CLASS_KINDS = {"str": str, "int": int, "float": float, "bool": bool}
 
 
 def _digest(weights):
@@ -36,44 +35,9 @@ def _digest(weights):
     return h.hexdigest()
 
 
-def _classes_to_json(classes):
-    for kind, typ in (("bool", (bool, np.bool_)), ("int", (int, np.integer)),
-                      ("float", (float, np.floating)), ("str", (str, np.str_))):
-        if all(isinstance(c, typ) for c in classes):
-            return kind, [_CLASS_KINDS[kind](c) for c in classes]
-    raise ValueError("only str, int, float or bool class labels can be saved without pickle; "
-                     f"got {sorted({type(c).__name__ for c in classes})}; use pickle or joblib")
-
-
-def _layer_configs(layers):
-    return [{"type": type(layer).__name__, **layer.get_config()} for layer in layers]
-
-
-def save_classifier(clf, path, extra=None):
-    """Write fitted ``clf`` to ``path``. ``extra`` (JSON-able dict) is stored alongside
-    (the command line keeps its adapter settings there)."""
-    from sklearn.utils.validation import check_is_fitted
-    check_is_fitted(clf)
-    params = clf.get_params(deep=False)
-    params["augment"] = None
-    if params["layers"] is not None:
-        params["layers"] = _layer_configs(params["layers"])
-    for key in ("random_state",):
-        if not (params[key] is None or isinstance(params[key], int)):
-            params[key] = None
-    if isinstance(params.get("class_weight"), dict):
-        params["class_weight"] = None
-    weights = clf.network_.get_weights()
-    kind, classes = _classes_to_json(list(clf.classes_))
-    doc = {
-        "format": FORMAT, "version": VERSION, "params": params,
-        "network": clf.network_.get_config(), "grid_shape": list(clf.grid_shape_),
-        "n_features_in": int(clf.n_features_in_), "classes_kind": kind, "classes": classes,
-        "feature_names_in": list(map(str, getattr(clf, "feature_names_in_", []))) or None,
-        "history": clf.history_, "n_iter": int(clf.n_iter_),
-        "embedding_started": int(getattr(clf, "embedding_started_", 0)), "weights_sha256": _digest(weights),
-        "extra": extra,
-    }
+def write_model(path, header, weights):
+    """Write ``header`` (a JSON-able dict) and ``weights`` (name -> array) to ``path``."""
+    doc = {"format": FORMAT, "version": VERSION, **header, "weights_sha256": _digest(weights)}
     try:
         text = json.dumps(doc)
     except TypeError as exc:
@@ -83,21 +47,8 @@ def save_classifier(clf, path, extra=None):
         np.savez(fh, __gridnet__=np.array(text), **arrays)
 
 
-def load(path, return_extra=False):
-    """Load a classifier saved by :meth:`GridNetClassifier.save`.
-
-    Examples
-    --------
-    >>> import gridnet, tempfile, os
-    >>> from sklearn.datasets import load_digits
-    >>> d = load_digits()
-    >>> clf = gridnet.GridNetClassifier(max_epochs=1, random_state=0).fit(d.images[:100], d.target[:100])
-    >>> path = os.path.join(tempfile.mkdtemp(), "digits.gridnet")
-    >>> clf.save(path)
-    >>> (gridnet.load(path).predict(d.images[:5]) == clf.predict(d.images[:5])).all()
-    True
-    """
-    from .estimator import GridNetClassifier
+def read_model(path):
+    """``path`` -> (header dict, weights dict); checks the format, version and checksum."""
     name = os.fspath(path)
     if not os.path.exists(name):
         raise FileNotFoundError(f"no such model file: {name}")
@@ -115,29 +66,4 @@ def load(path, return_extra=False):
         raise ValueError(f"{name} has format version {doc.get('version')!r}; this gridnet reads version {VERSION}")
     if _digest(weights) != doc.get("weights_sha256"):
         raise ValueError(f"{name}: the weights do not match their recorded checksum (file altered or corrupt)")
-    try:
-        params = dict(doc["params"])
-        if params.get("layers") is not None:
-            params["layers"] = [layer_from_config(c) for c in params["layers"]]
-        clf = GridNetClassifier(**params)
-        net = Network.from_config(doc["network"])
-        net.build(tuple(doc["grid_shape"]), np.random.default_rng(0))
-        net.set_weights(weights)
-        kind = doc["classes_kind"]
-        classes = np.array([_CLASS_KINDS[kind](c) for c in doc["classes"]])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{name} holds an invalid gridnet model ({type(exc).__name__}: {exc})") from None
-    clf.network_ = net
-    clf.classes_ = classes
-    clf.grid_shape_ = tuple(doc["grid_shape"])
-    clf.n_features_in_ = int(doc["n_features_in"])
-    if doc.get("feature_names_in"):
-        clf.feature_names_in_ = np.array(doc["feature_names_in"], dtype=object)
-    clf.history_ = doc.get("history") or []
-    clf.loss_curve_ = [h["loss"] for h in clf.history_]
-    clf.validation_scores_ = [h["val_score"] for h in clf.history_ if h.get("val_score") is not None]
-    clf.n_iter_ = int(doc.get("n_iter", 0))
-    clf.embedding_started_ = int(doc.get("embedding_started", 0))
-    clf.best_loss_ = min(clf.loss_curve_) if clf.loss_curve_ else float("nan")
-    clf._optimizer = None
-    return (clf, doc.get("extra")) if return_extra else clf
+    return doc, weights

@@ -1,5 +1,5 @@
-"""A convolution and the max pooling after it, run together (gridnet.fused), against
-the two layers run one after the other, and against finite differences."""
+"""A convolution and the max pooling after it, run together (gridnet.core.fused.ConvPool),
+against the two layers run one after the other, and against finite differences."""
 import itertools
 import pickle
 
@@ -8,7 +8,8 @@ import pytest
 
 from gradcheck import numeric_grad, rel_error
 from gridnet import (Branches, Conv2D, Dense, Flatten, GlobalMaxPool, MaxPool2D, Network,
-                     SoftmaxCrossEntropy, fused)
+                     SoftmaxCrossEntropy)
+from gridnet.core import ConvPool
 
 
 def separate_and_fused(conv, pool, x, gout):
@@ -16,9 +17,10 @@ def separate_and_fused(conv, pool, x, gout):
     results = []
     for together in (False, True):
         if together:
-            y = fused.conv_pool_forward(conv, pool, x, training=True)
-            assert fused.ran_fused(conv)
-            dx = fused.conv_pool_backward(conv, pool, gout)
+            step = ConvPool(conv, pool)
+            y = step.forward(x, training=True)
+            assert step.ran_fused
+            dx = step.backward(gout)
         else:
             y = pool.forward(conv.forward(x, training=True), training=True)
             dx = conv.backward(pool.backward(gout))
@@ -42,7 +44,7 @@ def test_fused_matches_the_two_layers(in_shape, kernel, padding, window, activat
     pool.build(shape, None)
     conv.params["b"][:] = rng.standard_normal(4)    # bias is added after the maximum
     x = rng.standard_normal((5,) + in_shape)
-    if not fused.fusable(conv, pool, x):
+    if not ConvPool.fusable(conv, pool):
         assert shape[1] % window[0] or shape[2] % window[1]   # only ragged edges refuse
         return
     gout = rng.standard_normal((5,) + pool.out_shape)
@@ -74,10 +76,11 @@ def test_chunked_batches_give_the_same_result():
         conv = Conv2D(5, 3, padding="same", activation="relu", chunk_bytes=chunk_bytes)
         pool = MaxPool2D(2)
         pool.build(conv.build((2, 8, 8), np.random.default_rng(1)), None)
-        y = fused.conv_pool_forward(conv, pool, x, training=True)
-        dx = fused.conv_pool_backward(conv, pool, gout)
+        step = ConvPool(conv, pool)
+        y = step.forward(x, training=True)
+        dx = step.backward(gout)
         out.append((np.array(y), dx, conv.grads["W"].copy()))
-    assert len(fused._chunks(conv, conv._fgeom, 9, 4)) > 1
+    assert len(step._chunks(9, 4)) > 1
     for a, b in zip(*out):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
 
@@ -91,7 +94,9 @@ def test_chunked_batches_give_the_same_result():
 def test_pairs_that_do_not_tile_run_separately(conv, pool):
     shape = conv.build((1, 9, 9), np.random.default_rng(0))
     pool.build(shape, None)
-    assert not fused.fusable(conv, pool, np.zeros((1, 1, 9, 9), np.float32))
+    assert not ConvPool.fusable(conv, pool)
+    with pytest.raises(ValueError, match="cannot run as one fused step"):
+        ConvPool(conv, pool)
 
 
 def test_network_with_fused_pairs_passes_a_finite_difference_check():
@@ -108,8 +113,8 @@ def test_network_with_fused_pairs_passes_a_finite_difference_check():
     y = np.array([0, 2, 1])
     loss = SoftmaxCrossEntropy()
     _, grad = loss(net.forward(x, training=True), y)
-    fused_convs = [net.layers[0]] + [b[0] for b in net.layers[2].branches]
-    assert all(fused.ran_fused(c) for c in fused_convs)
+    fused_steps = [net.steps[0]] + [steps[0] for steps in net.layers[2].steps]
+    assert all(isinstance(s, ConvPool) and s.ran_fused for s in fused_steps)
     dx = net.backward(grad)
     analytic = {"x": dx, **{name: g.copy() for name, _, g in net.parameters()}}
 
@@ -138,6 +143,7 @@ def test_a_network_pickles_after_a_fused_pass():
     net.build((1, 6, 6), np.random.default_rng(0))
     x = np.random.default_rng(1).standard_normal((4, 1, 6, 6)).astype(np.float32)
     net.forward(x, training=True)
+    assert net.steps[0].ran_fused
     clone = pickle.loads(pickle.dumps(net))
-    assert not fused.ran_fused(clone.layers[0])
+    assert not clone.steps[0].ran_fused and clone.steps[0].conv is clone.layers[0]
     np.testing.assert_array_equal(clone.forward(x), net.forward(x))

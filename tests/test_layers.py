@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from gradcheck import check_layer
-from gridnet.layers import (Branches, Conv2D, Dense, Dropout, Flatten, GlobalMaxPool,
+from gridnet.core import (Branches, Conv2D, Dense, Dropout, Flatten, GlobalMaxPool,
                             MaxPool2D, ReLU)
 
 CONV_CASES = [
@@ -84,7 +84,7 @@ def test_conv2d_chunking_gives_same_output():
     b = Conv2D(3, 3, padding="same", chunk_bytes=1)
     b.build((2, 6, 6), np.random.default_rng(0))
     np.testing.assert_array_equal(a.forward(x), b.forward(x))
-    assert len(b._chunks(9, 4)) == 9
+    assert len(b.kernel._chunks(9, 4)) == 9
 
 
 def test_conv2d_rejects_kernel_larger_than_grid():

@@ -7,7 +7,7 @@ import pytest
 from sklearn.datasets import load_breast_cancer, load_digits
 
 from gridnet import LocalityReport, locality_check
-from gridnet.locality import _statistic
+from gridnet.locality.statistic import statistic as _statistic
 
 
 @pytest.fixture(scope="module")

@@ -55,10 +55,10 @@ def test_dataframe_with_categories_and_missing_values():
     t = TabularAdapter().fit(df)
     assert t.categorical_columns_ == ["job"] and t.numeric_columns_ == ["age", "score"]
     out = t.transform(df)
-    assert out.shape == (4, 1, 1, 4) and np.isfinite(out).all()       # age, score, job=a, job=b
-    assert list(t.feature_names_) == ["age", "score", "job_a", "job_b"]
+    assert out.shape == (4, 1, 1, 4) and np.isfinite(out).all()       # age, job=a, job=b, score
+    assert list(t.feature_names_) == ["age", "job=a", "job=b", "score"]  # encoded in place
     unseen = t.transform(pd.DataFrame({"age": [1], "job": ["zzz"], "score": [0.0]}))
-    assert (unseen[0, 0, 0, 2:] == 0).all()                             # unknown category
+    assert (unseen[0, 0, 0, 1:3] == 0).all()                            # unknown category
     arr = TabularAdapter(categorical=[1]).fit_transform(np.array([[1, "x"], [2, "y"]], dtype=object))
     assert arr.shape == (2, 1, 1, 3)
 

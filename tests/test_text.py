@@ -6,6 +6,7 @@ import pytest
 from sklearn.base import clone
 
 from adapters import OneHotGrid, TextAdapter
+from adapters.word_vectors import cooccurrence
 
 SENTS = ["The cat sat on the mat .", "The dog sat on the log !", "A cat and a dog ?", "the end"]
 
@@ -150,8 +151,7 @@ def test_cooccurrence_counts_match_the_plain_loop(window):
     rng = np.random.default_rng(window)
     words = [f"w{i}" for i in range(12)]
     docs = [[f"w{i}" for i in rng.integers(0, 15, rng.integers(0, 9))] for _ in range(40)]
-    t = TextAdapter(window=window)
-    got = t._cooccurrence(docs, words).toarray()
+    got = cooccurrence(docs, words, window).toarray()
     np.testing.assert_array_equal(got, _loop_cooccurrence(docs, words, window))
     assert got.sum() > 0
 

@@ -66,7 +66,7 @@ class Adam:
     >>> import numpy as np
     >>> p = np.zeros(1, np.float32)
     >>> Adam(learning_rate=0.1).step([("0.W", p, np.ones(1, np.float32))])
-    >>> p
+    >>> p.round(4)
     array([-0.1], dtype=float32)
     """
 

@@ -1,0 +1,151 @@
+"""Presets and architectures: pure functions from hyperparameters and grid shape to layers.
+
+:func:`preset_layers` is what :class:`gridnet.GridNetClassifier` calls; each function
+here returns new, unbuilt layers and touches nothing else.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .core import Branches, Conv2D, Dense, Dropout, Flatten, GlobalMaxPool, MaxPool2D, Network
+from .core.layers import as_pair
+
+__all__ = ["PRESETS", "hyperparameters", "conv_layers", "text_layers", "head_layers",
+           "preset_layers", "classifier_network", "start_embedding", "EMBED_START_STD"]
+
+#: Default hyperparameters of each preset (used for every parameter left at None).
+PRESETS = {
+    None: dict(conv_blocks=2, filters=32, kernel_size=3, pool_size=2, dense_units=128,
+               dropout=0.25, global_pool=False),
+    "image": dict(conv_blocks=2, filters=32, kernel_size=3, pool_size=2, dense_units=128,
+                  dropout=0.25, global_pool=False),
+    "audio": dict(conv_blocks=3, filters=16, kernel_size=3, pool_size=2, dense_units=128,
+                  dropout=0.3, global_pool=False),
+    "text": dict(filters=100, kernel_size=(3, 4, 5), embed_dim=128, dense_units=0,
+                 dropout=0.5),
+}
+
+#: Entry standard deviation of the starting word vectors a one-hot grid carries, once
+#: scaled (a random column starts at sqrt(2 / width), about 0.015 for 9,000 words).
+#: 0.05 was the first value tried on TREC-6 and was kept; not tuned further.
+EMBED_START_STD = 0.05
+
+_NAMES = ("conv_blocks", "filters", "kernel_size", "pool_size", "pool_stride", "dense_units",
+          "dropout", "embed_dim")
+
+
+def hyperparameters(preset, **given):
+    """The preset's hyperparameters with every ``given`` value that is not None
+    instead."""
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {list(PRESETS)}; got {preset!r}")
+    hp = {name: PRESETS[preset].get(name) for name in _NAMES}
+    hp.update({k: v for k, v in given.items() if v is not None})
+    return hp
+
+
+def head_layers(dense_units, dropout):
+    """Flatten, then the optional hidden Dense(dense_units, ReLU) and Dropout."""
+    layers = [Flatten()]
+    if int(dense_units or 0):
+        layers.append(Dense(int(dense_units), activation="relu"))
+    if float(dropout or 0.0):
+        layers.append(Dropout(float(dropout)))
+    return layers
+
+
+def conv_layers(grid_shape, *, conv_blocks, filters, kernel_size, pool_size, pool_stride=None,
+                dense_units=128, dropout=0.0, **_):
+    """``conv_blocks`` blocks of [Conv2D(k x k, "same", ReLU), MaxPool2D], the features
+    doubling from ``filters`` in each block (or one value per block), then the head.
+
+    A pooling window never exceeds the grid: on a 1-high strip it pools along the width
+    only. grid_shape: (c, h, w).
+    """
+    c, h, w = grid_shape
+    blocks = int(conv_blocks)
+    filters = (list(filters) if isinstance(filters, (list, tuple))
+               else [int(filters) * 2 ** b for b in range(blocks)])
+    if len(filters) != blocks:
+        raise ValueError(f"filters lists {len(filters)} values for {blocks} conv_blocks")
+    window = as_pair(pool_size, "pool_size")
+    layers = []
+    for f in filters:
+        layers.append(Conv2D(int(f), kernel_size, padding="same", activation="relu"))
+        pw = (min(window[0], h), min(window[1], w))
+        if pw != (1, 1):
+            ps = as_pair(pool_stride, "pool_stride") if pool_stride is not None else pw
+            ps = (min(ps[0], pw[0]), min(ps[1], pw[1]))
+            layers.append(MaxPool2D(pw, ps))
+            h, w = (h - pw[0]) // ps[0] + 1, (w - pw[1]) // ps[1] + 1
+    return layers + head_layers(dense_units, dropout)
+
+
+def text_layers(grid_shape, *, filters, kernel_size, embed_dim, dense_units=0, dropout=0.0,
+                embedding_dim=None, **_):
+    """The sentence CNN (Kim, 2014) for word-by-position grids ``(1, positions,
+    width)``: a convolution one position tall and the full width learns an
+    ``embed_dim``-wide vector per word (``embedding_dim``, the width of starting
+    vectors, when given), then branches of ``filters`` features of each height in
+    ``kernel_size`` with ReLU and max over positions, concatenated, then the head."""
+    c, h, w = grid_shape
+    heights = [kernel_size] if isinstance(kernel_size, numbers.Integral) else list(kernel_size)
+    if max(heights) > h:
+        raise ValueError(
+            f"the text preset's tallest filter spans {max(heights)} positions, but the "
+            f"grids have only {h}; use more positions or smaller kernel_size")
+    emb = int(embedding_dim if embedding_dim is not None else embed_dim)
+    layers = [Conv2D(emb, (1, w)),
+              Branches([[Conv2D(int(filters), (k, 1), padding="same", activation="relu"),
+                         GlobalMaxPool("height")] for k in heights])]
+    return layers + head_layers(dense_units, dropout)
+
+
+def preset_layers(preset, grid_shape, hp, embedding=None, embed_dim_given=None):
+    """The body of the network (everything but the output layer) for ``preset``.
+
+    ``embedding`` ``(w, d)``: starting vectors for the text preset's word vectors (its
+    width ``d`` becomes ``embed_dim``; ``embed_dim_given``, the user's explicit value,
+    must then agree).
+    """
+    if preset != "text":
+        return conv_layers(grid_shape, **hp)
+    dim = None
+    if embedding is not None:
+        dim = int(embedding.shape[1])
+        if embed_dim_given is not None and int(embed_dim_given) != dim:
+            raise ValueError(
+                f"embed_dim={embed_dim_given}, but the grid's starting embedding has "
+                f"{dim} dimensions; leave embed_dim at None to take theirs")
+    return text_layers(grid_shape, embedding_dim=dim, **hp)
+
+
+def classifier_network(body, grid_shape, n_classes, rng):
+    """A built :class:`~gridnet.core.Network`: ``body``, a Flatten when it ends in a
+    grid, and the output ``Dense(n_classes)``."""
+    net = Network(body)
+    try:
+        shape = net.build(grid_shape, rng)
+    except ValueError as exc:
+        raise ValueError(f"the network cannot take grids of shape {grid_shape} (smaller than "
+                         f"its receptive field?): {exc}") from None
+    if len(shape) != 1:
+        net.append(Flatten(), rng)
+    net.append(Dense(n_classes), rng)
+    return net
+
+
+def start_embedding(conv, embedding):
+    """Set the columns of the embedding convolution (``W``: ``(d, w)``) from the rows
+    of ``embedding`` ``(w, d)`` that hold a vector, scaled so that their entries have
+    standard deviation :data:`EMBED_START_STD`; return how many columns were set."""
+    E = np.asarray(embedding, dtype=np.float32)
+    found = np.any(E != 0, axis=1)
+    if not found.any():
+        return 0
+    scale = EMBED_START_STD / max(float(E[found].std()), 1e-12)
+    W = conv.params["W"]
+    W[:, found] = (E[found] * np.float32(scale)).T
+    return int(found.sum())

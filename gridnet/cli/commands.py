@@ -1,0 +1,186 @@
+"""The ``gridnet`` commands: demo, locality, fit, predict, evaluate."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from .data import MODALITIES, CLIError, load_data, make_adapter, read_table, table_notes, to_grids
+
+__all__ = ["demo", "locality", "fit", "predict", "evaluate"]
+
+_PRESETS = {"audio": "audio", "image": "image", "text": "text", "table": None}
+
+
+def demo(args):
+    """Digits as 1x8x8 grids through GridNetClassifier, then the locality check on a
+    table (breast cancer) and on the digits' pixels, all from scikit-learn's data."""
+    from sklearn.datasets import load_breast_cancer, load_digits
+    from sklearn.model_selection import train_test_split
+
+    from ..estimator import GridNetClassifier
+    from ..locality import locality_check
+
+    print("gridnet demo 1/2: the locality check, before any training")
+    cancer = load_breast_cancer()
+    report = locality_check(cancer.data, cancer.target, random_state=0)
+    print(f"  breast cancer table (569 x 30): {report.verdict} - {report.recommendation}")
+    digits = load_digits()
+    report = locality_check(digits.images.reshape(-1, 64), digits.target, random_state=0)
+    print(f"  digits pixels as 64 columns:    {report.verdict} - {report.recommendation}")
+    print()
+    print("gridnet demo 2/2: a CNN on sklearn's digits as 1x8x8 grids (held-out quarter)")
+    x = (digits.images / 16.0).astype(np.float32)[:, None]
+    xtr, xte, ytr, yte = train_test_split(x, digits.target, test_size=0.25, random_state=0,
+                                          stratify=digits.target)
+    t0 = time.perf_counter()
+    clf = GridNetClassifier(max_epochs=args.epochs, random_state=0).fit(xtr, ytr)
+    print(clf.summary())
+    print(f"trained {clf.n_iter_} epochs in {time.perf_counter() - t0:.1f}s")
+    print(f"test accuracy: {clf.score(xte, yte):.4f}")
+    return 0
+
+
+def locality(args):
+    from adapters import TabularAdapter
+
+    from ..locality import locality_check
+    header, columns = read_table(args.data, encoding=args.encoding)
+    y = None
+    notes = []
+    if args.target is not None:
+        if args.target not in header:
+            raise CLIError(f"{args.data}: no target column {args.target!r}; the columns are "
+                           f"{', '.join(header)}")
+        j = header.index(args.target)
+        target = columns[j]
+        header, columns = header[:j] + header[j + 1:], columns[:j] + columns[j + 1:]
+        missing = [i for i, v in enumerate(target) if v.strip().lower() in ("", "?", "na", "nan")]
+        if missing:
+            shown = ", ".join(str(i + 2) for i in missing[:10])
+            notes.append(f"{len(missing)} rows with a missing target dropped (lines {shown}"
+                         f"{', ...' if len(missing) > 10 else ''})")
+            keep = [i for i in range(len(target)) if i not in set(missing)]
+            target = [target[i] for i in keep]
+            columns = [[c[i] for i in keep] for c in columns]
+        y = np.array(target)
+    if len(header) < 2:
+        raise CLIError(f"{args.data}: {len(header)} feature column(s); the locality check needs at least 2")
+    # the columns as given: the check tests their order
+    encoder = TabularAdapter()
+    try:
+        X = encoder.fit_transform(dict(zip(header, columns)))[:, 0, 0, :].astype(np.float64)
+    except ValueError as exc:
+        raise CLIError(f"{args.data}: {exc}") from None
+    if X.shape[1] < 3:
+        raise CLIError(f"{args.data}: {X.shape[1]} encoded columns; the locality check needs at least 3")
+    notes += table_notes(encoder)
+    try:
+        report = locality_check(X, None if args.quick else y, method="statistic" if args.quick else "auto",
+                                n_permutations=args.permutations, cv=args.cv,
+                                random_state=args.seed, n_jobs=args.n_jobs)
+    except ValueError as exc:
+        raise CLIError(f"{args.data}: {exc}") from None
+    if args.json:
+        d = report.to_dict()
+        d["columns"] = list(encoder.feature_names_)
+        d["notes"] = notes
+        print(json.dumps(d))
+    else:
+        for note in notes:
+            print(f"note: {note}")
+        print(report)
+    return 0
+
+
+def fit(args):
+    from ..estimator import GridNetClassifier
+    if args.modality not in MODALITIES:
+        raise CLIError(f"unknown modality {args.modality!r}; choose one of {', '.join(MODALITIES)}")
+    data, y = load_data(args, args.modality, args.data)
+    adapter = make_adapter(args, args.modality)
+    grids = to_grids(adapter, data, fit=True)
+    clf = GridNetClassifier(preset=_PRESETS[args.modality], max_epochs=args.epochs,
+                            batch_size=args.batch_size, learning_rate=args.learning_rate,
+                            random_state=args.seed, early_stopping=args.early_stopping,
+                            verbose=not args.quiet)
+    t0 = time.perf_counter()
+    try:
+        clf.fit(grids, y)
+    except ValueError as exc:       # e.g. grids too small for the preset's filters
+        raise CLIError(str(exc)) from None
+    extra = {"modality": args.modality, "adapter": adapter.to_state(),
+             "label_column": args.label_column, "text_column": args.text_column}
+    clf.save(args.output, extra=extra)
+    if getattr(adapter, "embedding_coverage_", None) is not None:
+        print(f"word vectors started from {'--vectors' if args.vectors else '--corpus'} for "
+              f"{adapter.embedding_coverage_:.1%} of the vocabulary")
+    print(f"trained on {len(y)} samples, {len(clf.classes_)} classes, grids {clf.grid_shape_}, "
+          f"{clf.n_iter_} epochs in {time.perf_counter() - t0:.1f}s; saved {args.output}")
+    return 0
+
+
+def _load_model(path):
+    import adapters
+
+    from ..estimator import load
+    try:
+        clf, extra = load(path, return_extra=True)
+    except (FileNotFoundError, ValueError) as exc:
+        raise CLIError(str(exc)) from None
+    if not extra or "adapter" not in extra:
+        raise CLIError(f"{path}: not a model saved by 'gridnet fit' (it carries no adapter)")
+    try:
+        adapter = adapters.from_state(extra["adapter"])
+    except (ValueError, TypeError) as exc:
+        raise CLIError(f"{path}: the model's adapter cannot be read: {exc}") from None
+    return clf, extra, adapter
+
+
+def predict(args):
+    clf, extra, adapter = _load_model(args.model)
+    modality = extra["modality"]
+    inputs = list(args.inputs)
+    if inputs == ["-"]:
+        inputs = [line.rstrip("\n") for line in sys.stdin]
+    if modality in ("audio", "image"):
+        for p in inputs:
+            if not os.path.isfile(p):
+                raise CLIError(f"{p}: no such file")
+        data, names = inputs, inputs
+    elif modality == "text":
+        data, names = inputs, inputs
+    else:
+        if len(inputs) != 1:
+            raise CLIError("a table model predicts the rows of one CSV file")
+        header, columns = read_table(inputs[0], encoding=args.encoding)
+        data, names = dict(zip(header, columns)), [f"row {i + 1}" for i in range(len(columns[0]))]
+    proba = clf.predict_proba(to_grids(adapter, data))
+    best = proba.argmax(axis=1)
+    for name, k, p in zip(names, best, proba[np.arange(len(best)), best]):
+        print(f"{clf.classes_[k]}\t{p:.3f}\t{name}")
+    return 0
+
+
+def evaluate(args):
+    from sklearn.metrics import classification_report, confusion_matrix
+    clf, extra, adapter = _load_model(args.model)
+    modality = extra["modality"]
+    args.label_column = args.label_column or extra.get("label_column") or "label"
+    args.text_column = args.text_column or extra.get("text_column") or "text"
+    data, y = load_data(args, modality, args.data)
+    pred = clf.predict(to_grids(adapter, data))
+    y = np.asarray(y).astype(clf.classes_.dtype)
+    labels = list(clf.classes_)
+    print(f"accuracy: {np.mean(pred == y):.4f} ({len(y)} samples)")
+    print(classification_report(y, pred, labels=labels, zero_division=0))
+    cm = confusion_matrix(y, pred, labels=labels)
+    width = max(max(len(str(c)) for c in labels), 5)
+    print("confusion matrix (rows: true, columns: predicted)")
+    print(" " * width + " " + " ".join(f"{str(c):>{width}}" for c in labels))
+    for c, row in zip(labels, cm):
+        print(f"{str(c):>{width}} " + " ".join(f"{v:>{width}}" for v in row))
+    return 0

@@ -1,0 +1,15 @@
+"""The CNN engine: layers, networks, losses and optimizers on numpy (and scipy) alone.
+
+Nothing here imports scikit-learn or an adapter; :mod:`gridnet.estimator` wraps the
+engine as a scikit-learn classifier.
+"""
+from .conv import Conv2D
+from .fused import ConvPool
+from .layers import Dense, Dropout, Flatten, GlobalMaxPool, Layer, MaxPool2D, ReLU, is_onehot
+from .losses import SoftmaxCrossEntropy, softmax
+from .network import Branches, Network, layer_from_config
+from .optimizers import SGD, Adam, make_optimizer
+
+__all__ = ["Layer", "Conv2D", "ConvPool", "ReLU", "MaxPool2D", "GlobalMaxPool", "Flatten",
+           "Dense", "Dropout", "Branches", "Network", "layer_from_config", "is_onehot",
+           "SoftmaxCrossEntropy", "softmax", "SGD", "Adam", "make_optimizer"]

@@ -1,0 +1,234 @@
+"""A convolution and the max pooling that follows it, computed together.
+
+``Conv2D(stride 1) -> MaxPool2D(window == stride, tiling the grid)`` is the commonest
+pair in an image CNN. Computed one after the other, the pooling reads the
+convolution's output through strided views (every other value of every row), which
+costs more than the matmul on small networks. Computed together, the convolution
+writes its output already sorted by window offset ("space to depth"): for a 2x2 pool,
+four contiguous blocks holding the top-left, top-right, bottom-left and bottom-right
+value of every window. The pooling is then a few ``np.maximum`` calls on contiguous
+blocks, and bias and ReLU are applied after it, on a quarter of the values (both
+commute with the maximum). The result, and the gradients, are the same as the two
+layers' (up to float rounding in the order of sums).
+
+:class:`ConvPool` is a layer of its own that the stack builder plans in place of such a
+pair (:func:`gridnet.core.stack.plan`); the two layers keep their parameters and
+configuration (a saved model does not know about the fusion), and ConvPool keeps its
+own geometry, work buffers and cache. It reads the convolution's public configuration
+(``pads``, ``weights()``, ``params``) and writes its ``grads``, as the layer contract
+allows.
+
+Geometry, for a pool window ``(ph, pw)``: output position ``(y, x) = (ph*Y + a,
+pw*X + b)`` reads padded input row ``y + i = ph*(Y + q) + s``, i.e. the input split
+into ``ph*pw`` phases ``xs[c, s, t, n, Yq, Xq] = x_padded[n, c, ph*Yq + s,
+pw*Xq + t]``, shifted by ``(q, r)``. Each phase is flattened row by row (width
+``Wq``), so that a shift is one constant offset and im2col copies long contiguous
+runs, as in :class:`gridnet.core.conv.ShiftKernel`; the few output rows and columns past the
+grid ("junk") are computed and ignored.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .conv import Conv2D, col2im_shifts, im2col_shifts
+from .layers import Layer, MaxPool2D, Workspace, batch_slices, is_onehot, zero_columns_from
+
+__all__ = ["ConvPool"]
+
+
+def _geometry(conv, pool):
+    c, h, w = conv.in_shape
+    pt, pb, pl, pr = conv.pads
+    f, ho, wo = conv.out_shape
+    kh, kw = conv.kernel_size
+    ph, pw = pool.window
+    Ho, Wo = ho // ph, wo // pw
+    qmax, rmax = (ph + kh - 2) // ph, (pw + kw - 2) // pw
+    Hq, Wq = Ho + qmax, Wo + rmax
+    # (phase s, t) -> (first input row/column of that phase, its place in the phase,
+    # how many); every input value lands in exactly one phase
+    rows = [((s - pt) % ph, ((s - pt) % ph + pt) // ph, len(range((s - pt) % ph, h, ph)))
+            for s in range(ph)]
+    cols = [((t - pl) % pw, ((t - pl) % pw + pl) // pw, len(range((t - pl) % pw, w, pw)))
+            for t in range(pw)]
+    # kernel offset (i, j) and window offset (a, b), in that order -> (phase s*pw + t,
+    # flat offset of the shift)
+    shifts = [(((a + i) % ph) * pw + (b + j) % pw, ((a + i) // ph) * Wq + (b + j) // pw)
+              for i in range(kh) for j in range(kw) for a in range(ph) for b in range(pw)]
+    # each sample's phase is Hq x Wq, samples one after the other: a shift reads one
+    # long run over the whole chunk (valid outputs never cross into the next sample;
+    # junk ones may, and get no gradient); the tail keeps the last shifts in bounds
+    return dict(c=c, h=h, w=w, f=f, kh=kh, kw=kw, ph=ph, pw=pw, Ho=Ho, Wo=Wo, Hq=Hq, Wq=Wq,
+                P=Hq * Wq, tail=qmax * Wq + rmax, rows=rows, cols=cols, shifts=shifts)
+
+
+def _phase_pairs(G, buf, m):
+    """For each phase ``(s, t)``: the index of its values in an ``(m, c, h, w)`` grid
+    (``(c, m, h, w)`` for a gradient) and their view ``(c, m, rows, cols)`` in the
+    phase buffer ``buf`` ``(c, ph, pw, m*P + tail)``."""
+    c, ph, pw, Hq, Wq = G["c"], G["ph"], G["pw"], G["Hq"], G["Wq"]
+    for s, (y0, Y0, ny) in enumerate(G["rows"]):
+        for t, (x0, X0, nx) in enumerate(G["cols"]):
+            phase = buf[:, s, t, :m * G["P"]].reshape(c, m, Hq, Wq)[:, :, Y0:Y0 + ny, X0:X0 + nx]
+            yield (slice(None), slice(None), slice(y0, None, ph), slice(x0, None, pw)), phase
+
+
+class ConvPool(Layer):
+    """``pool.forward(conv.forward(x))``, computed together; see the module docstring.
+
+    Made by :func:`gridnet.core.stack.plan` for a built pair that :meth:`fusable`
+    accepts. A one-hot grid, or a batch of another shape, runs through the two layers
+    one after the other (they raise the usual errors).
+
+    Shapes: ``(n, c, h, w) -> (n, f, h_out / ph, w_out / pw)``.
+    """
+
+    _TRANSIENT = Layer._TRANSIENT + ("ws",)
+
+    def __init__(self, conv, pool):
+        super().__init__()
+        if not self.fusable(conv, pool):
+            raise ValueError(f"{conv!r} and {pool!r} cannot run as one fused step")
+        self.conv, self.pool = conv, pool
+        self.in_shape, self.out_shape = conv.in_shape, pool.out_shape
+        self.geometry = _geometry(conv, pool)
+        self.ws = Workspace()
+        self._cache = None
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.ws, self._cache = Workspace(), None
+
+    @staticmethod
+    def fusable(conv, pool):
+        """True when built layers ``conv`` then ``pool`` can run as one fused step: a
+        stride-1 convolution computed by kernel offset, then a max pool whose windows
+        tile its output exactly."""
+        if type(conv) is not Conv2D or type(pool) is not MaxPool2D:
+            return False
+        if conv.out_shape is None or pool.out_shape is None or pool.in_shape != conv.out_shape:
+            return False
+        (kh, kw), (ph, pw) = conv.kernel_size, pool.window
+        _, ho, wo = conv.out_shape
+        if conv.stride != (1, 1) or kh * kw > ho * wo:
+            return False
+        if (ph, pw) != pool.stride or ph * pw == 1 or any(pool.pads):
+            return False
+        return ho % ph == 0 and wo % pw == 0
+
+    @property
+    def ran_fused(self):
+        """True when the last training forward pass was a fused one (and its backward
+        pass is still to come)."""
+        return isinstance(self._cache, dict)
+
+    def _phases(self, x):
+        """Input chunk ``x`` (m, c, h, w) -> zero-padded phases ``(c, ph, pw, m*P + tail)``."""
+        G, m = self.geometry, x.shape[0]
+        xs = self.ws.get("xs", (G["c"], G["ph"], G["pw"], m * G["P"] + G["tail"]), x.dtype)
+        xs.fill(0)
+        for grid, phase in _phase_pairs(G, xs, m):
+            phase[...] = x[grid].transpose(1, 0, 2, 3)
+        return xs
+
+    def _im2col(self, xs, key):
+        """Phases -> columns ``(c*kh*kw, ph*pw*m*P)``, outputs sorted by window offset."""
+        G = self.geometry
+        c, mP, k = G["c"], xs.shape[3] - G["tail"], G["ph"] * G["pw"]
+        cols = self.ws.get(key, (c, G["kh"] * G["kw"] * k, mP), xs.dtype)
+        im2col_shifts(xs.reshape(c, k, -1), G["shifts"], mP, cols)
+        return cols.reshape(c * G["kh"] * G["kw"], -1)
+
+    def _col2im(self, dcols, dx):
+        """Scatter-add columns back onto the input gradient chunk ``dx`` ``(c, m, h, w)``."""
+        G = self.geometry
+        c, m, P, ph, pw = G["c"], dx.shape[1], G["P"], G["ph"], G["pw"]
+        dxs = self.ws.get("dxs", (c, ph, pw, m * P + G["tail"]), dcols.dtype)
+        dxs.fill(0)
+        col2im_shifts(dcols.reshape(c, -1, m * P), G["shifts"], m * P, dxs.reshape(c, ph * pw, -1))
+        for grid, phase in _phase_pairs(G, dxs, m):
+            dx[grid] = phase
+
+    def _chunks(self, n, itemsize):
+        G = self.geometry
+        per_sample = G["c"] * G["kh"] * G["kw"] * G["ph"] * G["pw"] * G["P"] * itemsize
+        return batch_slices(n, per_sample, self.conv.chunk_bytes)
+
+    def forward(self, x, training=False):
+        """x: (n, c, h, w) -> (n, f, h_out / ph, w_out / pw)"""
+        conv, pool = self.conv, self.pool
+        if is_onehot(x) or x.shape[1:] != conv.in_shape:
+            self._cache = "separate" if training else None
+            return pool.forward(conv.forward(x, training), training)   # or let them raise
+        G = self.geometry
+        n = x.shape[0]
+        f, P, k = G["f"], G["P"], G["ph"] * G["pw"]
+        W, b = conv.weights(), conv.params["b"]
+        out = np.empty((f, n, G["Hq"], G["Wq"]), dtype=x.dtype)
+        mx = np.empty_like(out) if training else out
+        chunks = []
+        for c_, sl in enumerate(self._chunks(n, x.dtype.itemsize)):
+            m = sl.stop - sl.start
+            tag = ("f", c_) if training else "f"
+            cols = self._im2col(self._phases(x[sl]), ("cols", tag))
+            y = np.matmul(W, cols, out=self.ws.get(("y", tag), (f, k * m * P), x.dtype))
+            yv = y.reshape(f, k, m * P)
+            best = mx[:, sl].reshape(f, m * P)
+            np.maximum(yv[:, 0], yv[:, 1], out=best)
+            for j in range(2, k):
+                np.maximum(best, yv[:, j], out=best)
+            if training:
+                chunks.append((sl, cols, y))
+        # bias and ReLU commute with the maximum: applied to the pooled values only
+        np.add(mx, b[:, None, None, None], out=out)
+        if conv.activation == "relu":
+            np.maximum(out, 0, out=out)
+        self._cache = {"chunks": chunks, "mx": mx, "out": out} if training else None
+        return out[:, :, :G["Ho"], :G["Wo"]].transpose(1, 0, 2, 3)
+
+    def backward(self, grad, input_grad=True):
+        """grad: (n, f, h_out / ph, w_out / pw) -> dL/dx (n, c, h, w); fills the
+        convolution's ``grads``."""
+        cache, self._cache = self._cache, None
+        conv = self.conv
+        if cache == "separate":
+            return conv.backward(self.pool.backward(grad), input_grad)
+        if cache is None:
+            raise RuntimeError("backward called without a training forward pass")
+        G = self.geometry
+        f, P, k, Ho, Wo = G["f"], G["P"], G["ph"] * G["pw"], G["Ho"], G["Wo"]
+        n = grad.shape[0]
+        # junk rows and columns carry no gradient: zeroed once, never written
+        gq = self.ws.zeroed("gq", cache["out"].shape, grad.dtype, zero_columns_from(Wo, Ho))
+        gq[:, :, :Ho, :Wo] = grad.transpose(1, 0, 2, 3)
+        if conv.activation == "relu":
+            np.multiply(gq, cache["out"] > 0, out=gq)
+        W = conv.weights()
+        dW = np.zeros_like(W)
+        db = gq.reshape(f, -1).sum(axis=1)
+        dxbuf = np.empty((G["c"], n, G["h"], G["w"]), grad.dtype) if input_grad else None
+        for sl, cols, y in cache["chunks"]:
+            m = sl.stop - sl.start
+            gc = gq[:, sl].reshape(f, m * P)
+            best = cache["mx"][:, sl].reshape(f, m * P)
+            yv = y.reshape(f, k, m * P)
+            # each window's gradient goes to the first offset holding its maximum
+            g = self.ws.get("g", (f, k, m * P), grad.dtype)
+            rest = self.ws.get("rest", (f, m * P), grad.dtype)
+            np.multiply(gc, yv[:, 0] == best, out=g[:, 0])
+            np.subtract(gc, g[:, 0], out=rest if k > 2 else g[:, 1])
+            for j in range(1, k - 1):
+                np.multiply(rest, yv[:, j] == best, out=g[:, j])
+                if j < k - 2:
+                    rest -= g[:, j]
+                else:
+                    np.subtract(rest, g[:, j], out=g[:, k - 1])
+            g = g.reshape(f, -1)
+            dW += (cols @ g.T).T
+            if input_grad:   # the columns are spent: their buffer takes dcols
+                self._col2im(np.matmul(W.T, g, out=cols), dxbuf[:, sl])
+        if conv.normalize:
+            dW *= dW.dtype.type(1.0 / W.shape[1])
+        conv.grads["W"] = dW
+        conv.grads["b"] = db
+        return dxbuf.transpose(1, 0, 2, 3) if input_grad else None

@@ -1,0 +1,244 @@
+"""Networks: :class:`Network` (layers applied in order) and :class:`Branches` (stacks
+side by side); making layers from their configuration."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import stack
+from .conv import Conv2D
+from .layers import (Dense, Dropout, Flatten, GlobalMaxPool, Layer, MaxPool2D, ReLU,
+                     check_input, is_onehot)
+
+__all__ = ["Network", "Branches", "layer_from_config", "LAYER_TYPES"]
+
+
+class Branches(Layer):
+    """Several stacks of layers run side by side on the same input, their outputs
+    concatenated along the channel axis (Kim's filter heights 3, 4 and 5).
+
+    Parameters
+    ----------
+    branches : list of list of Layer
+        Each inner list is a stack; all stacks must give outputs that agree on every
+        axis but the first (channels).
+
+    Shapes: ``(n, c, h, w) -> (n, sum of branch channels, h', w')``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gridnet import Branches, Conv2D, GlobalMaxPool
+    >>> block = Branches([[Conv2D(2, (k, 5)), GlobalMaxPool()] for k in (3, 4)])
+    >>> block.build((1, 10, 5), np.random.default_rng(0))
+    (4, 1, 1)
+    """
+
+    trainable = True
+
+    def __init__(self, branches):
+        super().__init__()
+        branches = [list(b) for b in branches]
+        if not branches or not all(branches):
+            raise ValueError("Branches needs at least one non-empty list of layers")
+        self.branches = branches
+
+    def get_config(self):
+        return {"branches": [[stack.layer_config(layer) for layer in b] for b in self.branches]}
+
+    def describe(self):
+        return f"Branches({len(self.branches)}, concatenated on channels)"
+
+    @property
+    def sublayers(self):
+        return [layer for branch in self.branches for layer in branch]
+
+    def build(self, in_shape, rng, dtype=np.float32):
+        shapes = [stack.build(branch, in_shape, rng, dtype) for branch in self.branches]
+        rest = {s[1:] for s in shapes}
+        if len(rest) != 1 or any(len(s) != 3 for s in shapes):
+            raise ValueError(
+                f"Branches outputs must agree on every axis but channels; got {shapes}")
+        self.in_shape = tuple(in_shape)
+        self._splits = np.cumsum([s[0] for s in shapes])[:-1]
+        self.out_shape = (int(sum(s[0] for s in shapes)),) + shapes[0][1:]
+        self.steps = [stack.plan(branch) for branch in self.branches]
+        self._collect()
+        return self.out_shape
+
+    def _collect(self):
+        """Expose the sublayers' arrays as ``params``/``grads`` with prefixed keys."""
+        self.params, self.grads = {}, {}
+        for b, branch in enumerate(self.branches):
+            for i, layer in enumerate(branch):
+                for key, value in layer.params.items():
+                    self.params[f"{b}.{i}.{key}"] = value
+                for key, value in layer.grads.items():
+                    self.grads[f"{b}.{i}.{key}"] = value
+
+    def forward(self, x, training=False):
+        check_input(self, x, self.in_shape)
+        outs = []
+        for branch, steps in zip(self.branches, self.steps):
+            y = x.toarray() if is_onehot(x) and not isinstance(branch[0], Conv2D) else x
+            outs.append(stack.forward(steps, y, training))
+        return np.concatenate(outs, axis=1)
+
+    def backward(self, grad, input_grad=True):
+        dx = None
+        for steps, g in zip(self.steps, np.split(grad, self._splits, axis=1)):
+            g = stack.backward(steps, g, input_grad)
+            if input_grad:
+                dx = g if dx is None else dx + g
+        self._collect()
+        return dx
+
+
+#: Layer classes by name, for :func:`layer_from_config`.
+LAYER_TYPES = {cls.__name__: cls for cls in (
+    Conv2D, ReLU, MaxPool2D, GlobalMaxPool, Flatten, Dense, Dropout, Branches)}
+
+
+def layer_from_config(config):
+    """Make a layer from ``{"type": name, **constructor arguments}`` (as written by
+    :func:`gridnet.core.stack.layer_config`)."""
+    config = dict(config)
+    name = config.pop("type", None)
+    if name not in LAYER_TYPES:
+        raise ValueError(f"unknown layer type {name!r}; expected one of {sorted(LAYER_TYPES)}")
+    if name == "Branches":
+        config["branches"] = [[layer_from_config(c) for c in b] for b in config["branches"]]
+    return LAYER_TYPES[name](**config)
+
+
+class Network:
+    """Layers applied in order to grids ``(n, c, h, w)``.
+
+    Parameters
+    ----------
+    layers : list of Layer
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gridnet import Network, Conv2D, ReLU, MaxPool2D, Flatten, Dense
+    >>> net = Network([Conv2D(8, 3, padding="same"), ReLU(), MaxPool2D(2), Flatten(), Dense(10)])
+    >>> net.build((1, 8, 8), np.random.default_rng(0))
+    (10,)
+    >>> net.forward(np.zeros((5, 1, 8, 8), np.float32)).shape
+    (5, 10)
+    """
+
+    def __init__(self, layers):
+        self.layers = list(layers)
+        self.in_shape = None
+        self.out_shape = None
+        self.steps = None
+
+    def build(self, in_shape, rng=None, dtype=np.float32):
+        """Create every layer's weights for samples of shape ``in_shape`` ``(c, h, w)``.
+
+        ``rng`` is a ``numpy.random.Generator`` (or a seed for one).
+        """
+        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        self.in_shape = tuple(int(s) for s in in_shape)
+        self.out_shape = stack.build(self.layers, self.in_shape, rng, dtype)
+        self.steps = stack.plan(self.layers)
+        return self.out_shape
+
+    def append(self, layer, rng=None, dtype=np.float32):
+        """Add ``layer`` at the end; in a built network it is built on the current
+        output shape (the others keep their weights). Returns the new output shape."""
+        self.layers.append(layer)
+        if self.out_shape is None:
+            return None
+        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        self.out_shape = stack.build(self.layers[-1:], self.out_shape, rng, dtype)
+        self.steps = stack.plan(self.layers)
+        return self.out_shape
+
+    def forward(self, x, training=False):
+        """x: (n, c, h, w) -> (n, *out_shape)
+
+        ``x`` may also be a one-hot grid (see :func:`gridnet.core.layers.is_onehot`); it is
+        read sparsely by a first convolution that spans its width and made dense
+        otherwise.
+        """
+        if self.steps is None:
+            raise RuntimeError("build the network (network.build(in_shape)) before running it")
+        if is_onehot(x) and not isinstance(self.layers[0], (Conv2D, Branches)):
+            x = x.toarray()
+        return stack.forward(self.steps, x, training)
+
+    def backward(self, grad, input_grad=True):
+        """grad: dL/d(output) (n, *out_shape) -> dL/d(input) (n, c, h, w).
+
+        Fills every layer's ``grads``. With ``input_grad=False`` (training) the gradient
+        with respect to the input is not computed and None is returned.
+        """
+        return stack.backward(self.steps, grad, input_grad)
+
+    def parameters(self):
+        """List of ``(name, param, grad)`` for every trainable array, in a fixed order.
+
+        Optimizers update ``param`` in place.
+        """
+        out = []
+        for i, layer in enumerate(self.layers):
+            for key in layer.params:
+                out.append((f"{i}.{key}", layer.params[key], layer.grads.get(key)))
+        return out
+
+    def get_weights(self):
+        """A dict ``name -> copy of the array``."""
+        return {name: p.copy() for name, p, _ in self.parameters()}
+
+    def set_weights(self, weights):
+        """Copy arrays from ``weights`` (as from :meth:`get_weights`) into the network."""
+        own = {name: p for name, p, _ in self.parameters()}
+        missing = sorted(set(own) - set(weights))
+        extra = sorted(set(weights) - set(own))
+        if missing or extra:
+            raise ValueError(f"weights do not match the network: missing {missing}, unexpected {extra}")
+        for name, p in own.items():
+            w = np.asarray(weights[name])
+            if w.shape != p.shape:
+                raise ValueError(f"weight {name!r} has shape {w.shape}; the network needs {p.shape}")
+            p[...] = w
+
+    @property
+    def n_params(self):
+        return int(sum(p.size for _, p, _ in self.parameters()))
+
+    def get_config(self):
+        return [stack.layer_config(layer) for layer in self.layers]
+
+    @classmethod
+    def from_config(cls, config):
+        return cls([layer_from_config(c) for c in config])
+
+    def summary(self):
+        """A Keras-style table: layer, output shape, parameter count."""
+        if self.out_shape is None:
+            raise RuntimeError("build the network before asking for its summary")
+        rows = [("Layer", "Output shape", "Params")]
+        rows.append(("Input", str((None,) + self.in_shape), "0"))
+        for layer in self.layers:
+            rows.append((layer.describe(), str((None,) + tuple(layer.out_shape)), f"{layer.n_params:,}"))
+            for b, branch in enumerate(getattr(layer, "branches", [])):
+                name = "  " + str(b) + ": " + " > ".join(sub.describe() for sub in branch)
+                params = sum(sub.n_params for sub in branch)
+                rows.append((name, str((None,) + tuple(branch[-1].out_shape)), f"{params:,}"))
+        wa = max(len(r[0]) for r in rows)
+        wb = max(len(r[1]) for r in rows)
+        wc = max(len(r[2]) for r in rows)
+        line = "-" * (wa + wb + wc + 6)
+        text = [line]
+        for k, r in enumerate(rows):
+            text.append(f"{r[0]:<{wa}}   {r[1]:<{wb}}   {r[2]:>{wc}}")
+            if k == 0:
+                text.append(line)
+        text += [line, f"Total params: {self.n_params:,}", line]
+        return "\n".join(text)
+
+    def __repr__(self):
+        return f"Network({self.layers!r})"

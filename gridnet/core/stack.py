@@ -1,0 +1,69 @@
+"""A stack of layers: building it, planning how it runs, and running it.
+
+:func:`plan` turns a built list of layers into the steps that run: the same layers,
+except that a convolution and the max pooling after it become one
+:class:`~gridnet.core.fused.ConvPool` where that is possible. :func:`forward` and
+:func:`backward` run steps in order, with no special cases.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .fused import ConvPool
+from .layers import ReLU
+
+__all__ = ["build", "plan", "forward", "backward", "layer_config"]
+
+
+def build(layers, in_shape, rng, dtype=np.float32):
+    """Build ``layers`` in order for samples of ``in_shape``; return the output shape.
+
+    A layer whose ``init`` is ``"auto"`` gets He initialisation when it ends in a ReLU
+    (``activation="relu"`` or a following :class:`ReLU`) and Glorot otherwise.
+    """
+    shape = tuple(int(s) for s in in_shape)
+    for i, layer in enumerate(layers):
+        if getattr(layer, "init", None) == "auto":
+            follows = layers[i + 1] if i + 1 < len(layers) else None
+            relu = isinstance(follows, ReLU) or getattr(layer, "activation", None) == "relu"
+            layer._resolved_init = "he" if relu else "glorot"
+        try:
+            shape = tuple(layer.build(shape, rng, dtype))
+        except ValueError as exc:
+            raise ValueError(f"layer {i} ({layer!r}) cannot take input of shape {shape}: {exc}") from None
+    return shape
+
+
+def plan(layers):
+    """The steps that run built ``layers``: each layer, or a :class:`ConvPool` for a
+    convolution and the max pool after it when :meth:`ConvPool.fusable` allows (same
+    result, fewer passes over memory)."""
+    steps, i = [], 0
+    while i < len(layers):
+        if i + 1 < len(layers) and ConvPool.fusable(layers[i], layers[i + 1]):
+            steps.append(ConvPool(layers[i], layers[i + 1]))
+            i += 2
+        else:
+            steps.append(layers[i])
+            i += 1
+    return steps
+
+
+def forward(steps, x, training=False):
+    """Run ``steps`` (from :func:`plan`) in order on ``x``."""
+    for step in steps:
+        x = step.forward(x, training)
+    return x
+
+
+def backward(steps, grad, input_grad=True):
+    """Backward pass through ``steps`` after :func:`forward`; returns dL/d(input)
+    (None when ``input_grad`` is false: the first step skips it)."""
+    for k in range(len(steps) - 1, -1, -1):
+        grad = steps[k].backward(grad, input_grad=input_grad or k > 0)
+    return grad
+
+
+def layer_config(layer):
+    """``{"type": class name, **constructor arguments}``, JSON-serialisable."""
+    return {"type": type(layer).__name__, **layer.get_config()}

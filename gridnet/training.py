@@ -1,0 +1,132 @@
+"""The training loop's parts: random streams, the loss, the validation split, one epoch,
+evaluation and the stopping rule (as scikit-learn's MLP splits ``_fit`` into
+``_initialize``, ``_fit_stochastic`` and ``_update_no_improvement_count``)."""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils.class_weight import compute_class_weight
+
+from .core import SoftmaxCrossEntropy, is_onehot
+
+__all__ = ["seed_streams", "make_loss", "validation_split", "take_batch", "run_epoch",
+           "logits", "evaluate", "Stopper"]
+
+
+def seed_streams(random_state):
+    """Independent random streams of one fit: ``init`` (weights), ``order`` (batches),
+    ``split`` (a seed for the validation split) and ``augment``."""
+    seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
+    init, order, split, aug = np.random.SeedSequence(seed).spawn(4)
+    return {"init": np.random.default_rng(init), "order": np.random.default_rng(order),
+            "split": int(np.random.default_rng(split).integers(2**31)),
+            "augment": np.random.default_rng(aug)}
+
+
+def make_loss(class_weight, classes, codes):
+    """Softmax cross-entropy, weighted by ``class_weight`` (None, "balanced" or a dict
+    {label: weight}) over ``classes``; ``codes`` are the training labels' indices."""
+    if class_weight is None:
+        return SoftmaxCrossEntropy()
+    k = len(classes)
+    if isinstance(class_weight, str):
+        if class_weight != "balanced":
+            raise ValueError(f"class_weight must be None, 'balanced' or a dict; got {class_weight!r}")
+        present = np.unique(codes)
+        w = np.ones(k)
+        w[present] = compute_class_weight("balanced", classes=present, y=codes)
+    elif isinstance(class_weight, dict):
+        w = np.ones(k)
+        for label, value in class_weight.items():
+            where = np.nonzero(classes == label)[0]
+            if not len(where):
+                raise ValueError(f"class_weight names class {label!r}, which is not in y")
+            w[where[0]] = float(value)
+    else:
+        raise ValueError(f"class_weight must be None, 'balanced' or a dict; got {class_weight!r}")
+    return SoftmaxCrossEntropy(class_weight=w.astype(np.float32))
+
+
+def validation_split(codes, fraction, seed):
+    """Sorted (training rows, validation rows), stratified when every class has two
+    samples."""
+    n = len(codes)
+    strat = codes if np.bincount(codes).min() >= 2 else None
+    try:
+        rows, val = train_test_split(np.arange(n), test_size=fraction, random_state=seed,
+                                     stratify=strat)
+    except ValueError:
+        rows, val = train_test_split(np.arange(n), test_size=fraction, random_state=seed)
+    return np.sort(rows), np.sort(val)
+
+
+def take_batch(X, idx):
+    """Rows ``idx`` of X as float32 (a memmap is read only there; a one-hot grid stays
+    one)."""
+    if is_onehot(X):
+        return X[idx]
+    return np.asarray(X[idx], dtype=np.float32)
+
+
+def run_epoch(net, optimizer, loss_fn, X, codes, rows, *, batch_size, augment, streams, bar,
+              epoch):
+    """One pass over ``rows`` of ``X`` in a random order; returns the mean loss."""
+    order = rows[streams["order"].permutation(len(rows))]
+    total, count = 0.0, 0
+    for start in range(0, len(order), batch_size):
+        idx = np.sort(order[start:start + batch_size])
+        xb = take_batch(X, idx)
+        if augment is not None:
+            xb = augment(xb if is_onehot(xb) else xb.copy(), streams["augment"])
+        loss, grad = loss_fn(net.forward(xb, training=True), codes[idx])
+        if not np.isfinite(loss):
+            raise FloatingPointError(f"the training loss became {loss} in epoch {epoch}; "
+                                     "lower learning_rate")
+        net.backward(grad, input_grad=False)
+        optimizer.step(net.parameters())
+        total += loss * len(idx)
+        count += len(idx)
+        bar.update(len(idx))
+        bar.set_postfix(loss=f"{total / count:.4f}")
+    return total / max(count, 1)
+
+
+def logits(net, X, rows, n_classes, batch_size):
+    """Logits ``(len(rows), n_classes)`` of ``rows`` of ``X``, in batches."""
+    step = max(int(batch_size), 256)
+    out = np.empty((len(rows), n_classes), dtype=np.float32)
+    for start in range(0, len(rows), step):
+        out[start:start + step] = net.forward(take_batch(X, rows[start:start + step]))
+    return out
+
+
+def evaluate(net, X, codes, rows, loss_fn, batch_size=256):
+    """(loss, accuracy) of ``net`` on ``rows`` of ``X``."""
+    z = logits(net, X, rows, net.out_shape[0], batch_size)
+    loss, _ = loss_fn(z, codes[rows])
+    return loss, float((z.argmax(axis=1) == codes[rows]).mean())
+
+
+class Stopper:
+    """The stopping rule: stop once the watched loss has not improved by ``tol`` for
+    ``n_iter_no_change`` epochs; with ``keep_best``, remember the best epoch's weights
+    so that :meth:`restore` can put them back."""
+
+    def __init__(self, n_iter_no_change, tol, keep_best):
+        self.n_iter_no_change, self.tol, self.keep_best = n_iter_no_change, tol, keep_best
+        self.best, self.stall, self.best_weights = np.inf, 0, None
+
+    def update(self, watched, net):
+        """Record an epoch's watched loss; True when training should stop."""
+        if watched < self.best - self.tol:
+            self.best, self.stall = watched, 0
+            if self.keep_best:
+                self.best_weights = net.get_weights()
+        else:
+            self.stall += 1
+        return self.stall >= self.n_iter_no_change
+
+    def restore(self, net):
+        if self.best_weights is not None:
+            net.set_weights(self.best_weights)

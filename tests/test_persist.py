@@ -1,0 +1,54 @@
+"""Model files written before the restructuring (format 1, gridnet 0.1 at commit
+7dcec2e: tests/data/format1, made by its CLI and GridNetClassifier.save) still load and
+predict what they predicted then."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+import adapters
+import gridnet
+from gridnet import persist
+
+DATA = Path(__file__).resolve().parent / "data" / "format1"
+EXPECTED = json.loads((DATA / "expected.json").read_text())
+
+
+def _inputs(kind):
+    given = EXPECTED[kind]["inputs"]
+    if kind == "table":
+        from gridnet.cli.data import read_table
+        header, columns = read_table(DATA / given)
+        return {h: c for h, c in zip(header, columns) if h != "label"}
+    if kind == "audio":
+        return [str(DATA / p) for p in given]
+    return given
+
+
+@pytest.mark.parametrize("kind", ["text", "table", "audio"])
+def test_command_line_models_of_format_1_load_with_their_adapter(kind):
+    clf, extra = gridnet.load(DATA / f"{kind}.gridnet", return_extra=True)
+    adapter = adapters.from_state(extra["adapter"])
+    proba = clf.predict_proba(adapter.transform(_inputs(kind)))
+    np.testing.assert_allclose(proba, EXPECTED[kind]["proba"], rtol=1e-5, atol=1e-6)
+
+
+def test_a_python_model_of_format_1_loads():
+    clf = gridnet.load(DATA / "digits.gridnet")
+    proba = clf.predict_proba(load_digits().images[:20] / 16)
+    np.testing.assert_allclose(proba, EXPECTED["digits"]["proba"], rtol=1e-5, atol=1e-6)
+
+
+def test_the_container_checks_format_and_checksum(tmp_path):
+    path = tmp_path / "m.gridnet"
+    persist.write_model(path, {"anything": [1, 2]}, {"0.W": np.ones((2, 2), np.float32)})
+    header, weights = persist.read_model(path)
+    assert header["anything"] == [1, 2] and header["version"] == persist.VERSION
+    np.testing.assert_array_equal(weights["0.W"], 1)
+    with pytest.raises(FileNotFoundError):
+        persist.read_model(tmp_path / "missing.gridnet")
+    (tmp_path / "text.gridnet").write_text("not a model")
+    with pytest.raises(ValueError, match="not a readable gridnet model file"):
+        persist.read_model(tmp_path / "text.gridnet")
