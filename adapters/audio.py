@@ -9,6 +9,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from .files import file_kind
 from .state import StateMixin
 
 __all__ = ["AudioAdapter", "AudioError"]
@@ -29,12 +30,35 @@ def _name(item, i):
     return f"waveform {i}"
 
 
+def _check_audio_file(name):
+    """Name what a path holds when it is plainly not sound, before a decoder (which may
+    print to the terminal) reads it."""
+    if not os.path.exists(name):
+        raise AudioError(f"{name}: no such file")
+    if os.path.isdir(name):
+        raise AudioError(f"{name}: a folder, not an audio file")
+    try:
+        kind, fmt = file_kind(name)
+    except OSError as exc:
+        raise AudioError(f"{name}: cannot read the file ({exc.strerror})") from None
+    if kind == "empty":
+        raise AudioError(f"{name}: cannot read audio: the file is empty (0 bytes)")
+    if kind == "text":
+        raise AudioError(f"{name}: cannot read audio: the file holds text, not sound")
+    if kind not in ("audio", None):
+        raise AudioError(f"{name}: cannot read audio: it is a {fmt} file, not sound")
+    if kind is None and name.lower().endswith(".mp3"):
+        raise AudioError(f"{name}: cannot read audio: not an MP3 file (no ID3 tag or MPEG "
+                         "frame header)")
+
+
 def _read(item, i, sr):
     """item -> (mono float32 waveform at ``sr``, name)."""
     import librosa
     import soundfile as sf
     name = _name(item, i)
     if isinstance(item, (str, os.PathLike)):
+        _check_audio_file(name)
         try:
             data, native = sf.read(name, dtype="float32", always_2d=True)
             y = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
@@ -121,8 +145,8 @@ def _placement(n, name, s):
     if s.ratio and (have_frames * s.ratio < s.frames or have_frames > s.ratio * s.frames):
         raise AudioError(
             f"{name}: the clip spans {have_frames} time steps, far from the target of "
-            f"{s.frames} (more than {s.ratio:g} times shorter or longer); check the file or "
-            "set frames/length_ratio")
+            f"{s.frames} (more than {s.ratio:g} times shorter or longer); check the file, or "
+            "set frames (the number of time steps) to fix the width")
     if n >= need:
         return {"start": 0, "center": (n - need) // 2, "end": n - need}[s.align], s.frames, 0
     gap = s.frames - have_frames
@@ -234,6 +258,23 @@ def _length_batch(items, offset, s):
             n = -1
         lengths.append(1 + n // s.hop if n >= 0 else -1)
     return lengths
+
+
+def _learn_frames(lengths, names, ratio):
+    """The number of time steps: the longest clip's, once no clip is ``ratio`` times
+    longer than the median clip (such a clip would make every other clip "far from
+    the target"; it is named instead)."""
+    ok = [(n, name) for n, name in zip(lengths, names) if n > 0]
+    if not ok:
+        raise ValueError("no clip in X could be read to learn the number of frames")
+    longest, name = max(ok, key=lambda t: t[0])
+    median = float(np.median([n for n, _ in ok]))
+    if ratio and longest > ratio * median:
+        raise AudioError(
+            f"{name}: the clip spans {longest} time steps, more than {ratio:g} times the "
+            f"median clip ({median:g}); check the file, or set frames (the number of time "
+            "steps) to fix the width")
+    return int(longest)
 
 
 # about 160 lines, 25 of them __init__ and its parameter checks; the per-clip work lives
@@ -397,10 +438,9 @@ class AudioAdapter(StateMixin, TransformerMixin, BaseEstimator):
         """
         s = _Settings(self, 1)
         rows = [r for part in self._run(_natural_batch, items, s) for r in part]
-        lengths = [1 + n // s.hop for spec, n, _ in rows if spec is not None]
-        if not lengths:
-            raise ValueError("no clip in X could be read to learn the number of frames")
-        self.n_frames_ = int(max(lengths))
+        self.n_frames_ = _learn_frames([1 + n // s.hop if spec is not None else -1
+                                        for spec, n, _ in rows],
+                                       [name for _, _, name in rows], self.length_ratio)
         s = _Settings(self, self.n_frames_)
         grids = np.zeros((len(items), _height(self), self.n_frames_), dtype=np.float32)
         failed = []
@@ -449,10 +489,9 @@ class AudioAdapter(StateMixin, TransformerMixin, BaseEstimator):
             grids = self._extract_learning_frames(items)
         elif self.frames is None:
             s = _Settings(self, 1)
-            lengths = [n for part in self._run(_length_batch, items, s) for n in part if n > 0]
-            if not lengths:
-                raise ValueError("no clip in X could be read to learn the number of frames")
-            self.n_frames_ = int(max(lengths))
+            lengths = [n for part in self._run(_length_batch, items, s) for n in part]
+            self.n_frames_ = _learn_frames(lengths, [_name(x, i) for i, x in enumerate(items)],
+                                           self.length_ratio)
         else:
             self.n_frames_ = int(self.frames)
         self.grid_shape_ = (1, _height(self), self.n_frames_)

@@ -7,10 +7,20 @@ from sklearn.utils.validation import check_is_fitted
 
 from .state import StateMixin
 
-__all__ = ["TabularAdapter", "similarity_order", "MISSING"]
+__all__ = ["TabularAdapter", "TableError", "similarity_order", "MISSING"]
 
 #: Cell values read as missing (compared stripped and lower-cased), besides None and NaN.
 MISSING = frozenset({"", "?", "na", "n/a", "nan", "null", "none"})
+
+
+class TableError(ValueError):
+    """A cell or column that cannot be encoded: ``column`` (its name), ``row`` (the
+    0-based data row, or None for the whole column) and ``reason``; the message says
+    both, as ``"column 'x1' has an infinite value (row 3)"``."""
+
+    def __init__(self, column, reason, row=None):
+        self.column, self.reason, self.row = column, f"column {column!r} {reason}", row
+        super().__init__(self.reason + (f" (row {row})" if row is not None else ""))
 
 
 def similarity_order(Z):
@@ -159,15 +169,15 @@ class TabularAdapter(StateMixin, TransformerMixin, BaseEstimator):
             miss = np.array([_is_missing(v) for v in values], bool)
             levels = sorted({str(v) for v, m in zip(values, miss) if not m})
             if len(levels) > self.max_levels:
-                raise ValueError(f"column {name!r} is not numeric and has {len(levels)} "
-                                 f"distinct values; it cannot be one-hot encoded "
-                                 f"(at most max_levels={self.max_levels})")
+                raise TableError(name, f"is not numeric and has {len(levels)} distinct values; "
+                                 f"it cannot be one-hot encoded (at most max_levels="
+                                 f"{self.max_levels})")
             return {"name": name, "levels": levels, "missing": int(miss.sum())}
         x, miss = parsed
         if miss.all():
-            raise ValueError(f"column {name!r} has no values")
+            raise TableError(name, "has no values")
         if np.isinf(x).any():
-            raise ValueError(f"column {name!r} has an infinite value (row {int(np.nonzero(np.isinf(x))[0][0])})")
+            raise TableError(name, "has an infinite value", int(np.nonzero(np.isinf(x))[0][0]))
         med = float(np.median(x[~miss]))
         x = np.where(miss, med, x)
         return {"name": name, "median": med, "mean": float(x.mean()),
@@ -208,7 +218,7 @@ class TabularAdapter(StateMixin, TransformerMixin, BaseEstimator):
         for j, s in enumerate(self.spec_):
             k = index.get(s["name"]) if by_name else j
             if k is None:
-                raise ValueError(f"X has no column {s['name']!r}, which the adapter was fitted on")
+                raise TableError(s["name"], "is missing: the adapter was fitted on it")
             values = cols[k]
             if "levels" in s:
                 text = np.array(["" if _is_missing(v) else str(v) for v in values], dtype=object)
@@ -218,8 +228,8 @@ class TabularAdapter(StateMixin, TransformerMixin, BaseEstimator):
             parsed = _as_numbers(values)
             if parsed is None:
                 bad = next(i for i, v in enumerate(values) if not _is_missing(v) and not _number(v))
-                raise ValueError(f"column {s['name']!r} holds {values[bad]!r} (row {bad}), "
-                                 "which is not a number; the column was numeric in fit")
+                raise TableError(s["name"], f"holds {values[bad]!r}, which is not a number "
+                                 "(the column was numeric in fit)", bad)
             x, miss = parsed
             x = np.where(miss, s["median"], x)
             blocks.append(((x - s["mean"]) / s["std"])[:, None])

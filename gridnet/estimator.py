@@ -12,12 +12,13 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (check_array, check_is_fitted, column_or_1d,
                                       validate_data)
+from tqdm.auto import tqdm
 
 from . import architectures, persist, training
 from .core import Network, is_onehot, layer_from_config, make_optimizer, softmax
 from .core.stack import layer_config
 
-__all__ = ["GridNetClassifier", "load"]
+__all__ = ["GridNetClassifier", "load", "check_missing_labels"]
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +88,20 @@ def _validate_grids(est, X, reset):
     return grid
 
 
+def check_missing_labels(y, what="y"):
+    """An object array of labels holding None or NaN: a ``ValueError`` naming the
+    samples (scikit-learn's own checks would fail on sorting them)."""
+    y = np.asarray(y)
+    if y.dtype.kind != "O":
+        return
+    miss = [i for i, v in enumerate(y)
+            if v is None or (isinstance(v, (float, np.floating)) and np.isnan(v))]
+    if miss:
+        shown = ", ".join(map(str, miss[:10])) + (", ..." if len(miss) > 10 else "")
+        raise ValueError(f"{what} has {len(miss)} missing labels (None or NaN), at samples "
+                         f"{shown}; drop those samples or give them a label")
+
+
 def encode_labels(y, n, classes=None):
     """Labels ``y`` (n,) -> (classes, codes (n,) indices into classes). With ``classes``
     given, every label must be one of them."""
@@ -99,11 +114,12 @@ def encode_labels(y, n, classes=None):
         raise ValueError(f"y must be 1-D (one label per sample); got shape {y.shape}")
     if len(y) != n:
         raise ValueError(f"X has {n} samples but y has {len(y)} labels; they must match")
+    check_missing_labels(y)
     check_classification_targets(y)
     if classes is None:
         classes, codes = np.unique(y, return_inverse=True)
         if len(classes) < 2:
-            raise ValueError(f"y has only 1 class ({classes[0]!r}); a classifier needs "
+            raise ValueError(f"y has only 1 class ({classes[0].item()!r}); a classifier needs "
                              "samples of at least 2 classes")
         return classes, codes.astype(np.intp)
     unknown = np.setdiff1d(y, classes)
@@ -166,7 +182,8 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
     random_state : int, RandomState or None
         Same seed, same machine: the same result to the bit.
     verbose : bool or int
-        A tqdm progress bar per epoch with the loss and validation score.
+        One tqdm progress bar for the whole fit, showing the epoch, the loss and the
+        validation score.
 
     Attributes
     ----------
@@ -302,13 +319,12 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         self.history_, self.loss_curve_, self.validation_scores_ = [], [], []
         self.best_loss_, self.n_iter_ = np.inf, 0
 
-    def _epoch(self, grid, codes, rows, val, loss_fn, streams):
-        """One epoch; its record (also appended to ``history_``)."""
-        from tqdm.auto import tqdm
+    def _epoch(self, grid, codes, rows, val, loss_fn, streams, bar):
+        """One epoch; its record (also appended to ``history_``). ``bar``: the run's
+        progress bar (samples), which shows the epoch, loss and validation score."""
         t0 = time.perf_counter()
         self.n_iter_ += 1
-        bar = tqdm(total=len(rows), desc=f"epoch {self.n_iter_}", unit="sample",
-                   disable=not self.verbose, leave=bool(self.verbose))
+        bar.set_description(f"epoch {self.n_iter_}")
         loss = training.run_epoch(self.network_, self._optimizer, loss_fn, grid, codes, rows,
                                   batch_size=int(self.batch_size), augment=self.augment,
                                   streams=streams, bar=bar, epoch=self.n_iter_)
@@ -319,7 +335,6 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
             record.update(val_loss=vloss, val_score=vscore)
             self.validation_scores_.append(vscore)
             bar.set_postfix(loss=f"{loss:.4f}", val_loss=f"{vloss:.4f}", val_score=f"{vscore:.4f}")
-        bar.close()
         record["time"] = time.perf_counter() - t0
         self.history_.append(record)
         if self.verbose:
@@ -338,15 +353,18 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         rows, val = np.arange(grid.shape[0]), None
         if self.early_stopping and not partial:
             rows, val = training.validation_split(codes, self.validation_fraction, streams["split"])
-        if partial:
-            record = self._epoch(grid, codes, rows, None, loss_fn, streams)
-            self.best_loss_ = min(self.best_loss_, record["loss"])
-            return self
-        stopper = training.Stopper(self.n_iter_no_change, self.tol, keep_best=val is not None)
-        for _ in range(int(self.max_epochs)):
-            record = self._epoch(grid, codes, rows, val, loss_fn, streams)
-            if stopper.update(record["loss"] if val is None else record["val_loss"], self.network_):
-                break
+        epochs = 1 if partial else int(self.max_epochs)
+        with tqdm(total=epochs * len(rows), unit="sample", disable=not self.verbose,
+                  leave=bool(self.verbose), dynamic_ncols=True) as bar:
+            if partial:
+                record = self._epoch(grid, codes, rows, None, loss_fn, streams, bar)
+                self.best_loss_ = min(self.best_loss_, record["loss"])
+                return self
+            stopper = training.Stopper(self.n_iter_no_change, self.tol, keep_best=val is not None)
+            for _ in range(epochs):
+                record = self._epoch(grid, codes, rows, val, loss_fn, streams, bar)
+                if stopper.update(record["loss"] if val is None else record["val_loss"], self.network_):
+                    break
         self.best_loss_ = float(stopper.best)
         stopper.restore(self.network_)
         return self

@@ -2,8 +2,12 @@
 
 The archive is read with ``allow_pickle=False``. It holds ``__gridnet__`` (the JSON
 header: format name and version, and whatever the writer describes itself with) and the
-arrays under ``w/`` (the network's weights) with their SHA-256 in the header. Nothing in
-it is executed on load; a truncated, corrupt or altered file raises ``ValueError``.
+arrays under ``w/`` (the network's weights). Version 2 records one SHA-256 over the
+whole header and the weights (``sha256``), so that no setting can be changed outside the
+checksum; version 1 (gridnet 0.1) covered the weights only (``weights_sha256``) and is
+still read. Nothing in it is executed on load; a truncated, corrupt or altered file
+raises ``ValueError``. A file is written to a temporary name beside its destination and
+renamed over it, so that a crash never leaves half a model where a good one was.
 
 This module knows the container, not what is in it: the classifier
 (:mod:`gridnet.estimator`) writes and reads its own header fields, an adapter its own
@@ -15,14 +19,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import zipfile
 
 import numpy as np
 
-__all__ = ["write_model", "read_model", "FORMAT", "VERSION"]
+__all__ = ["write_model", "read_model", "check_writable", "FORMAT", "VERSION", "READABLE"]
 
 FORMAT = "gridnet-classifier"
-VERSION = 1
+VERSION = 2
+READABLE = (1, 2)
 
 
 def _digest(weights):
@@ -35,16 +41,45 @@ def _digest(weights):
     return h.hexdigest()
 
 
+def _sealed(doc, weights):
+    """SHA-256 of the header ``doc`` (without its own ``sha256``) and the weights."""
+    body = json.dumps({k: v for k, v in doc.items() if k != "sha256"}, sort_keys=True)
+    return hashlib.sha256(body.encode() + _digest(weights).encode()).hexdigest()
+
+
+def check_writable(path):
+    """Raise ``ValueError`` naming the problem when a model cannot be written to
+    ``path`` (a folder, a missing or read-only folder): checked before long work."""
+    name = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(name))
+    if os.path.isdir(name):
+        raise ValueError(f"{name} is a folder; give the model a file name")
+    if not os.path.isdir(folder):
+        raise ValueError(f"{name}: no such folder {folder}")
+    if not os.access(folder, os.W_OK) or (os.path.exists(name) and not os.access(name, os.W_OK)):
+        raise ValueError(f"{name}: not writable")
+
+
 def write_model(path, header, weights):
-    """Write ``header`` (a JSON-able dict) and ``weights`` (name -> array) to ``path``."""
-    doc = {"format": FORMAT, "version": VERSION, **header, "weights_sha256": _digest(weights)}
+    """Write ``header`` (a JSON-able dict) and ``weights`` (name -> array) to ``path``,
+    atomically (a temporary file in the same folder, then renamed)."""
+    check_writable(path)
+    doc = {"format": FORMAT, "version": VERSION, **header}
+    doc["sha256"] = _sealed(doc, weights)
     try:
         text = json.dumps(doc)
     except TypeError as exc:
         raise ValueError(f"cannot save this classifier without pickle: {exc}") from None
     arrays = {f"w/{name}": a for name, a in weights.items()}
-    with open(path, "wb") as fh:   # np.savez would append ".npz" to a name without it
-        np.savez(fh, __gridnet__=np.array(text), **arrays)
+    name = os.fspath(path)
+    fd, tmp = tempfile.mkstemp(prefix=".gridnet-", suffix=".tmp", dir=os.path.dirname(os.path.abspath(name)))
+    try:
+        with os.fdopen(fd, "wb") as fh:   # np.savez would append ".npz" to a name without it
+            np.savez(fh, __gridnet__=np.array(text), **arrays)
+        os.replace(tmp, name)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def read_model(path):
@@ -52,6 +87,12 @@ def read_model(path):
     name = os.fspath(path)
     if not os.path.exists(name):
         raise FileNotFoundError(f"no such model file: {name}")
+    if os.path.isdir(name):
+        raise ValueError(f"{name} is a folder, not a gridnet model file")
+    if not zipfile.is_zipfile(name):
+        raise ValueError(f"{name} is not a readable gridnet model file: not a .npz archive "
+                         "(a model is one written by 'gridnet fit' or GridNetClassifier.save; "
+                         "this file is of another kind, or truncated)")
     try:
         with np.load(name, allow_pickle=False) as data:
             if "__gridnet__" not in data.files:
@@ -62,8 +103,13 @@ def read_model(path):
         raise ValueError(f"{name} is not a readable gridnet model file ({type(exc).__name__}: {exc})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ValueError(f"{name} is not a gridnet classifier file")
-    if doc.get("version") != VERSION:
-        raise ValueError(f"{name} has format version {doc.get('version')!r}; this gridnet reads version {VERSION}")
-    if _digest(weights) != doc.get("weights_sha256"):
-        raise ValueError(f"{name}: the weights do not match their recorded checksum (file altered or corrupt)")
+    if doc.get("version") not in READABLE:
+        raise ValueError(f"{name} has format version {doc.get('version')!r}; this gridnet reads "
+                         f"versions {', '.join(map(str, READABLE))}")
+    if doc["version"] == 1:
+        if _digest(weights) != doc.get("weights_sha256"):
+            raise ValueError(f"{name}: the weights do not match their recorded checksum (file altered or corrupt)")
+    elif _sealed(doc, weights) != doc.get("sha256"):
+        raise ValueError(f"{name}: the header and weights do not match their recorded checksum "
+                         "(file altered or corrupt)")
     return doc, weights

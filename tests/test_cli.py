@@ -29,7 +29,7 @@ def test_locality_report_and_json(wave_csv, capsys):
     assert main(["locality", str(wave_csv), "--target", "label", "--permutations", "19"]) == 0
     out = capsys.readouterr().out
     assert "Verdict: LOCAL" in out
-    assert "1 rows with a missing target dropped (lines 7)" in out
+    assert "1 row with a missing label (empty, NA, N/A, ?, null or None) dropped (line 7)" in out
     assert "column 't3': 1 missing values set to the median" in out
     assert main(["locality", str(wave_csv), "--quick", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)

@@ -13,63 +13,90 @@ __all__ = ["main", "build_parser", "CLIError"]
 
 
 def build_parser():
+    from .. import __version__
+    fmt = argparse.ArgumentDefaultsHelpFormatter
     parser = argparse.ArgumentParser(prog="gridnet", description="CNNs for data turned into grids.")
+    parser.add_argument("--version", action="version", version=f"gridnet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="train and evaluate on sklearn's digits (no data needed)")
-    demo.add_argument("--epochs", type=int, default=30)
+    demo = sub.add_parser("demo", formatter_class=fmt,
+                          help="train and evaluate on sklearn's digits (no data needed)")
+    demo.add_argument("--epochs", type=int, default=30, help="most training epochs")
     demo.set_defaults(func=commands.demo)
 
-    loc = sub.add_parser("locality", help="test whether a table's column order could help a CNN")
+    loc = sub.add_parser("locality", formatter_class=fmt,
+                         help="test whether a table's column order could help a CNN")
     loc.add_argument("data", help="CSV (or TSV) file with a header row")
-    loc.add_argument("--target", help="label column (enables the model-based test)")
+    loc.add_argument("--target", help="label column (enables the model-based test); rows "
+                     "whose label is empty, NA, N/A, ?, null or None are dropped and named")
     loc.add_argument("--quick", action="store_true", help="only the model-free statistic")
     loc.add_argument("--json", action="store_true", help="print the report as JSON")
-    loc.add_argument("--permutations", type=int, default=None)
-    loc.add_argument("--cv", type=int, default=3)
-    loc.add_argument("--seed", type=int, default=0)
-    loc.add_argument("--n-jobs", type=int, default=None)
-    loc.add_argument("--encoding", default="utf-8")
+    loc.add_argument("--permutations", type=int, default=None,
+                     help="column orders in the model-based test (None: 19)")
+    loc.add_argument("--cv", type=int, default=3, help="cross-validation folds")
+    loc.add_argument("--seed", type=int, default=0, help="random seed")
+    loc.add_argument("--n-jobs", type=int, default=None, help="parallel jobs (joblib; -1: all cores)")
+    loc.add_argument("--encoding", default="utf-8", help="text encoding of the file")
     loc.set_defaults(func=commands.locality)
 
-    fit = sub.add_parser("fit", help="train a model on a folder of files or a CSV file")
-    fit.add_argument("data", help="folder with a subfolder per class (audio, image) or CSV/TSV (text, table)")
-    fit.add_argument("--modality", required=True, help="audio, text, image or table")
-    fit.add_argument("-o", "--output", default="model.gridnet")
-    fit.add_argument("--epochs", type=int, default=30)
-    fit.add_argument("--batch-size", type=int, default=32)
-    fit.add_argument("--learning-rate", type=float, default=1e-3)
-    fit.add_argument("--early-stopping", action="store_true")
-    fit.add_argument("--seed", type=int, default=0)
-    fit.add_argument("--quiet", action="store_true", help="no progress bar")
+    fit = sub.add_parser("fit", formatter_class=fmt,
+                         help="train a model on a folder of files or a CSV file")
+    fit.add_argument("data", help="folder with a subfolder per class (audio, image) or "
+                     "CSV/TSV file with a header row (text, table)")
+    fit.add_argument("--modality", required=True, default=argparse.SUPPRESS,
+                     help="audio, text, image or table (required)")
+    fit.add_argument("-o", "--output", default="model.gridnet",
+                     help="model file to write (checked before training; replaced atomically)")
+    fit.add_argument("--epochs", type=int, default=30, help="most training epochs")
+    fit.add_argument("--batch-size", type=int, default=32, help="samples per gradient step")
+    fit.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's step size")
+    fit.add_argument("--early-stopping", action="store_true",
+                     help="hold out 10%% of the data and stop when its loss stops improving")
+    fit.add_argument("--seed", type=int, default=0, help="random seed (same seed, same model)")
+    fit.add_argument("--quiet", action="store_true",
+                     help="no progress bar (there is none when stderr is not a terminal)")
     fit.add_argument("--sr", type=int, default=16000, help="audio: sample rate")
     fit.add_argument("--n-mels", type=int, default=64, help="audio: mel bands")
-    fit.add_argument("--frames", type=int, default=None, help="audio: time steps (default: longest clip)")
-    fit.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"), help="image: resize")
-    fit.add_argument("--positions", type=int, default=None, help="text: words per sentence")
+    fit.add_argument("--frames", type=int, default=None,
+                     help="audio: time steps per clip (None: the longest clip's)")
+    fit.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                     help="image: resize to H x W (None: the first image's size)")
+    fit.add_argument("--positions", type=int, default=None,
+                     help="text: words per sentence (None: the longest sentence's)")
     fit.add_argument("--corpus", default=None, help="text: unlabeled sentences, one a line, to fit "
                      "starting word vectors on (with the training sentences)")
     fit.add_argument("--vectors", default=None, help="text: a word2vec/GloVe text file of "
                      "starting word vectors")
-    fit.add_argument("--n-jobs", type=int, default=None)
-    for p in (fit,):
-        p.add_argument("--text-column", default="text")
-        p.add_argument("--label-column", default="label")
-        p.add_argument("--encoding", default="utf-8")
+    fit.add_argument("--n-jobs", type=int, default=None,
+                     help="audio: parallel jobs reading clips (joblib; -1: all cores)")
+    fit.add_argument("--text-column", default="text", help="text: the CSV column of sentences")
+    fit.add_argument("--label-column", default="label",
+                     help="text, table: the CSV column of labels; rows whose label is empty, "
+                     "NA, N/A, ?, null or None are dropped and named")
+    fit.add_argument("--encoding", default="utf-8", help="text encoding of CSV and corpus files")
     fit.set_defaults(func=commands.fit)
 
-    pred = sub.add_parser("predict", help="print a label and probability per input")
-    pred.add_argument("model")
-    pred.add_argument("inputs", nargs="+", help="files (audio, image), sentences (text; - reads "
-                      "stdin), or one CSV file (table)")
-    pred.add_argument("--encoding", default="utf-8")
+    pred = sub.add_parser("predict", formatter_class=fmt,
+                          help="print a label and probability per input")
+    pred.add_argument("model", help="model file written by 'gridnet fit'")
+    pred.add_argument("inputs", nargs="*", help="files (audio, image models), sentences (text "
+                      "models; - reads them from stdin), or one CSV file (table models)")
+    pred.add_argument("--file", default=None,
+                      help="read more inputs from this text file, one a line")
+    pred.add_argument("--encoding", default="utf-8", help="text encoding of CSV and --file files")
     pred.set_defaults(func=commands.predict)
 
-    ev = sub.add_parser("evaluate", help="accuracy, per-class report and confusion matrix")
-    ev.add_argument("model")
-    ev.add_argument("data")
-    ev.add_argument("--text-column", default=None)
-    ev.add_argument("--label-column", default=None)
-    ev.add_argument("--encoding", default="utf-8")
+    ev = sub.add_parser("evaluate", formatter_class=fmt,
+                        help="accuracy, per-class report and confusion matrix")
+    ev.add_argument("model", help="model file written by 'gridnet fit'")
+    ev.add_argument("data", help="labelled data laid out as for 'gridnet fit'")
+    ev.add_argument("--text-column", default=None, help="text: the column of sentences "
+                    "(None: the one the model was trained with)")
+    ev.add_argument("--label-column", default=None, help="the column of labels (None: the one "
+                    "the model was trained with)")
+    ev.add_argument("--ignore-unknown", action="store_true",
+                    help="score only the samples whose label the model knows, and say how "
+                    "many were left out (without it, such labels are an error)")
+    ev.add_argument("--encoding", default="utf-8", help="text encoding of the CSV file")
     ev.set_defaults(func=commands.evaluate)
     return parser
 

@@ -8,7 +8,8 @@ import time
 
 import numpy as np
 
-from .data import MODALITIES, CLIError, load_data, make_adapter, read_table, table_notes, to_grids
+from .data import (AUDIO_EXT, IMAGE_EXT, MODALITIES, CLIError, load_data, make_adapter, missing_labels, read_table,
+                   table_notes, to_grids)
 
 __all__ = ["demo", "locality", "fit", "predict", "evaluate"]
 
@@ -44,6 +45,11 @@ def demo(args):
     return 0
 
 
+def _progress():
+    """Progress bars only where a person watches (stderr is a terminal)."""
+    return sys.stderr.isatty()
+
+
 def locality(args):
     from adapters import TabularAdapter
 
@@ -58,12 +64,9 @@ def locality(args):
         j = header.index(args.target)
         target = columns[j]
         header, columns = header[:j] + header[j + 1:], columns[:j] + columns[j + 1:]
-        missing = [i for i, v in enumerate(target) if v.strip().lower() in ("", "?", "na", "nan")]
-        if missing:
-            shown = ", ".join(str(i + 2) for i in missing[:10])
-            notes.append(f"{len(missing)} rows with a missing target dropped (lines {shown}"
-                         f"{', ...' if len(missing) > 10 else ''})")
-            keep = [i for i in range(len(target)) if i not in set(missing)]
+        keep, note = missing_labels(target)
+        if note:
+            notes.append(note)
             target = [target[i] for i in keep]
             columns = [[c[i] for i in keep] for c in columns]
         y = np.array(target)
@@ -71,17 +74,15 @@ def locality(args):
         raise CLIError(f"{args.data}: {len(header)} feature column(s); the locality check needs at least 2")
     # the columns as given: the check tests their order
     encoder = TabularAdapter()
-    try:
-        X = encoder.fit_transform(dict(zip(header, columns)))[:, 0, 0, :].astype(np.float64)
-    except ValueError as exc:
-        raise CLIError(f"{args.data}: {exc}") from None
+    X = to_grids(encoder, dict(zip(header, columns)), fit=True, source=args.data)
+    X = X[:, 0, 0, :].astype(np.float64)
     if X.shape[1] < 3:
         raise CLIError(f"{args.data}: {X.shape[1]} encoded columns; the locality check needs at least 3")
     notes += table_notes(encoder)
     try:
         report = locality_check(X, None if args.quick else y, method="statistic" if args.quick else "auto",
                                 n_permutations=args.permutations, cv=args.cv,
-                                random_state=args.seed, n_jobs=args.n_jobs)
+                                random_state=args.seed, n_jobs=args.n_jobs, verbose=_progress())
     except ValueError as exc:
         raise CLIError(f"{args.data}: {exc}") from None
     if args.json:
@@ -98,23 +99,31 @@ def locality(args):
 
 def fit(args):
     from ..estimator import GridNetClassifier
+    from ..persist import check_writable
     if args.modality not in MODALITIES:
         raise CLIError(f"unknown modality {args.modality!r}; choose one of {', '.join(MODALITIES)}")
+    try:
+        check_writable(args.output)          # before the work, not after it
+    except ValueError as exc:
+        raise CLIError(f"-o {exc}") from None
     data, y = load_data(args, args.modality, args.data)
     adapter = make_adapter(args, args.modality)
-    grids = to_grids(adapter, data, fit=True)
+    grids = to_grids(adapter, data, fit=True, source=args.data)
     clf = GridNetClassifier(preset=_PRESETS[args.modality], max_epochs=args.epochs,
                             batch_size=args.batch_size, learning_rate=args.learning_rate,
                             random_state=args.seed, early_stopping=args.early_stopping,
-                            verbose=not args.quiet)
+                            verbose=not args.quiet and _progress())
     t0 = time.perf_counter()
     try:
         clf.fit(grids, y)
-    except ValueError as exc:       # e.g. grids too small for the preset's filters
+    except (ValueError, FloatingPointError) as exc:   # e.g. grids too small for the preset
         raise CLIError(str(exc)) from None
     extra = {"modality": args.modality, "adapter": adapter.to_state(),
              "label_column": args.label_column, "text_column": args.text_column}
-    clf.save(args.output, extra=extra)
+    try:
+        clf.save(args.output, extra=extra)
+    except (OSError, ValueError) as exc:
+        raise CLIError(f"{args.output}: cannot write the model ({exc})") from None
     if getattr(adapter, "embedding_coverage_", None) is not None:
         print(f"word vectors started from {'--vectors' if args.vectors else '--corpus'} for "
               f"{adapter.embedding_coverage_:.1%} of the vocabulary")
@@ -131,34 +140,86 @@ def _load_model(path):
         clf, extra = load(path, return_extra=True)
     except (FileNotFoundError, ValueError) as exc:
         raise CLIError(str(exc)) from None
-    if not extra or "adapter" not in extra:
+    if not isinstance(extra, dict) or "adapter" not in extra:
         raise CLIError(f"{path}: not a model saved by 'gridnet fit' (it carries no adapter)")
+    if extra.get("modality") not in MODALITIES:
+        raise CLIError(f"{path}: the model file names no known modality ({extra.get('modality')!r}; "
+                       f"expected one of {', '.join(MODALITIES)})")
     try:
         adapter = adapters.from_state(extra["adapter"])
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, AttributeError) as exc:
         raise CLIError(f"{path}: the model's adapter cannot be read: {exc}") from None
     return clf, extra, adapter
+
+
+def _check_inputs(modality, inputs):
+    """A file of the wrong kind for the model is an error that says so."""
+    from adapters.files import file_kind
+    for p in inputs:
+        if modality == "text":
+            if not os.path.isfile(p):
+                continue                     # a sentence
+            kind, fmt = file_kind(p)
+            if kind not in ("audio", "image") and p.lower().endswith(AUDIO_EXT + IMAGE_EXT):
+                kind, fmt = ("audio" if p.lower().endswith(AUDIO_EXT) else "image"), "by its name"
+            if kind in ("audio", "image"):
+                raise CLIError(f"{p}: an {kind} file ({fmt}); this is a text model, which "
+                               "classifies sentences: pass them as arguments, or --file FILE "
+                               "with one sentence a line")
+            continue
+        if os.path.isdir(p):
+            raise CLIError(f"{p} is a folder; give the {modality} files themselves")
+        if not os.path.isfile(p):
+            raise CLIError(f"{p}: no such file")
+        kind, fmt = file_kind(p)
+        if kind is not None and kind != modality:
+            what = "a text file" if kind == "text" else f"{_a(kind)} {kind} file ({fmt})"
+            raise CLIError(f"{p}: {what}, not {_a(modality)} {modality} file; this is "
+                           f"{_a(modality)} {modality} model")
+
+
+def _short(label, most=40):
+    """A label as it reads in a message: quoted, and cut when long."""
+    text = repr(label)
+    return text if len(text) <= most else text[:most - 4] + "...'"
+
+
+def _a(word):
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def _read_lines(path, encoding):
+    try:
+        with open(path, encoding=encoding) as fh:
+            return [line.rstrip("\r\n") for line in fh if line.strip()]
+    except FileNotFoundError:
+        raise CLIError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise CLIError(f"{path} is a folder; --file reads a text file, one input a line") from None
+    except UnicodeDecodeError as exc:
+        raise CLIError(f"{path}: not {encoding} text ({exc.reason} at byte {exc.start}); "
+                       "pass --encoding") from None
 
 
 def predict(args):
     clf, extra, adapter = _load_model(args.model)
     modality = extra["modality"]
     inputs = list(args.inputs)
+    if args.file:
+        inputs += _read_lines(args.file, args.encoding)
     if inputs == ["-"]:
         inputs = [line.rstrip("\n") for line in sys.stdin]
-    if modality in ("audio", "image"):
-        for p in inputs:
-            if not os.path.isfile(p):
-                raise CLIError(f"{p}: no such file")
-        data, names = inputs, inputs
-    elif modality == "text":
-        data, names = inputs, inputs
-    else:
+    if not inputs:
+        raise CLIError("nothing to predict: give inputs as arguments, with --file, or - for stdin")
+    if modality == "table":
         if len(inputs) != 1:
             raise CLIError("a table model predicts the rows of one CSV file")
         header, columns = read_table(inputs[0], encoding=args.encoding)
-        data, names = dict(zip(header, columns)), [f"row {i + 1}" for i in range(len(columns[0]))]
-    proba = clf.predict_proba(to_grids(adapter, data))
+        data, names = dict(zip(header, columns)), [f"line {i + 2}" for i in range(len(columns[0]))]
+    else:
+        _check_inputs(modality, inputs)
+        data, names = inputs, inputs
+    proba = clf.predict_proba(to_grids(adapter, data, source=inputs[0]))
     best = proba.argmax(axis=1)
     for name, k, p in zip(names, best, proba[np.arange(len(best)), best]):
         print(f"{clf.classes_[k]}\t{p:.3f}\t{name}")
@@ -172,15 +233,32 @@ def evaluate(args):
     args.label_column = args.label_column or extra.get("label_column") or "label"
     args.text_column = args.text_column or extra.get("text_column") or "text"
     data, y = load_data(args, modality, args.data)
-    pred = clf.predict(to_grids(adapter, data))
-    y = np.asarray(y).astype(clf.classes_.dtype)
-    labels = list(clf.classes_)
+    # labels are compared whole, as text: a label the model does not know is reported
+    labels = [str(c) for c in clf.classes_]
+    y = np.array([str(v) for v in y], dtype=object)
+    unknown = ~np.isin(y, np.array(labels, dtype=object))
+    if unknown.any():
+        names = sorted(set(y[unknown]))
+        shown = ", ".join(_short(v) for v in names[:5]) + (", ..." if len(names) > 5 else "")
+        what = (f"{int(unknown.sum())} of {len(y)} samples have labels the model does not know "
+                f"({shown}); the model knows {', '.join(repr(v) for v in labels)}")
+        if not args.ignore_unknown:
+            raise CLIError(f"{args.data}: {what}; pass --ignore-unknown to score the others")
+        if unknown.all():
+            raise CLIError(f"{args.data}: {what}; no sample is left to score")
+        print(f"note: {what}: left out ({int((~unknown).sum())} samples scored)")
+        keep = np.nonzero(~unknown)[0]
+        y = y[keep]
+        data = ({k: [v[i] for i in keep] for k, v in data.items()} if isinstance(data, dict)
+                else [data[i] for i in keep])
+    codes = clf.predict_proba(to_grids(adapter, data, source=args.data)).argmax(axis=1)
+    pred = np.array(labels, dtype=object)[codes]
     print(f"accuracy: {np.mean(pred == y):.4f} ({len(y)} samples)")
     print(classification_report(y, pred, labels=labels, zero_division=0))
     cm = confusion_matrix(y, pred, labels=labels)
-    width = max(max(len(str(c)) for c in labels), 5)
+    width = max(max(len(c) for c in labels), 5)
     print("confusion matrix (rows: true, columns: predicted)")
-    print(" " * width + " " + " ".join(f"{str(c):>{width}}" for c in labels))
+    print(" " * width + " " + " ".join(f"{c:>{width}}" for c in labels))
     for c, row in zip(labels, cm):
-        print(f"{str(c):>{width}} " + " ".join(f"{v:>{width}}" for v in row))
+        print(f"{c:>{width}} " + " ".join(f"{v:>{width}}" for v in row))
     return 0

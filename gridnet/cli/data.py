@@ -5,20 +5,34 @@ import csv
 import os
 
 __all__ = ["CLIError", "read_table", "folder_dataset", "csv_dataset", "load_data",
-           "make_adapter", "to_grids", "table_notes", "AUDIO_EXT", "IMAGE_EXT", "MODALITIES"]
+           "make_adapter", "to_grids", "table_notes", "missing_labels", "lines", "AUDIO_EXT",
+           "IMAGE_EXT", "MODALITIES", "MISSING_LABELS"]
 
 MODALITIES = ("audio", "text", "image", "table")
 AUDIO_EXT = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".m4a")
 IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+#: labels that mean "no label" (compared stripped and lower-cased): the rows are dropped
+MISSING_LABELS = frozenset({"", "na", "n/a", "nan", "?", "null", "none"})
 
 
 class CLIError(Exception):
     """A user error: printed as one line, exit status 2."""
 
 
+def lines(numbers, most=10):
+    """File line numbers as "line 7" / "lines 7, 19, ..." (the one convention for
+    where something is in a file: its line, the header being line 1)."""
+    numbers = list(numbers)
+    shown = ", ".join(map(str, numbers[:most])) + (", ..." if len(numbers) > most else "")
+    return f"line{'s' if len(numbers) > 1 else ''} {shown}"
+
+
 def read_table(path, *, delimiter=None, encoding="utf-8"):
     """CSV/TSV with a header -> (column names, list of columns of stripped strings)."""
     name = os.fspath(path)
+    if os.path.isdir(name):
+        raise CLIError(f"{name} is a folder; text and table data come as one CSV (or TSV) "
+                       "file with a header row (folders of class subfolders are for audio and image)")
     if not os.path.isfile(name):
         raise CLIError(f"{name}: no such file")
     if delimiter is None:
@@ -29,6 +43,10 @@ def read_table(path, *, delimiter=None, encoding="utf-8"):
     except UnicodeDecodeError as exc:
         raise CLIError(f"{name}: not readable as {encoding} ({exc.reason} at byte {exc.start}); "
                        "pass --encoding") from None
+    except LookupError:
+        raise CLIError(f"unknown --encoding {encoding!r}") from None
+    except csv.Error as exc:
+        raise CLIError(f"{name}: not a readable CSV file ({exc})") from None
     rows = [r for r in rows if any(cell.strip() for cell in r)]
     if len(rows) < 2:
         raise CLIError(f"{name}: needs a header row and at least one data row")
@@ -74,9 +92,13 @@ def csv_dataset(args, path, need_text):
         raise CLIError(f"{path}: no label column {label!r}; the columns are {', '.join(header)} "
                        "(set --label-column)")
     y = columns[header.index(label)]
-    bad = [i + 2 for i, v in enumerate(y) if not v]
-    if bad:
-        raise CLIError(f"{path}: {len(bad)} rows have no label (lines {', '.join(map(str, bad[:5]))})")
+    keep, note = missing_labels(y)
+    if note:
+        print(f"note: {path}: {note}")
+        y = [y[i] for i in keep]
+        columns = [[c[i] for i in keep] for c in columns]
+        if not y:
+            raise CLIError(f"{path}: no row has a label")
     if need_text:
         if args.text_column not in header:
             raise CLIError(f"{path}: no text column {args.text_column!r}; the columns are "
@@ -84,6 +106,18 @@ def csv_dataset(args, path, need_text):
         return columns[header.index(args.text_column)], y, None
     keep = [i for i, h in enumerate(header) if h != label]
     return [header[i] for i in keep], y, [columns[i] for i in keep]
+
+
+def missing_labels(y):
+    """Labels (strings of a CSV file, line 2 onwards) -> (indices of the rows that have
+    one, a note naming the lines of those that do not, or None)."""
+    miss = [i for i, v in enumerate(y) if v.strip().lower() in MISSING_LABELS]
+    if not miss:
+        return list(range(len(y))), None
+    gone = set(miss)
+    note = (f"{len(miss)} row{'s' if len(miss) > 1 else ''} with a missing label (empty, NA, "
+            f"N/A, ?, null or None) dropped ({lines(i + 2 for i in miss)})")
+    return [i for i in range(len(y)) if i not in gone], note
 
 
 def load_data(args, modality, path):
@@ -140,11 +174,16 @@ def text_start(args):
     return {}
 
 
-def to_grids(adapter, data, fit=False):
-    """Raw inputs -> grids through ``adapter``; an adapter's error becomes one line."""
+def to_grids(adapter, data, fit=False, source=None):
+    """Raw inputs -> grids through ``adapter``; an adapter's error becomes one line (a
+    table's cell is named by its file line)."""
     from adapters import AudioError
+    from adapters.tabular import TableError
     try:
         return adapter.fit_transform(data) if fit else adapter.transform(data)
+    except TableError as exc:
+        where = f", {lines([exc.row + 2])}" if exc.row is not None else ""
+        raise CLIError(f"{source or 'the table'}{where}: {exc.reason}") from None
     except (AudioError, ValueError, TypeError, ImportError) as exc:
         raise CLIError(str(exc).splitlines()[0]) from None
 

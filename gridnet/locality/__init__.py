@@ -33,7 +33,7 @@ _AXES = ("columns", "width", "height", "both")
 
 def locality_check(X, y=None, *, axis="columns", method="auto", n_permutations=None, cv=3,
                    n_repeats=1, estimator=None, alpha=0.05, min_gain=0.02, max_samples=5000,
-                   random_state=None, n_jobs=None):
+                   random_state=None, n_jobs=None, verbose=False):
     """Test whether the column order of ``X`` carries information a CNN can use.
 
     Parameters
@@ -62,6 +62,7 @@ def locality_check(X, y=None, *, axis="columns", method="auto", n_permutations=N
     max_samples : int, default 5000. Rows used by the model-based test (random).
     random_state, n_jobs : reproducibility; joblib parallelism over permutations
         (``joblib.parallel_config(backend="dask")`` runs them on a Dask cluster).
+    verbose : bool, default False. A tqdm progress bar over the column orders.
 
     Returns
     -------
@@ -100,9 +101,12 @@ def locality_check(X, y=None, *, axis="columns", method="auto", n_permutations=N
     model = None
     if y is not None and method in ("auto", "model"):
         from sklearn.utils.multiclass import check_classification_targets
+
+        from ..estimator import check_missing_labels
         y = np.asarray(y)
         if len(y) != len(X):
             raise ValueError(f"X has {len(X)} samples but y has {len(y)} labels")
+        check_missing_labels(y)
         check_classification_targets(y)
         G = X.astype(np.float32)
         if X.ndim == 2:   # standardised columns, rare extreme values clipped
@@ -114,7 +118,7 @@ def locality_check(X, y=None, *, axis="columns", method="auto", n_permutations=N
             keep = np.sort(rng.choice(len(G), max_samples, replace=False))
             G, y = G[keep], y[keep]
         model = model_test(G, y, "width" if axis == "columns" else axis, int(n_permutations or 19),
-                            cv, n_repeats, estimator, rng, n_jobs, random_state)
+                            cv, n_repeats, estimator, rng, n_jobs, random_state, verbose)
     verdict_, explanation, recommendation = verdict(stat, model, alpha, min_gain)
     return LocalityReport(verdict=verdict_, explanation=explanation, recommendation=recommendation,
                           axis=axis, shape=tuple(int(s) for s in X.shape), alpha=alpha,

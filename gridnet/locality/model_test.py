@@ -53,7 +53,8 @@ def _baseline_score(G, y, cv):
     return float(np.mean(cross_val_score(model, flat, y, cv=cv))), "logistic regression (flattened)"
 
 
-def model_test(G, y, axis, n_permutations, cv, n_repeats, estimator, rng, n_jobs, random_state):
+def model_test(G, y, axis, n_permutations, cv, n_repeats, estimator, rng, n_jobs, random_state,
+               verbose=False):
     """The cross-validated score of ``estimator`` (default: :func:`default_model`,
     seeded with ``random_state``) on grids ``G`` (n, c, h, w) as given, against the
     same on ``n_permutations`` random orders of ``axis`` (the same folds for all)."""
@@ -71,7 +72,10 @@ def model_test(G, y, axis, n_permutations, cv, n_repeats, estimator, rng, n_jobs
         perms.append((pw, ph))
     jobs = [delayed(_cv_score)(model, G, y, folds)]
     jobs += [delayed(_cv_score)(model, _permute(G, p), y, folds) for p in perms]
-    scores = np.array(Parallel(n_jobs=n_jobs)(jobs))
+    from tqdm.auto import tqdm
+    results = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
+    scores = np.array(list(tqdm(results, total=len(jobs), desc="column orders", unit="order",
+                                disable=not verbose, leave=False)))
     observed, null = scores[0, 0], scores[1:, 0]
     lobs, lnull = scores[0, 1], scores[1:, 1]
     base, base_name = _baseline_score(G, y, folds)
