@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections import Counter
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -100,16 +101,24 @@ def _read(item, i, sr):
     return y, name
 
 
+#: parameters that None means "learn in fit" for (``sr_``, ``n_fft_``, ``hop_length_``)
+_LEARNED = ("sr", "n_fft", "hop_length")
+#: the window a learned n_fft spans, in seconds (rounded to a power of two samples)
+_WINDOW_SECONDS = 0.064
+#: the share of training clips that a learned number of time steps covers whole
+_FRAMES_QUANTILE = 0.95
+
+
 class _Settings:
     """What one worker needs to turn clips into grids (plain data, cheap to send)."""
 
     def __init__(self, adapter, frames):
-        self.sr = adapter.sr
+        self.sr = adapter.sr_
         self.feature = adapter.feature
         self.n_mels = adapter.n_mels
         self.n_mfcc = adapter.n_mfcc
-        self.n_fft = adapter.n_fft
-        self.hop = adapter.hop_length
+        self.n_fft = adapter.n_fft_
+        self.hop = adapter.hop_length_
         self.win = adapter.win_length
         self.fmin = adapter.fmin
         self.fmax = adapter.fmax
@@ -130,7 +139,9 @@ def _prepare(y, name, s):
     if peak < 1e-6:
         raise AudioError(f"{name}: the clip is silent (peak amplitude {peak:.2g})")
     if s.trim:
-        y, _ = librosa.effects.trim(y, top_db=s.top_db, frame_length=s.n_fft, hop_length=s.hop)
+        frame = min(s.n_fft, 1 << max(int(np.log2(len(y))), 1))   # no longer than the clip
+        y, _ = librosa.effects.trim(y, top_db=s.top_db, frame_length=frame,
+                                    hop_length=min(s.hop, frame))
     return y
 
 
@@ -176,6 +187,8 @@ def _place(row, spec, frames, col, s):
 def _spectrogram(y, s, mel_basis):
     """Waveform -> (height, frames) float32 feature grid."""
     import librosa
+    if len(y) < s.n_fft:      # zeros past the end: the same frames, and a full window
+        y = np.pad(y, (0, s.n_fft - len(y)))
     D = librosa.stft(y, n_fft=s.n_fft, hop_length=s.hop, win_length=s.win, center=True,
                      pad_mode="constant")
     if s.feature == "stft":
@@ -188,8 +201,29 @@ def _spectrogram(y, s, mel_basis):
 
 
 def _height(s):
-    """Rows of a grid: mel bands, MFCCs or STFT bins (``s``: an AudioAdapter or its settings)."""
+    """Rows of a grid: mel bands, MFCCs or STFT bins (``s``: the settings)."""
     return {"logmel": s.n_mels, "mfcc": s.n_mfcc, "stft": 1 + s.n_fft // 2}[s.feature]
+
+
+def _native_rate(item, i):
+    """The sample rate a clip comes at (None when it cannot be told here: the read
+    that follows names the problem)."""
+    import soundfile as sf
+    if isinstance(item, (str, os.PathLike)):
+        try:
+            return int(sf.info(os.fspath(item)).samplerate)
+        except Exception:
+            try:
+                import librosa
+                with warnings.catch_warnings():   # audioread's own deprecation notes
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    return int(librosa.get_samplerate(os.fspath(item)))
+            except Exception:
+                return None
+    if isinstance(item, tuple) and len(item) == 2:
+        return item[1] if isinstance(item[1], (int, float, np.integer, np.floating)) else None
+    raise AudioError(f"waveform {i}: a bare waveform carries no sample rate; pass "
+                     "(waveform, rate) pairs, or set sr")
 
 
 def _mel_basis(s):
@@ -261,8 +295,9 @@ def _length_batch(items, offset, s):
 
 
 def _learn_frames(lengths, names, ratio):
-    """The number of time steps: the longest clip's, once no clip is ``ratio`` times
-    longer than the median clip (such a clip would make every other clip "far from
+    """The number of time steps: enough for 95% of the training clips whole (the
+    others are cropped around their middle, by ``align``), once no clip is ``ratio``
+    times longer than the median clip (such a clip would make the others "far from
     the target"; it is named instead)."""
     ok = [(n, name) for n, name in zip(lengths, names) if n > 0]
     if not ok:
@@ -274,7 +309,7 @@ def _learn_frames(lengths, names, ratio):
             f"{name}: the clip spans {longest} time steps, more than {ratio:g} times the "
             f"median clip ({median:g}); check the file, or set frames (the number of time "
             "steps) to fix the width")
-    return int(longest)
+    return int(np.ceil(np.quantile([n for n, _ in ok], _FRAMES_QUANTILE)))
 
 
 # about 160 lines, 25 of them __init__ and its parameter checks; the per-clip work lives
@@ -298,16 +333,22 @@ class AudioAdapter(StateMixin, TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    sr : int, default 22050
-        Target sample rate. A bare waveform array is taken to be at this rate; pass
-        ``(waveform, rate)`` otherwise.
+    sr : int or None, default None
+        Target sample rate. None: the clips' own rate (``sr_``), learned in ``fit``; when
+        they come at several, the most common, with a warning. A bare waveform array
+        is taken to be at ``sr`` (with ``sr=None``, pass ``(waveform, rate)`` pairs).
     feature : {"logmel", "mfcc", "stft"}, default "logmel"
         log-mel power spectrogram in dB (``librosa.power_to_db``), MFCCs of it, or the
         STFT magnitude in dB.
-    n_mels, n_mfcc, n_fft, hop_length, win_length, fmin, fmax : as in librosa.
+    n_fft, hop_length : int or None, default None
+        None: a window of about 64 ms at ``sr_`` rounded to a power of two (512 at 8 kHz,
+        1024 at 16 or 22.05 kHz) and a quarter of it (``n_fft_``, ``hop_length_``).
+        A clip shorter than the window is padded with zeros to it.
+    n_mels, n_mfcc, win_length, fmin, fmax : as in librosa (``n_mels`` default 40).
     frames : int or None
-        Time steps per grid; None learns it in ``fit`` as the longest training clip.
-    trim : bool, default False
+        Time steps per grid; None learns it in ``fit`` (``n_frames_``): enough for 95% of
+        the training clips (after trimming) whole; longer clips are cropped by ``align``.
+    trim : bool, default True
         Trim silence quieter than ``top_db`` below the peak from both ends first.
     align : {"start", "center", "end"}, default "center"
     normalize : {"clip", "dataset", None}, default "clip"
@@ -329,6 +370,7 @@ class AudioAdapter(StateMixin, TransformerMixin, BaseEstimator):
 
     Attributes
     ----------
+    sr_, n_fft_, hop_length_ : int, the signal settings used (given or learned)
     n_frames_ : int, the time steps of every grid
     grid_shape_ : (1, height, n_frames_)
     mean_, scale_ : (height,) arrays when ``normalize="dataset"``
@@ -343,8 +385,8 @@ class AudioAdapter(StateMixin, TransformerMixin, BaseEstimator):
     (2, 1, 32, 32)
     """
 
-    def __init__(self, *, sr=22050, feature="logmel", n_mels=64, n_mfcc=20, n_fft=2048,
-                 hop_length=512, win_length=None, fmin=0.0, fmax=None, frames=None, trim=False,
+    def __init__(self, *, sr=None, feature="logmel", n_mels=40, n_mfcc=20, n_fft=None,
+                 hop_length=None, win_length=None, fmin=0.0, fmax=None, frames=None, trim=True,
                  top_db=60.0, align="center", normalize="clip", length_ratio=20.0,
                  on_error="raise", n_jobs=None, memory=None, verbose=False):
         self.sr = sr
@@ -379,8 +421,11 @@ class AudioAdapter(StateMixin, TransformerMixin, BaseEstimator):
             raise ValueError(f"on_error must be 'raise' or 'zeros'; got {self.on_error!r}")
         for name in ("sr", "n_mels", "n_mfcc", "n_fft", "hop_length"):
             v = getattr(self, name)
+            if v is None and name in _LEARNED:
+                continue
             if not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be a positive int; got {v!r}")
+                raise ValueError(f"{name} must be a positive int{' or None' if name in _LEARNED else ''}; "
+                                 f"got {v!r}")
         if self.frames is not None and (not isinstance(self.frames, (int, np.integer)) or self.frames < 1):
             raise ValueError(f"frames must be a positive int or None; got {self.frames!r}")
 
@@ -442,7 +487,7 @@ class AudioAdapter(StateMixin, TransformerMixin, BaseEstimator):
                                         for spec, n, _ in rows],
                                        [name for _, _, name in rows], self.length_ratio)
         s = _Settings(self, self.n_frames_)
-        grids = np.zeros((len(items), _height(self), self.n_frames_), dtype=np.float32)
+        grids = np.zeros((len(items), _height(_Settings(self, 1)), self.n_frames_), dtype=np.float32)
         failed = []
         for i, (spec, n, name) in enumerate(rows):
             if spec is None:
@@ -464,6 +509,38 @@ class AudioAdapter(StateMixin, TransformerMixin, BaseEstimator):
         self._report(failed)
         return grids
 
+    def _learn_signal(self, items):
+        """``sr_`` (the clips' own rate when they share one, else the most common, said
+        in a warning), ``n_fft_`` (about 64 ms of it, a power of two) and
+        ``hop_length_`` (a quarter window), for the parameters left at None."""
+        if self.sr is not None:
+            self.sr_ = int(self.sr)
+        else:
+            rates = Counter(r for r in (_native_rate(x, i) for i, x in enumerate(items)) if r)
+            if not rates:
+                raise ValueError("no clip in X tells its sample rate; set sr")
+            self.sr_ = int(rates.most_common(1)[0][0])
+            if len(rates) > 1:
+                warnings.warn(f"the clips come at {len(rates)} sample rates "
+                              f"({', '.join(f'{r} Hz' for r in sorted(rates))}); all are "
+                              f"resampled to the most common, {self.sr_} Hz (set sr to choose)",
+                              UserWarning, stacklevel=4)
+        self.n_fft_ = int(self.n_fft or 2 ** int(round(np.log2(_WINDOW_SECONDS * self.sr_))))
+        self.hop_length_ = int(self.hop_length or max(self.n_fft_ // 4, 1))
+
+    @classmethod
+    def from_state(cls, state):
+        """Also reads states written before the signal settings were learned (their
+        ``sr``, ``n_fft`` and ``hop_length`` were given)."""
+        adapter = super().from_state(state)
+        for name in _LEARNED:
+            if not hasattr(adapter, name + "_"):
+                value = getattr(adapter, name)
+                if value is None:
+                    raise ValueError(f"the AudioAdapter state lacks {name}_ and {name}")
+                setattr(adapter, name + "_", int(value))
+        return adapter
+
     def _normalize(self, grids):
         if self.normalize == "clip":
             mean = grids.mean(axis=(1, 2), keepdims=True)
@@ -484,6 +561,7 @@ class AudioAdapter(StateMixin, TransformerMixin, BaseEstimator):
         the grids too when learning the frames had to read every clip anyway."""
         self._check_params()
         items = self._items(X)
+        self._learn_signal(items)
         grids = None
         if self.frames is None and one_pass:
             grids = self._extract_learning_frames(items)
@@ -494,7 +572,7 @@ class AudioAdapter(StateMixin, TransformerMixin, BaseEstimator):
                                            self.length_ratio)
         else:
             self.n_frames_ = int(self.frames)
-        self.grid_shape_ = (1, _height(self), self.n_frames_)
+        self.grid_shape_ = (1, _height(_Settings(self, 1)), self.n_frames_)
         if self.normalize == "dataset":
             if grids is None:
                 grids = self._extract(items)

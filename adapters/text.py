@@ -20,7 +20,10 @@ __all__ = ["TextAdapter", "OneHotGrid", "TOKEN_PATTERN", "read_vectors"]
 TOKEN_PATTERN = r"\w+|[^\w\s]"
 
 _VECTORS = ("onehot", "hashing", "svd")
-_SVD_EMBEDDING_VOCAB = 100_000     # case-folded tokens an "svd" embedding is fitted over
+_SVD_EMBEDDING_VOCAB = 100_000
+#: the share of training sentences that learned positions hold whole (a few long ones
+#: would otherwise make every grid, and every batch, as long as they are)
+_POSITIONS_QUANTILE = 0.99     # case-folded tokens an "svd" embedding is fitted over
 
 
 def _stable_hash(token, n):
@@ -57,7 +60,8 @@ class TextAdapter(StateMixin, TransformerMixin, BaseEstimator):
         The vocabulary: tokens seen at least ``min_count`` times in training, the
         ``max_vocab`` most frequent (ties by first appearance).
     positions : int or None
-        Positions per grid; None learns the longest training sentence (in tokens).
+        Positions per grid; None learns, in tokens, enough to hold 99% of the training
+        sentences whole (``n_positions_``; longer ones lose tokens by ``truncate``).
     truncate, pad : {"end", "start"}, default "end"
         Where tokens are dropped from a longer sentence / padding rows are added.
     n_features : int, default 4096 (hashing) ; dim, window : svd size and context
@@ -220,7 +224,8 @@ class TextAdapter(StateMixin, TransformerMixin, BaseEstimator):
         docs = self._tokens(X)
         if not docs:
             raise ValueError("X is empty: no sentences")
-        self.n_positions_ = int(self.positions) if self.positions else max(1, max(len(d) for d in docs))
+        self.n_positions_ = (int(self.positions) if self.positions else
+                             max(1, int(np.ceil(np.quantile([len(d) for d in docs], _POSITIONS_QUANTILE)))))
         if self.vectors == "hashing":
             self.vocabulary_ = None
             width = int(self.n_features)

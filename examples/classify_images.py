@@ -27,7 +27,8 @@ def main():
     xtr, xte, ytr, yte = train_test_split(digits.images, digits.target, test_size=0.25,
                                           random_state=0, stratify=digits.target)
     t0 = time.perf_counter()
-    model = make_pipeline(ImageAdapter(), GridNetClassifier(preset="image", random_state=0))
+    model = make_pipeline(ImageAdapter(), GridNetClassifier(preset="image", max_epochs=30, early_stopping=False,
+                                                             random_state=0))
     model.fit(xtr, ytr)
     acc = model.score(xte, yte)
     seconds = time.perf_counter() - t0

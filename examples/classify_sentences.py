@@ -37,7 +37,8 @@ def gridnet_model(seed=0, corpus=None):
     from sklearn.pipeline import make_pipeline
     start = dict(embedding="svd", corpus=corpus, dim=128, window=5, random_state=0) if corpus else {}
     return make_pipeline(TextAdapter(positions=40, lowercase=False, max_vocab=10000, **start),
-                         GridNetClassifier(preset="text", max_epochs=6, random_state=seed))
+                         GridNetClassifier(preset="text", max_epochs=6, early_stopping=False,
+                                           random_state=seed))
 
 
 def load_corpus(arg):

@@ -12,7 +12,7 @@ import numpy as np
 from .core import Branches, Conv2D, Dense, Dropout, Flatten, GlobalMaxPool, MaxPool2D, Network
 from .core.layers import as_pair
 
-__all__ = ["PRESETS", "hyperparameters", "conv_layers", "text_layers", "head_layers",
+__all__ = ["PRESETS", "TRAINING", "training_defaults", "infer_preset", "hyperparameters", "conv_layers", "text_layers", "head_layers",
            "preset_layers", "classifier_network", "start_embedding", "EMBED_START_STD"]
 
 #: Default hyperparameters of each preset (used for every parameter left at None).
@@ -26,6 +26,23 @@ PRESETS = {
     "text": dict(filters=100, kernel_size=(3, 4, 5), embed_dim=128, dense_units=0,
                  dropout=0.5),
 }
+
+#: Training defaults of each preset, for ``augment="auto"`` and ``n_iter_no_change=None``.
+#: Audio: SpecAugment-style masks and shifts (the tuned FSDD example's) and a longer
+#: patience, measured on FSDD's dev split (takes 5-9, fitting on takes 10-49, seed 0):
+#: 0.9667 without either, 0.9700 with the masks, 0.9733 with patience 10, 0.9767 with
+#: both (the tuned example: 0.9800). Elsewhere: none, and 5 epochs.
+TRAINING = {"audio": {"augment": "spec_augment", "n_iter_no_change": 10}}
+DEFAULT_PATIENCE = 5
+
+
+def training_defaults(preset):
+    """(augment callable or None, n_iter_no_change) of ``preset``."""
+    from .augment import spec_augment
+    t = TRAINING.get(preset, {})
+    augment = spec_augment(freq_width=4, time_width=4, max_shift=4) if t.get("augment") else None
+    return augment, t.get("n_iter_no_change", DEFAULT_PATIENCE)
+
 
 #: Entry standard deviation of the starting word vectors a one-hot grid carries, once
 #: scaled (a random column starts at sqrt(2 / width), about 0.015 for 9,000 words).
@@ -44,6 +61,20 @@ def hyperparameters(preset, **given):
     hp = {name: PRESETS[preset].get(name) for name in _NAMES}
     hp.update({k: v for k, v in given.items() if v is not None})
     return hp
+
+
+#: grids at least this high and wide get the deeper "audio" preset when none is given
+LARGE_GRID = 16
+
+
+def infer_preset(grid_shape, onehot=False):
+    """The preset for grids of ``grid_shape`` (c, h, w) when none is given: "text" for
+    a one-hot word grid, "audio" (three blocks) for a grid at least :data:`LARGE_GRID`
+    high and wide, "image" (two blocks) otherwise (small pictures, one-row strips)."""
+    if onehot:
+        return "text"
+    _, h, w = grid_shape
+    return "audio" if min(h, w) >= LARGE_GRID else "image"
 
 
 def head_layers(dense_units, dropout):

@@ -138,7 +138,10 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
     explicit list of ``layers``. Architecture parameters left at ``None`` take the
     preset's default (see ``gridnet.architectures.PRESETS``).
 
-    - ``preset=None`` / ``"image"``: ``conv_blocks`` blocks of [Conv2D(k x k, "same",
+    - ``preset=None`` (the default) picks one from the grid in ``fit`` (``preset_``): a
+      one-hot word grid is "text"; a grid at least 16 by 16 "audio" (spectrograms,
+      larger pictures); a smaller one, or a one-row strip (a table), "image".
+    - ``"image"``: ``conv_blocks`` blocks of [Conv2D(k x k, "same",
       ReLU), MaxPool2D(pool_size, pool_stride)], the features doubling from ``filters``
       in each block, then Flatten, Dense(``dense_units``, ReLU), Dropout, Dense(classes).
       A pooling window never exceeds the grid: on a 1-high strip it pools along the
@@ -163,20 +166,26 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
     embed_dim : architecture hyperparameters (None: the preset's). ``filters`` may be a
         list, one per block; ``dense_units=0`` drops the hidden dense layer.
     batch_size : int, default 32
-    max_epochs : int, default 30
+    max_epochs : int, default 100
     learning_rate : float, default 1e-3
     optimizer : {"adam", "sgd", "nesterov"}, default "adam"
     momentum : float, default 0.9 (SGD only)
     weight_decay : float, default 0.0 (L2 on weights, not biases)
     class_weight : None, "balanced" or dict {class: weight}
-    early_stopping : bool, default False
+    early_stopping : bool, default True
         Hold out ``validation_fraction`` of the training data (stratified), stop when
-        the validation loss has not improved by ``tol`` for ``n_iter_no_change``
-        epochs, and restore the weights of the best epoch. Without it, training stops
-        when the training loss stalls the same way, or after ``max_epochs``.
-    validation_fraction, n_iter_no_change, tol
-    augment : callable ``(batch, rng) -> batch``, optional
+        the validation accuracy has not risen by ``tol`` for ``n_iter_no_change``
+        epochs, and restore the weights of the best epoch (``max_epochs`` is then a
+        safety net), as scikit-learn's MLP does. Without it, or with fewer than 10 samples, training stops when
+        the training loss stalls the same way, or after ``max_epochs``.
+    validation_fraction, tol
+    n_iter_no_change : int or None, default None
+        Epochs without a better one before training stops; None: the preset's (10 for
+        "audio", 5 otherwise; ``n_iter_no_change_``).
+    augment : "auto", None or callable ``(batch, rng) -> batch``, default "auto"
         Applied to a private copy of each training batch (see :mod:`gridnet.augment`).
+        "auto": the preset's (SpecAugment-style masks and shifts for "audio", none
+        otherwise; ``augment_``).
     warm_start : bool, default False
         Continue from the previous fit's weights (and optimizer state).
     random_state : int, RandomState or None
@@ -194,8 +203,12 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
     network_ : gridnet.Network
     history_ : list of dict, one per epoch: ``epoch``, ``loss``, ``val_loss``,
         ``val_score``, ``time`` (seconds)
-    loss_curve_ : list of float; ``validation_scores_``; ``best_loss_``; ``n_iter_``
+    loss_curve_ : list of float; ``validation_scores_``; ``best_loss_`` (the lowest
+        training loss); ``best_validation_score_`` (None without a validation split);
+        ``n_iter_``
     embedding_started_ : int, embedding columns started from the grid's vectors (0: none)
+    preset_ : the preset used (``preset``, or the one picked from the grid; None with
+        ``layers``)
 
     Examples
     --------
@@ -210,10 +223,10 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, preset=None, layers=None, *, conv_blocks=None, filters=None,
                  kernel_size=None, pool_size=None, pool_stride=None, dense_units=None,
-                 dropout=None, embed_dim=None, batch_size=32, max_epochs=30,
+                 dropout=None, embed_dim=None, batch_size=32, max_epochs=100,
                  learning_rate=1e-3, optimizer="adam", momentum=0.9, weight_decay=0.0,
-                 class_weight=None, early_stopping=False, validation_fraction=0.1,
-                 n_iter_no_change=5, tol=1e-4, augment=None, warm_start=False,
+                 class_weight=None, early_stopping=True, validation_fraction=0.1,
+                 n_iter_no_change=None, tol=1e-4, augment="auto", warm_start=False,
                  random_state=None, verbose=False):
         self.preset = preset
         self.layers = layers
@@ -246,14 +259,17 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         architectures.hyperparameters(self.preset)      # checks the preset's name
         for name in ("batch_size", "max_epochs", "n_iter_no_change"):
             v = getattr(self, name)
+            if name == "n_iter_no_change" and v is None:
+                continue
             if not isinstance(v, numbers.Integral) or v < 1:
                 raise ValueError(f"{name} must be a positive int; got {v!r}")
         if not (isinstance(self.learning_rate, numbers.Real) and self.learning_rate > 0):
             raise ValueError(f"learning_rate must be a positive number; got {self.learning_rate!r}")
         if not 0.0 < self.validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in (0, 1); got {self.validation_fraction!r}")
-        if self.augment is not None and not callable(self.augment):
-            raise ValueError(f"augment must be a callable (batch, rng) -> batch; got {self.augment!r}")
+        if not (self.augment is None or self.augment == "auto" or callable(self.augment)):
+            raise ValueError(f"augment must be None, 'auto' or a callable (batch, rng) -> batch; "
+                             f"got {self.augment!r}")
         make_optimizer(self.optimizer, self.learning_rate)   # checks the name
 
     def _validate_X(self, X, reset):
@@ -268,15 +284,15 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError("layers is an empty list; pass None for the preset's layers")
             return body
         hp = architectures.hyperparameters(
-            self.preset, **{name: getattr(self, name) for name in (
+            self.preset_, **{name: getattr(self, name) for name in (
                 "conv_blocks", "filters", "kernel_size", "pool_size", "pool_stride",
                 "dense_units", "dropout", "embed_dim")})
-        return architectures.preset_layers(self.preset, grid_shape, hp, embedding, self.embed_dim)
+        return architectures.preset_layers(self.preset_, grid_shape, hp, embedding, self.embed_dim)
 
     def _make_network(self, grid_shape, n_classes, rng, embedding=None):
         """The network for grids ``grid_shape``; ``embedding`` ``(w, d)``: starting
         vectors for the text preset's embedding columns (zero rows: random start)."""
-        text = self.layers is None and self.preset == "text"
+        text = self.layers is None and self.preset_ == "text"
         if embedding is not None and not text:
             logger.info("the grid carries a starting embedding; only the text preset uses it")
         embedding = embedding if text else None
@@ -313,7 +329,11 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
             self.classes_ = classes_
         return grid, codes, first
 
-    def _initialize(self, grid_shape, rng, embedding=None):
+    def _initialize(self, grid, rng, embedding=None):
+        grid_shape = self.grid_shape_
+        self.preset_ = (None if self.layers is not None else
+                        architectures.infer_preset(grid_shape, is_onehot(grid)) if self.preset is None
+                        else self.preset)
         self.network_ = self._make_network(grid_shape, len(self.classes_), rng, embedding)
         self._optimizer = None
         self.history_, self.loss_curve_, self.validation_scores_ = [], [], []
@@ -326,7 +346,7 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         self.n_iter_ += 1
         bar.set_description(f"epoch {self.n_iter_}")
         loss = training.run_epoch(self.network_, self._optimizer, loss_fn, grid, codes, rows,
-                                  batch_size=int(self.batch_size), augment=self.augment,
+                                  batch_size=int(self.batch_size), augment=self.augment_,
                                   streams=streams, bar=bar, epoch=self.n_iter_)
         record = {"epoch": self.n_iter_, "loss": loss, "val_loss": None, "val_score": None}
         self.loss_curve_.append(loss)
@@ -345,13 +365,16 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         grid, codes, first = self._prepare(X, y, classes, partial)
         streams = self._streams()
         if first:
-            self._initialize(self.grid_shape_, streams["init"], getattr(grid, "embedding", None))
+            self._initialize(grid, streams["init"], getattr(grid, "embedding", None))
         if getattr(self, "_optimizer", None) is None:     # new, or loaded from a file
             self._optimizer = make_optimizer(self.optimizer, self.learning_rate,
                                              self.weight_decay, self.momentum)
+        augment, patience = architectures.training_defaults(self.preset_)
+        self.augment_ = augment if isinstance(self.augment, str) else self.augment
+        self.n_iter_no_change_ = int(self.n_iter_no_change or patience)
         loss_fn = training.make_loss(self.class_weight, self.classes_, codes)
         rows, val = np.arange(grid.shape[0]), None
-        if self.early_stopping and not partial:
+        if self.early_stopping and not partial and grid.shape[0] >= 10:
             rows, val = training.validation_split(codes, self.validation_fraction, streams["split"])
         epochs = 1 if partial else int(self.max_epochs)
         with tqdm(total=epochs * len(rows), unit="sample", disable=not self.verbose,
@@ -360,12 +383,13 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
                 record = self._epoch(grid, codes, rows, None, loss_fn, streams, bar)
                 self.best_loss_ = min(self.best_loss_, record["loss"])
                 return self
-            stopper = training.Stopper(self.n_iter_no_change, self.tol, keep_best=val is not None)
+            stopper = training.Stopper(self.n_iter_no_change_, self.tol, keep_best=val is not None)
             for _ in range(epochs):
                 record = self._epoch(grid, codes, rows, val, loss_fn, streams, bar)
-                if stopper.update(record["loss"] if val is None else record["val_loss"], self.network_):
+                if stopper.update(record, self.network_):
                     break
-        self.best_loss_ = float(stopper.best)
+        self.best_loss_ = float(stopper.best_loss)
+        self.best_validation_score_ = stopper.best_score if val is not None else None
         stopper.restore(self.network_)
         return self
 
@@ -439,7 +463,7 @@ def _header(clf, extra):
     not saved (it only matters for training); neither is the optimizer's state
     (training a loaded model with ``warm_start`` starts the optimizer afresh)."""
     params = clf.get_params(deep=False)
-    params["augment"] = None
+    params["augment"] = params["augment"] if isinstance(params["augment"], str) else None
     if params["layers"] is not None:
         params["layers"] = [layer_config(layer) for layer in params["layers"]]
     if not (params["random_state"] is None or isinstance(params["random_state"], int)):
@@ -452,7 +476,8 @@ def _header(clf, extra):
         "n_features_in": int(clf.n_features_in_), "classes_kind": kind, "classes": classes,
         "feature_names_in": list(map(str, getattr(clf, "feature_names_in_", []))) or None,
         "history": clf.history_, "n_iter": int(clf.n_iter_),
-        "embedding_started": int(getattr(clf, "embedding_started_", 0)), "extra": extra,
+        "embedding_started": int(getattr(clf, "embedding_started_", 0)),
+        "preset": getattr(clf, "preset_", clf.preset), "extra": extra,
     }
 
 
@@ -495,6 +520,7 @@ def load(path, return_extra=False):
     clf.validation_scores_ = [h["val_score"] for h in clf.history_ if h.get("val_score") is not None]
     clf.n_iter_ = int(doc.get("n_iter", 0))
     clf.embedding_started_ = int(doc.get("embedding_started", 0))
+    clf.preset_ = doc.get("preset", params.get("preset"))
     clf.best_loss_ = min(clf.loss_curve_) if clf.loss_curve_ else float("nan")
     clf._optimizer = None
     return (clf, doc.get("extra")) if return_extra else clf

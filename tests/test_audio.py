@@ -110,7 +110,7 @@ def test_padding_position(align):
 def test_frames_learned_and_trim(clips):
     a = AudioAdapter(normalize=None, **KW).fit([clips["tone.wav"], clips["chirp.flac"]])
     assert a.n_frames_ == 1 + int(0.8 * SR) // 128
-    untrimmed = AudioAdapter(normalize=None, align="start", **KW).fit([clips["padded.wav"]])
+    untrimmed = AudioAdapter(normalize=None, align="start", trim=False, **KW).fit([clips["padded.wav"]])
     trimmed = AudioAdapter(normalize=None, align="start", trim=True, **KW).fit([clips["padded.wav"]])
     assert trimmed.n_frames_ < untrimmed.n_frames_
     g = trimmed.transform([clips["padded.wav"]])[0, 0]
@@ -218,11 +218,13 @@ def test_one_pass_reads_each_clip_once(clips, monkeypatch):
     real = audio._read
     monkeypatch.setattr(audio, "_read", lambda item, i, sr: calls.append(i) or real(item, i, sr))
     files = [clips["tone.wav"], clips["padded.wav"], clips["chirp.flac"]]
-    g = AudioAdapter(trim=True, **KW).fit_transform(files)
+    a = AudioAdapter(trim=True, **KW)
+    g = a.fit_transform(files)
     # chirp.flac is the longest after trimming: read again only if it must be cropped
+    # (the learned frames cover 95% of the clips, so the longest may be)
     n = len(librosa.effects.trim(sf.read(clips["chirp.flac"], dtype="float32")[0], top_db=60,
                                  frame_length=512, hop_length=128)[0])
-    assert sorted(calls) == sorted([0, 1, 2] + ([2] if n % 128 else []))
+    assert sorted(calls) == sorted([0, 1, 2] + ([2] if n > (a.n_frames_ - 1) * 128 else []))
     calls.clear()
     np.testing.assert_array_equal(g, AudioAdapter(trim=True, **KW).fit(files).transform(files))
     assert len(calls) == 6          # fit (lengths) + transform: every clip twice

@@ -206,7 +206,7 @@ def _rewrite_header(src, dst, change):
 
 def test_a_changed_setting_is_caught_by_the_checksum(text_model, tmp_path, capsys):
     bad = tmp_path / "bad.gridnet"
-    _rewrite_header(text_model, bad, lambda d: d["extra"]["adapter"]["params"].update(lowercase=True))
+    _rewrite_header(text_model, bad, lambda d: d["extra"]["adapter"]["params"].update(max_vocab=7))
     capsys.readouterr()
     assert main(["predict", str(bad), "hello"]) == 2
     err = one_error_line(capsys, "predict")
@@ -290,7 +290,8 @@ def test_no_progress_bars_when_stderr_is_not_a_terminal(tmp_path, capfd):
 def test_one_bar_for_the_whole_fit(capfd):
     X = np.random.default_rng(0).standard_normal((64, 1, 6, 6))
     y = np.arange(64) % 2
-    GridNetClassifier(max_epochs=4, n_iter_no_change=99, verbose=True, random_state=0).fit(X, y)
+    GridNetClassifier(max_epochs=4, early_stopping=False, n_iter_no_change=99, verbose=True,
+                      random_state=0).fit(X, y)
     err = capfd.readouterr().err
     assert err.count("\n") == 1 and "epoch 4" in err and "256/256" in err, err
 

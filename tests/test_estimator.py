@@ -30,7 +30,8 @@ def digits():
 
 
 def small(**kw):
-    params = dict(conv_blocks=1, filters=8, dense_units=32, max_epochs=8, random_state=0)
+    params = dict(conv_blocks=1, filters=8, dense_units=32, max_epochs=8, random_state=0,
+                  early_stopping=False)   # fast unit tests: a fixed number of epochs
     params.update(kw)
     return GridNetClassifier(**params)
 
@@ -46,7 +47,8 @@ def _expected_failures(estimator):
 
 
 @parametrize_with_checks([GridNetClassifier(max_epochs=30, random_state=0, dense_units=32,
-                                            filters=8, conv_blocks=1, learning_rate=0.01)],
+                                            filters=8, conv_blocks=1, learning_rate=0.01,
+                                            early_stopping=False)],   # the checks' data are tiny
                          expected_failed_checks=_expected_failures)
 def test_sklearn_contract(estimator, check):
     check(estimator)
@@ -131,21 +133,28 @@ def test_early_stopping_restores_best_weights(digits):
     clf = small(max_epochs=25, early_stopping=True, n_iter_no_change=2, learning_rate=0.05,
                 validation_fraction=0.2).fit(xtr[:500], ytr[:500])
     val_losses = [h["val_loss"] for h in clf.history_]
+    scores = [h["val_score"] for h in clf.history_]
     assert all(v is not None for v in val_losses)
     assert clf.n_iter_ < 25
-    assert clf.best_loss_ == pytest.approx(min(val_losses))
-    # the restored weights are those of the best epoch, not the last one
-    best = int(np.argmin(val_losses))
-    assert best < len(val_losses) - 1
-    # recompute the held-out loss of the final model on the same split
+    assert clf.best_loss_ == pytest.approx(min(h["loss"] for h in clf.history_))
+    # the restored weights are those of the best epoch: highest validation accuracy,
+    # then lowest validation loss (each step must gain more than tol)
+    best = 0
+    for k in range(1, len(scores)):   # the rule, restated
+        if scores[k] > scores[best] + clf.tol or (scores[k] >= scores[best] - clf.tol
+                                                   and val_losses[k] < val_losses[best] - clf.tol):
+            best = k
+    assert clf.best_validation_score_ == scores[best] == max(scores)
+    assert best < len(scores) - 1
+    # recompute the held-out loss and accuracy of the final model on the same split
     _, val = train_test_split(np.arange(500), test_size=0.2, stratify=ytr[:500],
                               random_state=clf._streams()["split"])
     codes = np.searchsorted(clf.classes_, ytr[:500])
     loss_fn = training.make_loss(clf.class_weight, clf.classes_, codes)
-    loss, _ = training.evaluate(clf.network_, xtr[:500], codes, np.sort(val), loss_fn)
-    assert loss == pytest.approx(val_losses[best], rel=1e-6)
-    assert loss < val_losses[-1]
-    assert clf.validation_scores_ == [h["val_score"] for h in clf.history_]
+    loss, acc = training.evaluate(clf.network_, xtr[:500], codes, np.sort(val), loss_fn)
+    assert loss == pytest.approx(val_losses[best], rel=1e-6) and acc == scores[best]
+    assert acc > scores[-1] or loss != pytest.approx(val_losses[-1], rel=1e-6)
+    assert clf.validation_scores_ == scores
 
 
 def test_class_weight_balanced_helps_the_rare_class():

@@ -46,22 +46,28 @@ def build_parser():
                      help="audio, text, image or table (required)")
     fit.add_argument("-o", "--output", default="model.gridnet",
                      help="model file to write (checked before training; replaced atomically)")
-    fit.add_argument("--epochs", type=int, default=30, help="most training epochs")
-    fit.add_argument("--batch-size", type=int, default=32, help="samples per gradient step")
-    fit.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's step size")
-    fit.add_argument("--early-stopping", action="store_true",
-                     help="hold out 10%% of the data and stop when its loss stops improving")
+    fit.add_argument("--epochs", type=int, default=None,
+                     help="most training epochs (None: GridNetClassifier's 100, a safety net "
+                     "behind early stopping)")
+    fit.add_argument("--batch-size", type=int, default=None,
+                     help="samples per gradient step (None: GridNetClassifier's 32)")
+    fit.add_argument("--learning-rate", type=float, default=None,
+                     help="Adam's step size (None: GridNetClassifier's 0.001)")
+    fit.add_argument("--early-stopping", action=argparse.BooleanOptionalAction, default=None,
+                     help="hold out 10%% of the data, stop when its loss stops improving and "
+                     "keep the best epoch (None: on, GridNetClassifier's default)")
     fit.add_argument("--seed", type=int, default=0, help="random seed (same seed, same model)")
     fit.add_argument("--quiet", action="store_true",
                      help="no progress bar (there is none when stderr is not a terminal)")
-    fit.add_argument("--sr", type=int, default=16000, help="audio: sample rate")
-    fit.add_argument("--n-mels", type=int, default=64, help="audio: mel bands")
+    fit.add_argument("--sr", type=int, default=None,
+                     help="audio: sample rate (None: the clips' own, learned)")
+    fit.add_argument("--n-mels", type=int, default=None, help="audio: mel bands (None: 40)")
     fit.add_argument("--frames", type=int, default=None,
-                     help="audio: time steps per clip (None: the longest clip's)")
+                     help="audio: time steps per clip (None: learned, enough for 95%% of the clips)")
     fit.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"),
                      help="image: resize to H x W (None: the first image's size)")
     fit.add_argument("--positions", type=int, default=None,
-                     help="text: words per sentence (None: the longest sentence's)")
+                     help="text: words per sentence (None: learned, enough for 99%% of the sentences)")
     fit.add_argument("--corpus", default=None, help="text: unlabeled sentences, one a line, to fit "
                      "starting word vectors on (with the training sentences)")
     fit.add_argument("--vectors", default=None, help="text: a word2vec/GloVe text file of "

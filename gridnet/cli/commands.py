@@ -8,12 +8,11 @@ import time
 
 import numpy as np
 
-from .data import (AUDIO_EXT, IMAGE_EXT, MODALITIES, CLIError, load_data, make_adapter, missing_labels, read_table,
+from .data import (AUDIO_EXT, IMAGE_EXT, MODALITIES, CLIError, given, load_data, make_adapter,
+                   missing_labels, read_table,
                    table_notes, to_grids)
 
 __all__ = ["demo", "locality", "fit", "predict", "evaluate"]
-
-_PRESETS = {"audio": "audio", "image": "image", "text": "text", "table": None}
 
 
 def demo(args):
@@ -109,10 +108,10 @@ def fit(args):
     data, y = load_data(args, args.modality, args.data)
     adapter = make_adapter(args, args.modality)
     grids = to_grids(adapter, data, fit=True, source=args.data)
-    clf = GridNetClassifier(preset=_PRESETS[args.modality], max_epochs=args.epochs,
-                            batch_size=args.batch_size, learning_rate=args.learning_rate,
-                            random_state=args.seed, early_stopping=args.early_stopping,
-                            verbose=not args.quiet and _progress())
+    clf = GridNetClassifier(random_state=args.seed, verbose=not args.quiet and _progress(),
+                            **given(max_epochs=args.epochs, batch_size=args.batch_size,
+                                    learning_rate=args.learning_rate,
+                                    early_stopping=args.early_stopping))
     t0 = time.perf_counter()
     try:
         clf.fit(grids, y)

@@ -5,7 +5,7 @@ import csv
 import os
 
 __all__ = ["CLIError", "read_table", "folder_dataset", "csv_dataset", "load_data",
-           "make_adapter", "to_grids", "table_notes", "missing_labels", "lines", "AUDIO_EXT",
+           "make_adapter", "given", "to_grids", "table_notes", "missing_labels", "lines", "AUDIO_EXT",
            "IMAGE_EXT", "MODALITIES", "MISSING_LABELS"]
 
 MODALITIES = ("audio", "text", "image", "table")
@@ -133,18 +133,24 @@ def load_data(args, modality, path):
     return dict(zip(header, columns)), y
 
 
+def given(**options):
+    """The options the user gave (None: left to the library's default)."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
 def make_adapter(args, modality):
-    """The adapter ``gridnet fit`` uses for ``modality``, from the command's options."""
+    """The adapter ``gridnet fit`` uses for ``modality``: the library's defaults, with
+    only the options given on the command line changed."""
     if modality == "audio":
         from adapters import AudioAdapter
-        return AudioAdapter(sr=args.sr, n_mels=args.n_mels, trim=True, frames=args.frames,
-                            n_jobs=args.n_jobs)
+        return AudioAdapter(**given(sr=args.sr, n_mels=args.n_mels, frames=args.frames,
+                                    n_jobs=args.n_jobs))
     if modality == "image":
         from adapters import ImageAdapter
-        return ImageAdapter(size=tuple(args.size) if args.size else None)
+        return ImageAdapter(**given(size=tuple(args.size) if args.size else None))
     if modality == "text":
         from adapters import TextAdapter
-        return TextAdapter(lowercase=False, positions=args.positions, **text_start(args))
+        return TextAdapter(**given(positions=args.positions), **text_start(args))
     from adapters import TabularAdapter
     return TabularAdapter(order="similarity")
 
