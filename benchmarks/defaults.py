@@ -181,7 +181,7 @@ def adult(seeds):
             rows["gridnet fit (CLI)"].append((cli_accuracy(model, fixed), time.perf_counter() - t0))
         tr, te = pd.read_csv(train, skipinitialspace=True), pd.read_csv(fixed, skipinitialspace=True)
     y_tr, y_te = tr.pop("income"), te.pop("income")
-    cat = [c for c in tr.columns if tr[c].dtype == object]
+    cat = [c for c in tr.columns if not pd.api.types.is_numeric_dtype(tr[c])]
     num = [c for c in tr.columns if c not in cat]
     base = make_pipeline(ColumnTransformer([("n", StandardScaler(), num),
                                             ("c", OneHotEncoder(handle_unknown="ignore"), cat)]),

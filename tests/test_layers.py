@@ -320,3 +320,9 @@ def test_onehot_densified_for_other_first_layers():
     ref = Network([MaxPool2D(1), Flatten(), Dense(2)])
     ref.build((1, 3, 3), np.random.default_rng(0), np.float64)
     np.testing.assert_allclose(net.forward(grid), ref.forward(grid.toarray()))
+
+
+def test_maxpool_rejects_full_padding():
+    # it used to be taken silently as "valid"
+    with pytest.raises(ValueError, match="MaxPool2D padding must be 'valid' or 'same'; got 'full'"):
+        MaxPool2D(2, padding="full")
