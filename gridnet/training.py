@@ -123,7 +123,7 @@ class Stopper:
     def __init__(self, n_iter_no_change, tol, keep_best):
         self.n_iter_no_change, self.tol, self.keep_best = n_iter_no_change, tol, keep_best
         self.best_loss, self.best_score, self.best_val_loss = np.inf, -np.inf, np.inf
-        self.stall, self.best_weights = 0, None
+        self.watched_loss, self.stall, self.best_weights = np.inf, 0, None
 
     def update(self, record, net):
         """Record an epoch (its ``history_`` record); True when training should stop."""
@@ -136,13 +136,11 @@ class Stopper:
                 self.best_score, self.best_val_loss = score, loss
                 self.best_weights = net.get_weights()
         else:
-            better = record["loss"] < self._watched_loss - self.tol
+            better = record["loss"] < self.watched_loss - self.tol
             if better:
-                self._watched_loss = record["loss"]
+                self.watched_loss = record["loss"]
         self.stall = 0 if better else self.stall + 1
         return self.stall >= self.n_iter_no_change
-
-    _watched_loss = np.inf
 
     def restore(self, net):
         if self.best_weights is not None:
