@@ -7,8 +7,8 @@ import os
 
 __all__ = ["file_kind", "AUDIO_EXTENSIONS", "IMAGE_EXTENSIONS"]
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc",
-                    ".au", ".snd", ".m4a", ".w64", ".caf")
+#: what a folder of clips or pictures is searched for (by name, case-insensitive)
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".m4a")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 # (kind, format, test on the first 16 bytes)

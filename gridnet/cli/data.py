@@ -4,15 +4,17 @@ from __future__ import annotations
 import csv
 import os
 
+from adapters.files import AUDIO_EXTENSIONS as AUDIO_EXT
+from adapters.files import IMAGE_EXTENSIONS as IMAGE_EXT
+#: labels that mean "no label" (compared stripped and lower-cased): the rows are dropped;
+#: the same strings a table's cells are missing for
+from adapters.tabular import MISSING as MISSING_LABELS
+
 __all__ = ["CLIError", "read_table", "folder_dataset", "csv_dataset", "load_data",
            "make_adapter", "given", "to_grids", "table_notes", "missing_labels", "lines", "AUDIO_EXT",
            "IMAGE_EXT", "MODALITIES", "MISSING_LABELS"]
 
 MODALITIES = ("audio", "text", "image", "table")
-AUDIO_EXT = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".m4a")
-IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-#: labels that mean "no label" (compared stripped and lower-cased): the rows are dropped
-MISSING_LABELS = frozenset({"", "na", "n/a", "nan", "?", "null", "none"})
 
 
 class CLIError(Exception):
