@@ -10,7 +10,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .files import file_kind
+from .signal import (AudioError, _height, _mel_basis, _name, _place,
+                     _read, _spectrogram)
 from .state import StateMixin
 
 __all__ = ["AudioAdapter", "AudioError"]
@@ -19,86 +20,6 @@ logger = logging.getLogger(__name__)
 
 _FEATURES = ("logmel", "mfcc", "stft")
 _ALIGN = ("start", "center", "end")
-
-
-class AudioError(ValueError):
-    """A clip that cannot be turned into a spectrogram; the message names the clip."""
-
-
-def _name(item, i):
-    if isinstance(item, (str, os.PathLike)):
-        return os.fspath(item)
-    return f"waveform {i}"
-
-
-def _check_audio_file(name):
-    """Name what a path holds when it is plainly not sound, before a decoder (which may
-    print to the terminal) reads it."""
-    if not os.path.exists(name):
-        raise AudioError(f"{name}: no such file")
-    if os.path.isdir(name):
-        raise AudioError(f"{name}: a folder, not an audio file")
-    try:
-        kind, fmt = file_kind(name)
-    except OSError as exc:
-        raise AudioError(f"{name}: cannot read the file ({exc.strerror})") from None
-    if kind == "empty":
-        raise AudioError(f"{name}: cannot read audio: the file is empty (0 bytes)")
-    if kind == "text":
-        raise AudioError(f"{name}: cannot read audio: the file holds text, not sound")
-    if kind not in ("audio", None):
-        raise AudioError(f"{name}: cannot read audio: it is a {fmt} file, not sound")
-    if kind is None and name.lower().endswith(".mp3"):
-        raise AudioError(f"{name}: cannot read audio: not an MP3 file (no ID3 tag or MPEG "
-                         "frame header)")
-
-
-def _read(item, i, sr):
-    """item -> (mono float32 waveform at ``sr``, name)."""
-    import librosa
-    import soundfile as sf
-    name = _name(item, i)
-    if isinstance(item, (str, os.PathLike)):
-        _check_audio_file(name)
-        try:
-            data, native = sf.read(name, dtype="float32", always_2d=True)
-            y = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-        except Exception as sf_exc:   # not a format libsndfile reads: let librosa try
-            if not os.path.exists(name):
-                raise AudioError(f"{name}: no such file") from None
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    y, native = librosa.load(name, sr=None, mono=True)
-            except Exception as exc:
-                raise AudioError(f"{name}: cannot read audio ({sf_exc}; librosa: {exc})") from None
-            y = np.asarray(y, dtype=np.float32)
-    else:
-        if isinstance(item, tuple) and len(item) == 2:
-            y, native = item
-        else:
-            y, native = item, sr
-        y = np.asarray(y)
-        if y.dtype.kind not in "fiu":
-            raise AudioError(f"{name}: samples must be numbers; got dtype {y.dtype}")
-        if y.dtype.kind in "iu":   # PCM integers -> [-1, 1]
-            y = y / float(np.iinfo(y.dtype).max)
-        if y.ndim == 2:           # (channels, samples), librosa's convention
-            y = y.mean(axis=0)
-        elif y.ndim != 1:
-            raise AudioError(f"{name}: a waveform must be 1-D (or (channels, samples)); got shape {y.shape}")
-        y = y.astype(np.float32)
-        if not (isinstance(native, (int, float, np.integer, np.floating)) and native > 0):
-            raise AudioError(f"{name}: the sample rate must be a positive number; got {native!r}")
-    if y.size == 0:
-        raise AudioError(f"{name}: the clip is empty (0 samples)")
-    if not np.isfinite(y).all():
-        bad = int(np.nonzero(~np.isfinite(y))[0][0])
-        raise AudioError(f"{name}: the clip has NaN or infinite samples (first at sample {bad})")
-    if native != sr:
-        import librosa
-        y = librosa.resample(y, orig_sr=native, target_sr=sr).astype(np.float32)
-    return y, name
 
 
 #: parameters that None means "learn in fit" for (``sr_``, ``n_fft_``, ``hop_length_``)
@@ -173,38 +94,6 @@ def _fit_length(y, name, s):
     return y, frames, col
 
 
-def _place(row, spec, frames, col, s):
-    """Write ``spec[:, :frames]`` into ``row`` (height, s.frames) at column ``col``; the
-    rest is the clip's own floor (its silence)."""
-    spec = spec[:, :frames]
-    row[:, col:col + frames] = spec
-    if frames < s.frames:
-        floor = spec.min(axis=1, keepdims=True) if s.feature == "mfcc" else spec.min()
-        row[:, :col] = floor
-        row[:, col + frames:] = floor
-
-
-def _spectrogram(y, s, mel_basis):
-    """Waveform -> (height, frames) float32 feature grid."""
-    import librosa
-    if len(y) < s.n_fft:      # zeros past the end: the same frames, and a full window
-        y = np.pad(y, (0, s.n_fft - len(y)))
-    D = librosa.stft(y, n_fft=s.n_fft, hop_length=s.hop, win_length=s.win, center=True,
-                     pad_mode="constant")
-    if s.feature == "stft":
-        return librosa.amplitude_to_db(np.abs(D)).astype(np.float32)
-    power = D.real ** 2 + D.imag ** 2
-    logmel = librosa.power_to_db(mel_basis @ power)
-    if s.feature == "mfcc":
-        return librosa.feature.mfcc(S=logmel, n_mfcc=s.n_mfcc).astype(np.float32)
-    return logmel.astype(np.float32)
-
-
-def _height(s):
-    """Rows of a grid: mel bands, MFCCs or STFT bins (``s``: the settings)."""
-    return {"logmel": s.n_mels, "mfcc": s.n_mfcc, "stft": 1 + s.n_fft // 2}[s.feature]
-
-
 def _native_rate(item, i):
     """The sample rate a clip comes at (None when it cannot be told here: the read
     that follows names the problem)."""
@@ -224,13 +113,6 @@ def _native_rate(item, i):
         return item[1] if isinstance(item[1], (int, float, np.integer, np.floating)) else None
     raise AudioError(f"waveform {i}: a bare waveform carries no sample rate; pass "
                      "(waveform, rate) pairs, or set sr")
-
-
-def _mel_basis(s):
-    import librosa
-    if s.feature == "stft":
-        return None
-    return librosa.filters.mel(sr=s.sr, n_fft=s.n_fft, n_mels=s.n_mels, fmin=s.fmin, fmax=s.fmax)
 
 
 def _extract_batch(items, offset, s):
@@ -605,6 +487,55 @@ class AudioAdapter(StateMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "n_frames_")
         self._check_params()
         return self._normalize(self._extract(X))
+
+    def windows(self, recording, hop=None, batch=256):
+        """Slide a window of the trained width over a recording longer than the clips.
+
+        The recording (a file path, or a waveform at ``sr_``, or ``(waveform, rate)``)
+        is read once, in blocks, and its spectrogram computed once; the windows are
+        cut from it and each is made a grid as a training clip is (dB against its own
+        peak, then ``normalize``), but not trimmed. Memory stays bounded by ``batch``
+        and the read block, whatever the recording's length.
+
+        Parameters
+        ----------
+        recording : path, waveform or (waveform, rate)
+        hop : float or None
+            Seconds between window starts (rounded to whole time steps); None: a
+            quarter of the window. A last window ends at the recording's end.
+        batch : int, windows per yielded batch
+
+        Yields
+        ------
+        (grids (m, 1, height, n_frames_), start (m,), end (m,)) : the windows' grids
+            and the seconds each spans (a recording shorter than one window gives one
+            grid, padded as a short clip is, spanning the whole recording).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from adapters import AudioAdapter
+        >>> t = np.arange(8000) / 8000
+        >>> a = AudioAdapter(sr=8000, trim=False).fit([np.sin(2 * np.pi * 440 * t)])
+        >>> long = np.tile(np.sin(2 * np.pi * 440 * t), 5)
+        >>> grids, start, end = next(a.windows(long, hop=1.0))
+        >>> grids.shape, start.tolist()     # 1 s is 62 steps of 16 ms; the last ends the recording
+        ((6, 1, 40, 63), [0.0, 0.992, 1.984, 2.976, 3.968, 4.0])
+        """
+        from .recording import iter_windows
+        check_is_fitted(self, "n_frames_")
+        self._check_params()
+        if hop is not None and not (isinstance(hop, (int, float, np.number)) and hop > 0):
+            raise ValueError(f"hop must be a positive number of seconds or None; got {hop!r}")
+        if not (isinstance(batch, (int, np.integer)) and batch >= 1):
+            raise ValueError(f"batch must be a positive int; got {batch!r}")
+        s = _Settings(self, self.n_frames_)
+        step = self.hop_length_ / self.sr_
+        hop_frames = max(1, int(round(hop / step)) if hop else self.n_frames_ // 4)
+        for grids, first in iter_windows(recording, s, hop_frames, int(batch)):
+            start = np.maximum(first, 0) * step
+            end = (first + self.n_frames_ - 1) * step
+            yield self._normalize(grids), start, end
 
     def get_feature_names_out(self, input_features=None):
         check_is_fitted(self, "n_frames_")

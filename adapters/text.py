@@ -251,12 +251,39 @@ class TextAdapter(StateMixin, TransformerMixin, BaseEstimator):
         self.grid_shape_ = (1, self.n_positions_, width)
         return self
 
+    def _kept(self, doc):
+        """(the tokens of ``doc`` that fit the grid, the position of the first)."""
+        L = self.n_positions_
+        if len(doc) > L:
+            doc = doc[:L] if self.truncate == "end" else doc[-L:]
+        return doc, (0 if self.pad == "end" else L - len(doc))
+
+    def tokens_at_positions(self, X):
+        """The token at each grid position of each sentence: a list per sentence of
+        ``n_positions_`` strings, None where the grid is padding (after truncation
+        and padding as in :meth:`transform`). It turns the positions an explanation
+        names (``GridNetClassifier.explain``) back into words.
+
+        Examples
+        --------
+        >>> from adapters import TextAdapter
+        >>> TextAdapter(positions=4).fit(["a b c"]).tokens_at_positions(["Hello world"])
+        [['hello', 'world', None, None]]
+        """
+        check_is_fitted(self, "n_positions_")
+        out = []
+        for doc in self._tokens(X):
+            doc, first = self._kept(doc)
+            row = [None] * self.n_positions_
+            row[first:first + len(doc)] = doc
+            out.append(row)
+        return out
+
     def _indices(self, docs):
         L = self.n_positions_
         idx = np.full((len(docs), L), -1, dtype=np.int32)
         for i, doc in enumerate(docs):
-            if len(doc) > L:
-                doc = doc[:L] if self.truncate == "end" else doc[-L:]
+            doc, first = self._kept(doc)
             if self.vectors == "hashing":
                 ids = [_stable_hash(t, int(self.n_features)) for t in doc]
             elif self.vectors == "onehot":
@@ -264,10 +291,7 @@ class TextAdapter(StateMixin, TransformerMixin, BaseEstimator):
             else:
                 ids = [self.vocabulary_.get(t, -1) for t in doc]
             if ids:
-                if self.pad == "end":
-                    idx[i, :len(ids)] = ids
-                else:
-                    idx[i, L - len(ids):] = ids
+                idx[i, first:first + len(ids)] = ids
         return idx
 
     def transform(self, X):

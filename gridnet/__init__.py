@@ -14,9 +14,12 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it (imported on first access)
 _LAZY = {"GridNetClassifier": ".estimator", "load": ".estimator",
-         "locality_check": ".locality", "LocalityReport": ".locality"}
+         "locality_check": ".locality", "LocalityReport": ".locality",
+         "plot_history": ".plotting", "plot_confusion_matrix": ".plotting",
+         "predict_windows": ".recordings"}
 
-__all__ = ["GridNetClassifier", "load", "locality_check", "LocalityReport", "Network", "Conv2D",
+__all__ = ["GridNetClassifier", "load", "locality_check", "LocalityReport", "plot_history",
+           "plot_confusion_matrix", "predict_windows", "Network", "Conv2D",
            "ReLU", "MaxPool2D", "GlobalMaxPool", "Flatten", "Dense", "Dropout", "Branches",
            "SoftmaxCrossEntropy", "softmax", "SGD", "Adam"]
 

@@ -10,8 +10,8 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import (check_array, check_is_fitted, column_or_1d,
-                                      validate_data)
+from sklearn.utils.validation import (_check_sample_weight, check_array, check_is_fitted,
+                                      column_or_1d, validate_data)
 from tqdm.auto import tqdm
 
 from . import architectures, persist, training
@@ -100,6 +100,24 @@ def check_missing_labels(y, what="y"):
         shown = ", ".join(map(str, miss[:10])) + (", ..." if len(miss) > 10 else "")
         raise ValueError(f"{what} has {len(miss)} missing labels (None or NaN), at samples "
                          f"{shown}; drop those samples or give them a label")
+
+
+def _sample_weights(sample_weight, grid):
+    """``sample_weight`` checked as scikit-learn checks it (a number is every sample's
+    weight): float32 (n,), non-negative, finite, not all zero; None stays None (every
+    sample counts once)."""
+    if sample_weight is None:
+        return None
+    n = grid.shape[0]
+    w = np.asarray(_check_sample_weight(sample_weight, np.empty((n, 0)), dtype=np.float64,
+                                        copy=True))
+    bad = np.nonzero(~(w >= 0))[0]           # negative or NaN
+    if len(bad):
+        raise ValueError(f"sample_weight must be non-negative; sample {bad[0]} has weight "
+                         f"{float(w[bad[0]])} ({len(bad)} such)")
+    if not w.any():
+        raise ValueError("sample_weight is 0 for every sample; at least one must be positive")
+    return w.astype(np.float32)
 
 
 def encode_labels(y, n, classes=None):
@@ -339,19 +357,22 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         self.history_, self.loss_curve_, self.validation_scores_ = [], [], []
         self.best_loss_, self.n_iter_ = np.inf, 0
 
-    def _epoch(self, grid, codes, rows, val, loss_fn, streams, bar):
+    def _epoch(self, grid, codes, rows, val, loss_fn, streams, bar, weights=None):
         """One epoch; its record (also appended to ``history_``). ``bar``: the run's
-        progress bar (samples), which shows the epoch, loss and validation score."""
+        progress bar (samples), which shows the epoch, loss and validation score;
+        ``weights``: the samples' weights (n,) or None."""
         t0 = time.perf_counter()
         self.n_iter_ += 1
         bar.set_description(f"epoch {self.n_iter_}")
         loss = training.run_epoch(self.network_, self._optimizer, loss_fn, grid, codes, rows,
                                   batch_size=int(self.batch_size), augment=self.augment_,
-                                  streams=streams, bar=bar, epoch=self.n_iter_)
+                                  streams=streams, bar=bar, epoch=self.n_iter_,
+                                  sample_weight=weights)
         record = {"epoch": self.n_iter_, "loss": loss, "val_loss": None, "val_score": None}
         self.loss_curve_.append(loss)
         if val is not None:
-            vloss, vscore = training.evaluate(self.network_, grid, codes, val, loss_fn, self.batch_size)
+            vloss, vscore = training.evaluate(self.network_, grid, codes, val, loss_fn,
+                                              self.batch_size, weights)
             record.update(val_loss=vloss, val_score=vscore)
             self.validation_scores_.append(vscore)
             bar.set_postfix(loss=f"{loss:.4f}", val_loss=f"{vloss:.4f}", val_score=f"{vscore:.4f}")
@@ -361,8 +382,9 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
             logger.info("epoch %d: %s", self.n_iter_, record)
         return record
 
-    def _fit(self, X, y, classes=None, partial=False):
+    def _fit(self, X, y, classes=None, partial=False, sample_weight=None):
         grid, codes, first = self._prepare(X, y, classes, partial)
+        weights = _sample_weights(sample_weight, grid)
         streams = self._streams()
         if first:
             self._initialize(grid, streams["init"], getattr(grid, "embedding", None))
@@ -380,12 +402,12 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         with tqdm(total=epochs * len(rows), unit="sample", disable=not self.verbose,
                   leave=bool(self.verbose), dynamic_ncols=True) as bar:
             if partial:
-                record = self._epoch(grid, codes, rows, None, loss_fn, streams, bar)
+                record = self._epoch(grid, codes, rows, None, loss_fn, streams, bar, weights)
                 self.best_loss_ = min(self.best_loss_, record["loss"])
                 return self
             stopper = training.Stopper(self.n_iter_no_change_, self.tol, keep_best=val is not None)
             for _ in range(epochs):
-                record = self._epoch(grid, codes, rows, val, loss_fn, streams, bar)
+                record = self._epoch(grid, codes, rows, val, loss_fn, streams, bar, weights)
                 if stopper.update(record, self.network_):
                     break
         self.best_loss_ = float(stopper.best_loss)
@@ -393,16 +415,23 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         stopper.restore(self.network_)
         return self
 
-    def fit(self, X, y):
-        """Train on grids ``X`` (n, c, h, w) (or (n, h, w), or (n, f)) with labels ``y`` (n,)."""
-        return self._fit(X, y)
+    def fit(self, X, y, sample_weight=None):
+        """Train on grids ``X`` (n, c, h, w) (or (n, h, w), or (n, f)) with labels ``y`` (n,).
 
-    def partial_fit(self, X, y, classes=None):
+        ``sample_weight`` (n,), non-negative: each sample's loss counts that many times
+        (times its ``class_weight``); the validation loss and accuracy that early
+        stopping watches are weighted the same way. In a ``Pipeline`` pass it as
+        ``gridnetclassifier__sample_weight``.
+        """
+        return self._fit(X, y, sample_weight=sample_weight)
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch over ``(X, y)``, continuing from the current weights.
 
-        ``classes`` (every label that will ever be seen) is required on the first call.
+        ``classes`` (every label that will ever be seen) is required on the first call;
+        ``sample_weight`` as in :meth:`fit`.
         """
-        return self._fit(X, y, classes=classes, partial=True)
+        return self._fit(X, y, classes=classes, partial=True, sample_weight=sample_weight)
 
     # -- prediction ----------------------------------------------------------------------
     def _logits(self, X):
@@ -426,6 +455,73 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         """Labels (n,)."""
         check_is_fitted(self)
         return self.classes_[self._logits(self._validate_X(X, reset=False)).argmax(axis=1)]
+
+    # -- explanations --------------------------------------------------------------------
+    def _target_codes(self, grid, target):
+        """Class indices (n,) to explain: the predicted classes, or ``target`` (one
+        label for every sample, or one label per sample)."""
+        n = grid.shape[0]
+        if target is None:
+            return self._logits(grid).argmax(axis=1)
+        t = np.asarray(target, dtype=object)
+        labels = [t.item()] * n if t.ndim == 0 else t.tolist()
+        if t.ndim > 1 or len(labels) != n:
+            raise ValueError(f"target must be one label or one per sample ({n}); got shape {t.shape}")
+        index = {c: i for i, c in enumerate(self.classes_.tolist())}
+        unknown = [v for v in dict.fromkeys(labels) if v not in index]
+        if unknown:
+            raise ValueError(f"target names {unknown[:5]}, not classes of this model "
+                             f"({self.classes_.tolist()})")
+        return np.array([index[v] for v in labels], dtype=np.intp)
+
+    def explain(self, X, target=None):
+        """How much each cell of each grid drove the score of a class: gradient x input
+        of the class's margin (its logit minus the mean of the others; see
+        :mod:`gridnet.explain` for why this method).
+
+        Parameters
+        ----------
+        X : grids (n, c, h, w), as for :meth:`predict`
+        target : None, a label, or (n,) labels
+            The class to explain; None: each sample's predicted class.
+
+        Returns
+        -------
+        maps : float32 ``(n, h, w)`` (summed over channels; positive cells raised the
+            class's margin, negative ones lowered it). For a one-hot word grid,
+            ``(n, h)``: one value per word position (the map is 0 off the hot cells).
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_digits
+        >>> d = load_digits()
+        >>> clf = GridNetClassifier(max_epochs=1, random_state=0).fit(d.images[:100], d.target[:100])
+        >>> clf.explain(d.images[:2]).shape
+        (2, 8, 8)
+        """
+        from .explain import gradient_x_input
+        check_is_fitted(self)
+        grid = self._validate_X(X, reset=False)
+        codes = self._target_codes(grid, target)
+        out = []
+        step = max(int(self.batch_size), 64)
+        for start in range(0, grid.shape[0], step):
+            rows = np.arange(start, min(start + step, grid.shape[0]))
+            out.append(gradient_x_input(self.network_, training.take_batch(grid, rows), codes[rows]))
+        return np.concatenate(out)
+
+    def explain_windows(self, X, target=None, top=3):
+        """For the sentence CNN ("text" preset): the windows of word positions whose
+        filters carried each sample's class (max over time names the position each
+        winning filter fired at). A list per sample of up to ``top`` ``(start, stop,
+        share)``: grid positions ``start:stop``, their share of the class's margin,
+        largest first. ``TextAdapter.tokens_at_positions`` turns positions into words.
+        """
+        from .explain import winning_windows
+        check_is_fitted(self)
+        grid = self._validate_X(X, reset=False)
+        codes = self._target_codes(grid, target)
+        return winning_windows(self.network_, grid, codes, top=int(top))
 
     def summary(self):
         """The fitted network's Keras-style summary."""

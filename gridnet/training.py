@@ -70,8 +70,9 @@ def take_batch(X, idx):
 
 
 def run_epoch(net, optimizer, loss_fn, X, codes, rows, *, batch_size, augment, streams, bar,
-              epoch):
-    """One pass over ``rows`` of ``X`` in a random order; returns the mean loss."""
+              epoch, sample_weight=None):
+    """One pass over ``rows`` of ``X`` in a random order; returns the mean loss (over
+    the samples, or over their weights when ``sample_weight`` (n,) is given)."""
     order = rows[streams["order"].permutation(len(rows))]
     total, count = 0.0, 0
     for start in range(0, len(order), batch_size):
@@ -79,17 +80,19 @@ def run_epoch(net, optimizer, loss_fn, X, codes, rows, *, batch_size, augment, s
         xb = take_batch(X, idx)
         if augment is not None:
             xb = augment(xb if is_onehot(xb) else xb.copy(), streams["augment"])
-        loss, grad = loss_fn(net.forward(xb, training=True), codes[idx])
+        wb = None if sample_weight is None else sample_weight[idx]
+        loss, grad = loss_fn(net.forward(xb, training=True), codes[idx], wb)
         if not np.isfinite(loss):
             raise FloatingPointError(f"the training loss became {loss} in epoch {epoch}; "
                                      "lower learning_rate")
         net.backward(grad, input_grad=False)
         optimizer.step(net.parameters())
-        total += loss * len(idx)
-        count += len(idx)
+        share = len(idx) if wb is None else float(wb.sum())
+        total += loss * share
+        count += share
         bar.update(len(idx))
         bar.set_postfix(loss=f"{total / count:.4f}")
-    return total / max(count, 1)
+    return total / count if count > 0 else 0.0
 
 
 def logits(net, X, rows, n_classes, batch_size):
@@ -101,11 +104,16 @@ def logits(net, X, rows, n_classes, batch_size):
     return out
 
 
-def evaluate(net, X, codes, rows, loss_fn, batch_size=256):
-    """(loss, accuracy) of ``net`` on ``rows`` of ``X``."""
+def evaluate(net, X, codes, rows, loss_fn, batch_size=256, sample_weight=None):
+    """(loss, accuracy) of ``net`` on ``rows`` of ``X``, weighted by ``sample_weight``
+    (n,) when given (as scikit-learn's ``score`` weighs accuracy)."""
     z = logits(net, X, rows, net.out_shape[0], batch_size)
-    loss, _ = loss_fn(z, codes[rows])
-    return loss, float((z.argmax(axis=1) == codes[rows]).mean())
+    w = None if sample_weight is None else sample_weight[rows]
+    loss, _ = loss_fn(z, codes[rows], w)
+    hit = z.argmax(axis=1) == codes[rows]
+    if w is None:
+        return loss, float(hit.mean())
+    return loss, float(np.average(hit, weights=w)) if w.sum() > 0 else 0.0
 
 
 class Stopper:

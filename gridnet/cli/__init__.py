@@ -89,7 +89,30 @@ def build_parser():
     pred.add_argument("--file", default=None,
                       help="read more inputs from this text file, one a line")
     pred.add_argument("--encoding", default="utf-8", help="text encoding of CSV and --file files")
+    pred.add_argument("--windows", action="store_true",
+                      help="audio: slide a window of the trained width over each recording "
+                      "(longer than the training clips) and print a timeline: start, end, "
+                      "label, probability per window")
+    pred.add_argument("--hop", type=float, default=None,
+                      help="with --windows: seconds between window starts (None: a quarter "
+                      "of the window)")
+    pred.add_argument("--csv", default=None,
+                      help="with --windows: also write the timeline to this CSV file "
+                      "(columns start, end, label, probability; one recording)")
     pred.set_defaults(func=commands.predict)
+
+    exp = sub.add_parser("explain", formatter_class=fmt,
+                         help="a picture per input of what drove the decision (needs matplotlib)")
+    exp.add_argument("model", help="model file written by 'gridnet fit'")
+    exp.add_argument("inputs", nargs="*", help="as for 'gridnet predict'")
+    exp.add_argument("-o", "--output", default="explained",
+                     help="folder for the pictures (one PNG per input)")
+    exp.add_argument("--target", default=None,
+                     help="the class to explain (None: each input's predicted class)")
+    exp.add_argument("--top", type=int, default=5, help="top cells, words or n-grams printed")
+    exp.add_argument("--file", default=None, help="read more inputs from this text file, one a line")
+    exp.add_argument("--encoding", default="utf-8", help="text encoding of CSV and --file files")
+    exp.set_defaults(func=commands.explain)
 
     ev = sub.add_parser("evaluate", formatter_class=fmt,
                         help="accuracy, per-class report and confusion matrix")
@@ -103,6 +126,8 @@ def build_parser():
                     help="score only the samples whose label the model knows, and say how "
                     "many were left out (without it, such labels are an error)")
     ev.add_argument("--encoding", default="utf-8", help="text encoding of the CSV file")
+    ev.add_argument("--plot", default=None, help="write a PNG of the training history and the "
+                    "confusion matrix to this file (needs matplotlib)")
     ev.set_defaults(func=commands.evaluate)
     return parser
 

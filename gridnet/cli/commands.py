@@ -12,7 +12,7 @@ from .data import (AUDIO_EXT, IMAGE_EXT, MODALITIES, CLIError, given, load_data,
                    missing_labels, read_table,
                    table_notes, to_grids)
 
-__all__ = ["demo", "locality", "fit", "predict", "evaluate"]
+__all__ = ["demo", "locality", "fit", "predict", "evaluate", "explain"]
 
 
 def demo(args):
@@ -200,10 +200,47 @@ def _read_lines(path, encoding):
                        "pass --encoding") from None
 
 
+def _timelines(args, clf, adapter, inputs):
+    """``predict --windows``: each recording's windows, printed (and written to --csv)."""
+    from sklearn.pipeline import Pipeline
+
+    from adapters import AudioError
+
+    from ..recordings import predict_windows
+    if args.csv and len(inputs) != 1:
+        raise CLIError(f"--csv writes the timeline of one recording; got {len(inputs)}")
+    if args.csv:
+        folder = os.path.dirname(os.path.abspath(args.csv))
+        if os.path.isdir(args.csv) or not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            raise CLIError(f"--csv {args.csv}: cannot write a file there")
+    pipe = Pipeline([("adapter", adapter), ("classifier", clf)])
+    print("start\tend\tlabel\tprobability\tfile")
+    for path in inputs:
+        try:
+            result = predict_windows(pipe, path, hop=args.hop)
+        except (AudioError, ValueError) as exc:
+            raise CLIError(str(exc).splitlines()[0]) from None
+        for a, b, label, p in result.rows():
+            print(f"{a:.3f}\t{b:.3f}\t{label}\t{p:.3f}\t{path}")
+        if args.csv:
+            result.to_csv(args.csv)
+    return 0
+
+
+def explain(args):
+    from . import explain as explaining
+    return explaining.explain(args, _load_model, _check_inputs, _read_lines)
+
+
 def predict(args):
     clf, extra, adapter = _load_model(args.model)
     modality = extra["modality"]
     inputs = list(args.inputs)
+    if (args.hop is not None or args.csv) and not args.windows:
+        raise CLIError("--hop and --csv go with --windows")
+    if args.windows and modality != "audio":
+        raise CLIError(f"--windows slides over audio recordings; this is {_a(modality)} "
+                       f"{modality} model")
     if args.file:
         inputs += _read_lines(args.file, args.encoding)
     if inputs == ["-"]:
@@ -217,6 +254,8 @@ def predict(args):
         data, names = dict(zip(header, columns)), [f"line {i + 2}" for i in range(len(columns[0]))]
     else:
         _check_inputs(modality, inputs)
+        if args.windows:
+            return _timelines(args, clf, adapter, inputs)
         data, names = inputs, inputs
     proba = clf.predict_proba(to_grids(adapter, data, source=inputs[0]))
     best = proba.argmax(axis=1)
@@ -250,6 +289,12 @@ def evaluate(args):
         y = y[keep]
         data = ({k: [v[i] for i in keep] for k, v in data.items()} if isinstance(data, dict)
                 else [data[i] for i in keep])
+    if args.plot:
+        try:
+            from ..plotting import pyplot
+            pyplot()
+        except ImportError as exc:
+            raise CLIError(str(exc)) from None
     codes = clf.predict_proba(to_grids(adapter, data, source=args.data)).argmax(axis=1)
     pred = np.array(labels, dtype=object)[codes]
     print(f"accuracy: {np.mean(pred == y):.4f} ({len(y)} samples)")
@@ -260,4 +305,28 @@ def evaluate(args):
     print(" " * width + " " + " ".join(f"{c:>{width}}" for c in labels))
     for c, row in zip(labels, cm):
         print(f"{c:>{width}} " + " ".join(f"{v:>{width}}" for v in row))
+    if args.plot:
+        _plot_evaluation(args.plot, clf, y, pred, labels)
+        print(f"wrote {args.plot}")
     return 0
+
+
+def _plot_evaluation(path, clf, y, pred, labels):
+    """The training history beside scikit-learn's confusion matrix display."""
+    from ..plotting import plot_confusion_matrix, plot_history, pyplot
+    plt = pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
+    if clf.history_:
+        plot_history(clf, ax=left)
+    else:
+        left.set_axis_off()
+        left.text(0.5, 0.5, "no training history in the model", ha="center")
+    plot_confusion_matrix(y, pred, labels=labels, ax=right)
+    right.set_title(f"accuracy {np.mean(pred == y):.4f} ({len(y)} samples)")
+    fig.tight_layout()
+    try:
+        fig.savefig(path, dpi=110)
+    except (OSError, ValueError) as exc:
+        raise CLIError(f"--plot {path}: cannot write the picture ({exc})") from None
+    finally:
+        plt.close(fig)

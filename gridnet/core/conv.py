@@ -183,7 +183,9 @@ class OneHotKernel(_Kernel):
         return out
 
     def backward(self, grad, W, input_grad=True):
-        """The input was a one-hot grid (data, not a variable): dx is None."""
+        """The input is a one-hot grid (data): with ``input_grad``, dx is the gradient
+        at each row's hot cell only, ``(n, h)`` (0 for an empty row), the one place
+        where gradient x input is not 0; training asks for none."""
         from scipy import sparse
         rows, active = self._take_cache()
         n = grad.shape[0]
@@ -197,7 +199,23 @@ class OneHotKernel(_Kernel):
         for i, r in enumerate(rows):
             hot = sparse.csr_matrix((ones, (r.reshape(-1), cols)), shape=(w + 1, n * ho))
             dW[:, i, :] = (hot @ g)[:w].T
-        return None, dW.reshape(f, -1), g.sum(axis=0)
+        dx = self._hot_gradient(rows, g.reshape(n, ho, f), W) if input_grad else None
+        return dx, dW.reshape(f, -1), g.sum(axis=0)
+
+    def _hot_gradient(self, rows, g, W):
+        """dL/dx at the hot cells, (n, h): row ``t*sh + i`` (padded) gets
+        ``sum_f g[t, f] * W[f, i, hot]`` from each output row ``t``."""
+        n, ho, f = g.shape
+        kh, sh = self.kernel_size[0], self.stride[0]
+        pt = self.pads[0]
+        h, w = self.in_shape[1], self.in_shape[2]
+        W3 = W.reshape(f, kh, w)
+        table = np.zeros((w + 1, f), dtype=W3.dtype)
+        dx = np.zeros((n, h + self.pads[0] + self.pads[1]), dtype=g.dtype)
+        for i, r in enumerate(rows):
+            table[:w] = W3[:, i, :].T
+            dx[:, i:i + sh * (ho - 1) + 1:sh] += np.einsum("ntf,ntf->nt", table[r], g)
+        return dx[:, pt:pt + h]
 
 
 class OffsetKernel(_Kernel):
@@ -506,8 +524,8 @@ class Conv2D(Layer):
         return out
 
     def backward(self, grad, input_grad=True):
-        """grad: (n, filters, h_out, w_out) -> (n, c, h, w) (None if not ``input_grad``,
-        or when the input was a one-hot grid)"""
+        """grad: (n, filters, h_out, w_out) -> (n, c, h, w) (None if not ``input_grad``);
+        after a one-hot grid, the gradient at its hot cells, (n, h)."""
         kernel = getattr(self, "_ran", None)
         if kernel is None:
             raise RuntimeError("backward called without a training forward pass")

@@ -18,7 +18,10 @@ class SoftmaxCrossEntropy:
     """Mean cross-entropy of softmax(logits) against integer labels.
 
     With ``class_weight`` (an array ``(k,)``) each sample counts with the weight of its
-    class and the mean is taken over the weights, as PyTorch's ``CrossEntropyLoss`` does.
+    class and the mean is taken over the weights, as PyTorch's ``CrossEntropyLoss`` does;
+    a ``sample_weight`` ``(n,)`` multiplies it. So a weight of 2 counts as the sample
+    twice in the batch, and a weight of 0 takes the sample out (a batch whose weights
+    are all 0 has loss 0 and gradient 0).
 
     Examples
     --------
@@ -43,6 +46,8 @@ class SoftmaxCrossEntropy:
         if sample_weight is not None:
             w = w * np.asarray(sample_weight, dtype=logits.dtype)
         total = w.sum()
+        if not total > 0:           # every sample weighted 0: nothing to learn from
+            return 0.0, np.zeros_like(logits)
         loss = float((w * nll).sum() / total)
         grad = np.exp(z - logsum[:, None])
         grad[np.arange(n), y] -= 1
