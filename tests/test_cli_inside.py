@@ -144,3 +144,17 @@ def test_windows_need_an_audio_model(text_model, capsys):
     model, _ = text_model
     assert main(["predict", str(model), "hello", "--windows"]) == 2
     assert "--windows slides over audio recordings; this is a text model" in capsys.readouterr().err
+
+
+def test_without_matplotlib_the_message_says_how_to_install_it(text_model, tmp_path, capsys,
+                                                               monkeypatch):
+    import sys
+    model, path = text_model
+    monkeypatch.setitem(sys.modules, "matplotlib", None)      # as if not installed
+    monkeypatch.delitem(sys.modules, "matplotlib.pyplot", raising=False)
+    assert main(["explain", str(model), "x", "-o", str(tmp_path / "o")]) == 2
+    assert "plotting needs matplotlib, which is not installed: pip install matplotlib" in \
+        capsys.readouterr().err
+    assert main(["evaluate", str(model), str(path), "--plot", str(tmp_path / "e.png")]) == 2
+    assert "pip install matplotlib" in capsys.readouterr().err
+    assert not (tmp_path / "e.png").exists()
