@@ -223,7 +223,8 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         ``val_score``, ``time`` (seconds)
     loss_curve_ : list of float; ``validation_scores_``; ``best_loss_`` (the lowest
         training loss); ``best_validation_score_`` (None without a validation split);
-        ``n_iter_``
+        ``n_iter_``; ``best_epoch_`` (the epoch whose weights were kept; None without a
+        validation split)
     embedding_started_ : int, embedding columns started from the grid's vectors (0: none)
     preset_ : the preset used (``preset``, or the one picked from the grid; None with
         ``layers``)
@@ -412,6 +413,7 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
                     break
         self.best_loss_ = float(stopper.best_loss)
         self.best_validation_score_ = stopper.best_score if val is not None else None
+        self.best_epoch_ = stopper.best_epoch if val is not None else None
         stopper.restore(self.network_)
         return self
 
@@ -574,6 +576,7 @@ def _header(clf, extra):
         "history": clf.history_, "n_iter": int(clf.n_iter_),
         "embedding_started": int(getattr(clf, "embedding_started_", 0)),
         "preset": getattr(clf, "preset_", clf.preset), "extra": extra,
+        "best_epoch": getattr(clf, "best_epoch_", None),
     }
 
 
@@ -618,5 +621,9 @@ def load(path, return_extra=False):
     clf.embedding_started_ = int(doc.get("embedding_started", 0))
     clf.preset_ = doc.get("preset", params.get("preset"))
     clf.best_loss_ = min(clf.loss_curve_) if clf.loss_curve_ else float("nan")
+    best = doc.get("best_epoch")
+    clf.best_epoch_ = int(best) if isinstance(best, int) and 0 < best <= len(clf.history_) else None
+    clf.best_validation_score_ = (clf.history_[clf.best_epoch_ - 1].get("val_score")
+                                  if clf.best_epoch_ else None)
     clf._optimizer = None
     return (clf, doc.get("extra")) if return_extra else clf

@@ -59,9 +59,8 @@ def plot_history(clf, ax=None):
         line, = twin.plot([h["epoch"] for h in val], [h["val_score"] for h in val], "^-",
                           color="tab:green", label="validation accuracy")
         twin.set_ylabel("validation accuracy")
-        best = getattr(clf, "best_validation_score_", None)
-        if best is not None:
-            kept = next(h["epoch"] for h in val if h["val_score"] == best)
+        kept = getattr(clf, "best_epoch_", None)
+        if kept is not None:
             ax.axvline(kept, color="grey", linestyle=":", label=f"kept: epoch {kept}")
         handles = ax.get_lines() + [line]
     ax.set_xlabel("epoch")
@@ -83,11 +82,13 @@ def plot_confusion_matrix(y_true, y_pred, labels=None, ax=None):
 
 
 def plot_map(grid, explanation, ax=None, *, x_values=None, y_values=None, x_label=None,
-             y_label=None, title=None, ticks=6):
+             y_label=None, title=None, ticks=6, origin="lower"):
     """A grid ``(h, w)`` in grey with its explanation ``(h, w)`` over it (red: raised
     the class's margin, blue: lowered it; clear: no effect). ``x_values`` (w,) and
     ``y_values`` (h,) label the axes' ticks (seconds and Hz for a spectrogram, whose
-    mel bands are not evenly spaced in Hz); row 0 is at the bottom. Returns the Axes."""
+    mel bands are not evenly spaced in Hz); row 0 is at the bottom (``origin="lower"``,
+    a spectrogram's low frequencies) or the top (``"upper"``, a picture). Returns the
+    Axes."""
     plt = pyplot()
     grid, explanation = np.asarray(grid, float), np.asarray(explanation, float)
     if grid.shape != explanation.shape or grid.ndim != 2:
@@ -96,11 +97,11 @@ def plot_map(grid, explanation, ax=None, *, x_values=None, y_values=None, x_labe
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
     h, w = grid.shape
-    ax.imshow(grid, origin="lower", aspect="auto", cmap="Greys", interpolation="nearest")
+    ax.imshow(grid, origin=origin, aspect="auto", cmap="Greys", interpolation="nearest")
     top = float(np.abs(explanation).max()) or 1.0
     rgba = plt.get_cmap("bwr")((explanation / top + 1) / 2)
     rgba[..., 3] = np.clip(np.abs(explanation) / top, 0, 1) ** 0.7 * 0.85
-    ax.imshow(rgba, origin="lower", aspect="auto", interpolation="nearest")
+    ax.imshow(rgba, origin=origin, aspect="auto", interpolation="nearest")
     for values, n, axis in ((x_values, w, ax.xaxis), (y_values, h, ax.yaxis)):
         if values is not None:
             values = np.asarray(values, float)

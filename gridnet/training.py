@@ -132,6 +132,7 @@ class Stopper:
         self.n_iter_no_change, self.tol, self.keep_best = n_iter_no_change, tol, keep_best
         self.best_loss, self.best_score, self.best_val_loss = np.inf, -np.inf, np.inf
         self.watched_loss, self.stall, self.best_weights = np.inf, 0, None
+        self.best_epoch = None
 
     def update(self, record, net):
         """Record an epoch (its ``history_`` record); True when training should stop."""
@@ -143,6 +144,7 @@ class Stopper:
             if better:
                 self.best_score, self.best_val_loss = score, loss
                 self.best_weights = net.get_weights()
+                self.best_epoch = record["epoch"]
         else:
             better = record["loss"] < self.watched_loss - self.tol
             if better:

@@ -96,7 +96,8 @@ def test_plot_history_marks_the_kept_epoch():
     clf = gridnet.GridNetClassifier(max_epochs=6, random_state=0).fit(d.images[:300] / 16, d.target[:300])
     ax = gridnet.plot_history(clf)
     labels = [line.get_label() for line in ax.get_lines()]
-    kept = [h["epoch"] for h in clf.history_ if h["val_score"] == clf.best_validation_score_][0]
+    kept = clf.best_epoch_
+    assert clf.history_[kept - 1]["val_score"] == clf.best_validation_score_
     assert labels[:2] == ["training loss", "validation loss"] and f"kept: epoch {kept}" in labels
     assert list(ax.get_lines()[0].get_ydata()) == [h["loss"] for h in clf.history_]
     disp = gridnet.plot_confusion_matrix(d.target[:50], clf.predict(d.images[:50] / 16))

@@ -52,3 +52,15 @@ def test_the_container_checks_format_and_checksum(tmp_path):
     (tmp_path / "text.gridnet").write_text("not a model")
     with pytest.raises(ValueError, match="not a readable gridnet model file"):
         persist.read_model(tmp_path / "text.gridnet")
+
+
+def test_the_kept_epoch_survives_save_and_load(tmp_path):
+    from sklearn.datasets import load_digits
+
+    import gridnet
+    d = load_digits()
+    clf = gridnet.GridNetClassifier(max_epochs=6, random_state=0).fit(d.images[:300] / 16, d.target[:300])
+    assert clf.history_[clf.best_epoch_ - 1]["val_score"] == clf.best_validation_score_
+    clf.save(tmp_path / "m.gridnet")
+    back = gridnet.load(tmp_path / "m.gridnet")
+    assert (back.best_epoch_, back.best_validation_score_) == (clf.best_epoch_, clf.best_validation_score_)

@@ -123,7 +123,8 @@ def explain(args, load_model, check_inputs, read_lines):
                                              for r, c in cells))
             fig, ax = plt.subplots(figsize=(7, 4))
             plot_map(np.asarray(grids[i]).mean(axis=0), m, ax=ax, x_values=xs, y_values=ys,
-                     x_label=xlabel, y_label=ylabel, title=title)
+                     x_label=xlabel, y_label=ylabel, title=title,
+                     origin="lower" if modality == "audio" else "upper")
             path = _out_name(args.output, os.path.splitext(os.path.basename(name))[0], used)
         fig.tight_layout()
         fig.savefig(path, dpi=110)
