@@ -178,7 +178,8 @@ def text_start(args):
                            f"{exc.start}); pass --encoding") from None
         if not lines:
             raise CLIError(f"{corpus}: the corpus file holds no sentences")
-        return {"embedding": "svd", "corpus": lines, "dim": 128, "window": 5, "random_state": 0}
+        # TextAdapter's own dim and window (no command-line-only values); --seed
+        return {"embedding": "svd", "corpus": lines, "random_state": args.seed}
     return {}
 
 
