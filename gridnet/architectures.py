@@ -92,8 +92,9 @@ def conv_layers(grid_shape, *, conv_blocks, filters, kernel_size, pool_size, poo
     """``conv_blocks`` blocks of [Conv2D(k x k, "same", ReLU), MaxPool2D], the features
     doubling from ``filters`` in each block (or one value per block), then the head.
 
-    A pooling window never exceeds the grid: on a 1-high strip it pools along the width
-    only. grid_shape: (c, h, w).
+    A kernel or pooling window never exceeds the grid: on a 1-high strip (a table) the
+    network is one-dimensional, 1 x k kernels and pooling along the width only.
+    grid_shape: (c, h, w).
     """
     c, h, w = grid_shape
     blocks = int(conv_blocks)
@@ -102,9 +103,13 @@ def conv_layers(grid_shape, *, conv_blocks, filters, kernel_size, pool_size, poo
     if len(filters) != blocks:
         raise ValueError(f"filters lists {len(filters)} values for {blocks} conv_blocks")
     window = as_pair(pool_size, "pool_size")
+    kernel = as_pair(kernel_size, "kernel_size")
     layers = []
     for f in filters:
-        layers.append(Conv2D(int(f), kernel_size, padding="same", activation="relu"))
+        # a kernel never exceeds the grid either: on a 1-high strip it is 1 x k (a
+        # 3 x 3 kernel would multiply two rows of padding)
+        k = (min(kernel[0], h), min(kernel[1], w))
+        layers.append(Conv2D(int(f), k, padding="same", activation="relu"))
         pw = (min(window[0], h), min(window[1], w))
         if pw != (1, 1):
             ps = as_pair(pool_stride, "pool_stride") if pool_stride is not None else pw

@@ -162,8 +162,8 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
     - ``"image"``: ``conv_blocks`` blocks of [Conv2D(k x k, "same",
       ReLU), MaxPool2D(pool_size, pool_stride)], the features doubling from ``filters``
       in each block, then Flatten, Dense(``dense_units``, ReLU), Dropout, Dense(classes).
-      A pooling window never exceeds the grid: on a 1-high strip it pools along the
-      width only.
+      A kernel or pooling window never exceeds the grid: on a 1-high strip (a table)
+      the network is one-dimensional (1 x k kernels, pooling along the width).
     - ``"audio"``: the same, three blocks from 16 features, for log-mel spectrograms
       (height = frequency, width = time).
     - ``"text"``: the sentence CNN (Kim, 2014) for word-by-position grids ``(n, 1,

@@ -98,6 +98,11 @@ def test_input_shapes_dtypes_and_string_labels(digits):
     np.testing.assert_allclose(clf.predict_proba(xte[:5]).sum(axis=1), 1, rtol=1e-5)
     strip = small(max_epochs=2).fit(xtr.reshape(len(xtr), 64), ytr)   # (n, f): a 1x1xf strip
     assert strip.grid_shape_ == (1, 1, 64)
+    # a one-row strip gets a one-dimensional network: no kernel row over padding alone
+    convs = [layer for layer in strip.network_.layers if isinstance(layer, Conv2D)]
+    assert convs and all(c.kernel_size == (1, 3) for c in convs)
+    square = [layer for layer in clf.network_.layers if isinstance(layer, Conv2D)]
+    assert all(c.kernel_size == (3, 3) for c in square)
 
 
 def test_same_seed_same_bits_and_user_arrays_untouched(digits):
