@@ -46,11 +46,17 @@ def _geometry(conv, pool):
     qmax, rmax = (ph + kh - 2) // ph, (pw + kw - 2) // pw
     Hq, Wq = Ho + qmax, Wo + rmax
     # (phase s, t) -> (first input row/column of that phase, its place in the phase,
-    # how many); every input value lands in exactly one phase
-    rows = [((s - pt) % ph, ((s - pt) % ph + pt) // ph, len(range((s - pt) % ph, h, ph)))
-            for s in range(ph)]
-    cols = [((t - pl) % pw, ((t - pl) % pw + pl) // pw, len(range((t - pl) % pw, w, pw)))
-            for t in range(pw)]
+    # how many); every input value lands in exactly one phase, but for the last rows
+    # or columns of a grid that the pool does not tile: they feed only convolution
+    # outputs that the pool drops, so they are left out (and get no gradient)
+    def runs(pad, size, step, room):
+        out = []
+        for s in range(step):
+            z0 = (s - pad) % step
+            at = (z0 + pad) // step
+            out.append((z0, at, max(0, min(len(range(z0, size, step)), room - at))))
+        return out
+    rows, cols = runs(pt, h, ph, Hq), runs(pl, w, pw, Wq)
     # kernel offset (i, j) and window offset (a, b), in that order -> (phase s*pw + t,
     # flat offset of the shift)
     shifts = [(((a + i) % ph) * pw + (b + j) % pw, ((a + i) // ph) * Wq + (b + j) // pw)
@@ -58,8 +64,10 @@ def _geometry(conv, pool):
     # each sample's phase is Hq x Wq, samples one after the other: a shift reads one
     # long run over the whole chunk (valid outputs never cross into the next sample;
     # junk ones may, and get no gradient); the tail keeps the last shifts in bounds
+    ragged = sum(n for _, _, n in rows) < h or sum(n for _, _, n in cols) < w
     return dict(c=c, h=h, w=w, f=f, kh=kh, kw=kw, ph=ph, pw=pw, Ho=Ho, Wo=Wo, Hq=Hq, Wq=Wq,
-                P=Hq * Wq, tail=qmax * Wq + rmax, rows=rows, cols=cols, shifts=shifts)
+                P=Hq * Wq, tail=qmax * Wq + rmax, rows=rows, cols=cols, shifts=shifts,
+                ragged=ragged)
 
 
 def _phase_pairs(G, buf, m):
@@ -70,7 +78,8 @@ def _phase_pairs(G, buf, m):
     for s, (y0, Y0, ny) in enumerate(G["rows"]):
         for t, (x0, X0, nx) in enumerate(G["cols"]):
             phase = buf[:, s, t, :m * G["P"]].reshape(c, m, Hq, Wq)[:, :, Y0:Y0 + ny, X0:X0 + nx]
-            yield (slice(None), slice(None), slice(y0, None, ph), slice(x0, None, pw)), phase
+            yield (slice(None), slice(None), slice(y0, y0 + ph * ny, ph),
+                   slice(x0, x0 + pw * nx, pw)), phase
 
 
 class ConvPool(Layer):
@@ -102,8 +111,8 @@ class ConvPool(Layer):
     @staticmethod
     def fusable(conv, pool):
         """True when built layers ``conv`` then ``pool`` can run as one fused step: a
-        stride-1 convolution computed by kernel offset, then a max pool whose windows
-        tile its output exactly."""
+        stride-1 convolution, then a max pool whose windows tile its output (but for
+        a last row or column that the pool drops)."""
         if type(conv) is not Conv2D or type(pool) is not MaxPool2D:
             return False
         if conv.out_shape is None or pool.out_shape is None or pool.in_shape != conv.out_shape:
@@ -114,7 +123,7 @@ class ConvPool(Layer):
             return False
         if (ph, pw) != pool.stride or ph * pw == 1 or any(pool.pads):
             return False
-        return ho % ph == 0 and wo % pw == 0
+        return ho >= ph and wo >= pw    # a ragged last row or column: the pool drops it
 
     @property
     def ran_fused(self):
@@ -206,7 +215,9 @@ class ConvPool(Layer):
         W = conv.weights()
         dW = np.zeros_like(W)
         db = gq.reshape(f, -1).sum(axis=1)
-        dxbuf = np.empty((G["c"], n, G["h"], G["w"]), grad.dtype) if input_grad else None
+        # rows and columns the pool drops (a ragged edge) get no gradient: zeros
+        alloc = np.zeros if G["ragged"] else np.empty
+        dxbuf = alloc((G["c"], n, G["h"], G["w"]), grad.dtype) if input_grad else None
         for sl, cols, y in cache["chunks"]:
             m = sl.stop - sl.start
             gc = gq[:, sl].reshape(f, m * P)
