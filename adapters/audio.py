@@ -533,8 +533,8 @@ class AudioAdapter(StateMixin, TransformerMixin, BaseEstimator):
         step = self.hop_length_ / self.sr_
         hop_frames = max(1, int(round(hop / step)) if hop else self.n_frames_ // 4)
         for grids, first in iter_windows(recording, s, hop_frames, int(batch)):
-            start = np.maximum(first, 0) * step
-            end = (first + self.n_frames_ - 1) * step
+            start = np.round(np.maximum(first, 0) * step, 6)      # seconds, to the microsecond
+            end = np.round((first + self.n_frames_ - 1) * step, 6)
             yield self._normalize(grids), start, end
 
     def get_feature_names_out(self, input_features=None):
