@@ -81,10 +81,13 @@ def explain(args, load_model, check_inputs, read_lines):
         data, names = inputs, inputs
     grids = to_grids(adapter, data, source=inputs[0])
     proba = clf.predict_proba(grids)
-    maps = clf.explain(grids, target=target)
     codes = (proba.argmax(axis=1) if target is None
              else np.full(len(proba), list(clf.classes_).index(target)))
-    windows = clf.explain_windows(grids, target=target, top=args.top) if modality == "text" else None
+    # the classes to explain, from the one forward pass above (not one per explanation)
+    explained = clf.classes_[codes]
+    maps = clf.explain(grids, target=explained)
+    windows = (clf.explain_windows(grids, target=explained, top=args.top)
+               if modality == "text" else None)
     tokens = adapter.tokens_at_positions(data) if modality == "text" else None
     xs, ys, xlabel, ylabel = axes_of(adapter, modality)
     used = set()
