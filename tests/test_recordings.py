@@ -5,8 +5,11 @@ import pytest
 import soundfile as sf
 from sklearn.pipeline import make_pipeline
 
+import librosa
+
 import adapters.recording as recording
 from adapters import AudioAdapter
+from adapters.audio import _Settings
 from gridnet import GridNetClassifier, predict_windows
 
 SR = 8000
@@ -35,13 +38,12 @@ def model():
 
 
 def test_streamed_frames_equal_librosa_on_the_whole_recording(tmp_path, monkeypatch):
-    import librosa
     rng = np.random.default_rng(1)
     y = (0.3 * rng.standard_normal(SR * 3 + 77)).astype(np.float32)
     path = tmp_path / "long.wav"
     sf.write(path, y, SR, subtype="FLOAT")
     adapter = AudioAdapter(trim=False).fit([(y[:4000], SR)])
-    s = __import__("adapters.audio", fromlist=["_Settings"])._Settings(adapter, adapter.n_frames_)
+    s = _Settings(adapter, adapter.n_frames_)
     monkeypatch.setattr(recording, "BLOCK_SAMPLES", 1000)        # many blocks
     blocks = list(recording._blocks(str(path), SR))
     assert len(blocks) > 20
@@ -62,10 +64,9 @@ def test_each_window_is_a_grid_as_a_clip_of_it_would_be():
     k = 2                                             # a window inside the recording
     first = int(round(start[k] * SR / hop))
     a, b = first * hop, (first + F - 1) * hop
-    whole = __import__("librosa").power_to_db(
-        recording._mel_basis(__import__("adapters.audio", fromlist=["_Settings"])._Settings(adapter, F))
-        @ np.abs(__import__("librosa").stft(y, n_fft=adapter.n_fft_, hop_length=hop,
-                                           pad_mode="constant")) ** 2)
+    mel = recording._mel_basis(_Settings(adapter, F))
+    whole = librosa.power_to_db(
+        mel @ np.abs(librosa.stft(y, n_fft=adapter.n_fft_, hop_length=hop, pad_mode="constant")) ** 2)
     win = whole[:, first:first + F]
     win = (win - win.mean()) / win.std()
     np.testing.assert_allclose(grids[k, 0], win, atol=2e-3)
@@ -114,7 +115,6 @@ def test_timeline_puts_each_clip_where_it_is(model, tmp_path):
 def test_resampled_file_streams(tmp_path, model):
     rng = np.random.default_rng(5)
     y = np.concatenate([np.zeros(SR), _tone_clip(rng, 2200, 0.5), np.zeros(SR)])
-    import librosa
     y16 = librosa.resample(y, orig_sr=SR, target_sr=16000)
     sf.write(tmp_path / "16k.wav", y16, 16000)
     w = predict_windows(model, str(tmp_path / "16k.wav"), hop=0.1)
