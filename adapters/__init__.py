@@ -7,11 +7,11 @@ an adapter. Each writes and reads its own fitted state as plain JSON
 from .audio import AudioAdapter, AudioError
 from .image import ImageAdapter
 from .onehot import OneHotGrid
-from .tabular import TabularAdapter
+from .tabular import TabularAdapter, similarity_order
 from .text import TextAdapter
 
 __all__ = ["AudioAdapter", "AudioError", "ImageAdapter", "TabularAdapter", "TextAdapter",
-           "OneHotGrid", "from_state"]
+           "OneHotGrid", "from_state", "similarity_order"]
 
 _CLASSES = {cls.__name__: cls for cls in (AudioAdapter, ImageAdapter, TabularAdapter, TextAdapter)}
 _CLASSES["TableEncoder"] = TabularAdapter     # what gridnet 0.1's command line saved

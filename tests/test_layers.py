@@ -187,10 +187,24 @@ def test_branches_gradients():
     check_layer(block, (1, 6, 4))
 
 
+def test_branches_of_flat_features_gradients():
+    """A convolutional path beside a bypass of the input (the locality probe's body):
+    flat outputs put side by side."""
+    block = Branches([[Conv2D(2, (1, 3), padding="same", activation="relu"), MaxPool2D((1, 2)),
+                       Flatten()], [Flatten()]])
+    assert block.build((1, 1, 7), np.random.default_rng(0)) == (2 * 3 + 7,)
+    errors = check_layer(Branches([[Conv2D(2, (1, 3), padding="same", activation="relu"),
+                                    MaxPool2D((1, 2)), Flatten()], [Flatten(), Dense(3)]]),
+                         (1, 1, 7))
+    assert {"x", "0.0.W", "1.1.W"} <= set(errors)
+
+
 def test_branches_rejects_mismatched_outputs():
     block = Branches([[Conv2D(2, 2)], [Conv2D(2, 3)]])
     with pytest.raises(ValueError, match="agree"):
         block.build((1, 5, 5), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="all flat"):      # a grid beside flat features
+        Branches([[Conv2D(2, 2)], [Flatten()]]).build((1, 5, 5), np.random.default_rng(0))
 
 
 def test_layers_keep_float32():

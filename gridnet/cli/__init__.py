@@ -29,10 +29,14 @@ def build_parser():
     loc.add_argument("--target", help="label column (enables the model-based test); rows "
                      "whose label is empty, NA, N/A, ?, null or None are dropped and named")
     loc.add_argument("--quick", action="store_true", help="only the model-free statistic")
+    loc.add_argument("--reorder", action="store_true",
+                     help="when the order as given is not local, also test the columns "
+                     "reordered by similarity (correlated columns side by side; needs --target)")
     loc.add_argument("--json", action="store_true", help="print the report as JSON")
     loc.add_argument("--permutations", type=int, default=None,
                      help="column orders in the model-based test (None: 19)")
-    loc.add_argument("--cv", type=int, default=3, help="cross-validation folds")
+    loc.add_argument("--cv", type=int, default=None,
+                     help="cross-validation folds (None: locality_check's 2)")
     loc.add_argument("--seed", type=int, default=0, help="random seed")
     loc.add_argument("--n-jobs", type=int, default=None, help="parallel jobs (joblib; -1: all cores)")
     loc.add_argument("--encoding", default="utf-8", help="text encoding of the file")

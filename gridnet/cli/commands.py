@@ -16,8 +16,9 @@ __all__ = ["demo", "locality", "fit", "predict", "evaluate", "explain"]
 
 
 def demo(args):
-    """Digits as 1x8x8 grids through GridNetClassifier, then the locality check on a
-    table (breast cancer) and on the digits' pixels, all from scikit-learn's data."""
+    """The locality check on a table (breast cancer) and on the digits' 8 x 8 pixel
+    grids, then the digits as 1x8x8 grids through GridNetClassifier, all from
+    scikit-learn's data."""
     from sklearn.datasets import load_breast_cancer, load_digits
     from sklearn.model_selection import train_test_split
 
@@ -29,8 +30,8 @@ def demo(args):
     report = locality_check(cancer.data, cancer.target, random_state=0)
     print(f"  breast cancer table (569 x 30): {report.verdict} - {report.recommendation}")
     digits = load_digits()
-    report = locality_check(digits.images.reshape(-1, 64), digits.target, random_state=0)
-    print(f"  digits pixels as 64 columns:    {report.verdict} - {report.recommendation}")
+    report = locality_check(digits.images[:, None], digits.target, axis="both", random_state=0)
+    print(f"  digits as 8 x 8 pixel grids:    {report.verdict} - {report.recommendation}")
     print()
     print("gridnet demo 2/2: a CNN on sklearn's digits as 1x8x8 grids (held-out quarter)")
     x = (digits.images / 16.0).astype(np.float32)[:, None]
@@ -78,21 +79,40 @@ def locality(args):
     if X.shape[1] < 3:
         raise CLIError(f"{args.data}: {X.shape[1]} encoded columns; the locality check needs at least 3")
     notes += table_notes(encoder)
+    if args.reorder and (y is None or args.quick):
+        raise CLIError("--reorder needs --target (a reordered layout is judged by the model-based "
+                       "test) and cannot be combined with --quick")
+    settings = dict(n_permutations=args.permutations, random_state=args.seed,
+                    n_jobs=args.n_jobs, verbose=_progress(), **given(cv=args.cv))
     try:
-        report = locality_check(X, None if args.quick else y, method="statistic" if args.quick else "auto",
-                                n_permutations=args.permutations, cv=args.cv,
-                                random_state=args.seed, n_jobs=args.n_jobs, verbose=_progress())
+        report = locality_check(X, None if args.quick else y,
+                                method="statistic" if args.quick else "auto", **settings)
+        reordered, order = None, None
+        if args.reorder and report.verdict != "local":
+            from adapters import similarity_order
+            order = similarity_order(X)
+            reordered = locality_check(X, y, order=order, **settings)
     except ValueError as exc:
         raise CLIError(f"{args.data}: {exc}") from None
+    names = list(encoder.feature_names_)
     if args.json:
         d = report.to_dict()
-        d["columns"] = list(encoder.feature_names_)
+        d["columns"] = names
         d["notes"] = notes
+        if reordered is not None:
+            d["reordered"] = reordered.to_dict()
+            d["reordered"]["columns"] = [names[i] for i in order]
         print(json.dumps(d))
-    else:
-        for note in notes:
-            print(f"note: {note}")
-        print(report)
+        return 0
+    for note in notes:
+        print(f"note: {note}")
+    print(report)
+    if args.reorder and reordered is None:
+        print("\n(--reorder: the columns as given are already local; nothing reordered)")
+    if reordered is not None:
+        shown = ", ".join(names[i] for i in order[:12]) + (", ..." if len(order) > 12 else "")
+        print(f"\n--reorder: the same check on the columns reordered by similarity ({shown})\n")
+        print(reordered)
     return 0
 
 

@@ -20,9 +20,11 @@ class Branches(Layer):
     ----------
     branches : list of list of Layer
         Each inner list is a stack; all stacks must give outputs that agree on every
-        axis but the first (channels).
+        axis but the first (channels), or all end flat (a Flatten, a Dense): their
+        features are then put side by side (a convolutional path beside a bypass).
 
-    Shapes: ``(n, c, h, w) -> (n, sum of branch channels, h', w')``.
+    Shapes: ``(n, c, h, w) -> (n, sum of branch channels, h', w')``, or ``(n, sum of
+    branch features)``.
 
     Examples
     --------
@@ -55,9 +57,10 @@ class Branches(Layer):
     def build(self, in_shape, rng, dtype=np.float32):
         shapes = [stack.build(branch, in_shape, rng, dtype) for branch in self.branches]
         rest = {s[1:] for s in shapes}
-        if len(rest) != 1 or any(len(s) != 3 for s in shapes):
+        if len(rest) != 1 or len({len(s) for s in shapes}) != 1 or len(shapes[0]) not in (1, 3):
             raise ValueError(
-                f"Branches outputs must agree on every axis but channels; got {shapes}")
+                f"Branches outputs must agree on every axis but channels (grids (c, h, w), or "
+                f"all flat (k,)); got {shapes}")
         self.in_shape = tuple(in_shape)
         self._splits = np.cumsum([s[0] for s in shapes])[:-1]
         self.out_shape = (int(sum(s[0] for s in shapes)),) + shapes[0][1:]
