@@ -141,6 +141,16 @@ def test_the_report_names_the_best_order_free_model():
     assert "order-free, logistic regression" in text and "order-free, gradient boosting" in text
 
 
+def test_a_class_missing_from_a_training_fold_is_no_error():
+    """A class with one sample lies in one fold only; the fold that lacks it in
+    training scores its test sample wrong instead of failing on unknown labels."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 6))
+    y = np.array(["a", "b"] * 19 + ["a", "rare"])
+    r = locality_check(X, y, random_state=0, n_permutations=2)
+    assert np.isfinite(r.model["log_loss"]) and 0 <= r.model["score"] <= 1
+
+
 def test_verdict_rules():
     stat = {"p_value": 0.001, "n_permutations": 999, "observed": 0.5, "null_mean": 0.1}
     model = {"p_value": 0.5, "gain": 0.03, "baseline": "logistic regression",

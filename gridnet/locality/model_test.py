@@ -91,7 +91,12 @@ def _fold(model, X, y, perms, train, test):
         return float(np.mean(m.predict(X[test]) == y[test])), float("nan")
     proba = m.predict_proba(X[test])
     pred = m.classes_[np.argmax(proba, axis=1)]
-    return float(np.mean(pred == y[test])), float(log_loss(y[test], proba, labels=m.classes_))
+    # a class too rare to be in every training fold: probability 0 for it (log_loss
+    # clips), not an error about labels from deep inside scikit-learn
+    labels = np.unique(y)
+    full = np.zeros((len(test), len(labels)))
+    full[:, np.searchsorted(labels, m.classes_)] = proba
+    return float(np.mean(pred == y[test])), float(log_loss(y[test], full, labels=labels))
 
 
 def model_test(G, y, axis, n_permutations, cv, n_repeats, estimator, rng, n_jobs, random_state,
