@@ -94,7 +94,7 @@ def _fold(model, X, y, perms, train, test):
     # a class too rare to be in every training fold: probability 0 for it (log_loss
     # clips), not an error about labels from deep inside scikit-learn
     labels = np.unique(y)
-    full = np.zeros((len(test), len(labels)))
+    full = np.zeros((len(test), len(labels)), dtype=proba.dtype)   # sums checked at its precision
     full[:, np.searchsorted(labels, m.classes_)] = proba
     return float(np.mean(pred == y[test])), float(log_loss(y[test], full, labels=labels))
 
