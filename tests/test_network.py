@@ -90,6 +90,51 @@ def test_adam_matches_reference_and_keeps_float32():
     assert p.dtype == np.float32
 
 
+def _reference_adam(params, grads_seq, lr=0.01, wd=0.0):
+    """Textbook Adam, one array at a time, in float64."""
+    state = {name: (np.zeros(p.shape), np.zeros(p.shape)) for name, p in params.items()}
+    q = {name: p.astype(np.float64) for name, p in params.items()}
+    for t, grads in enumerate(grads_seq, start=1):
+        for name, g in grads.items():
+            g = g + (wd * q[name] if wd and not name.endswith("b") else 0)
+            m, v = state[name]
+            m[...] = 0.9 * m + 0.1 * g
+            v[...] = 0.999 * v + 0.001 * g * g
+            q[name] = q[name] - lr * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+    return q
+
+
+def test_adam_over_many_arrays_matches_one_at_a_time():
+    """The step runs over all arrays at once (one flat pass per operation): each array
+    still gets its own textbook update, weight decay on weights only, float64 arrays
+    beside float32 ones too, and moments kept when the network grows."""
+    rng = np.random.default_rng(0)
+    shapes = {"0.W": (3, 4), "0.b": (3,), "1.W": (2, 2, 5)}
+    for wd, dtypes in ((0.0, {}), (0.1, {}), (0.0, {"0.b": np.float64})):
+        params = {k: rng.standard_normal(s).astype(dtypes.get(k, np.float32)) for k, s in shapes.items()}
+        start = {k: p.copy() for k, p in params.items()}
+        seq = [{k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()} for _ in range(4)]
+        opt = Adam(learning_rate=0.01, weight_decay=wd)
+        for grads in seq:
+            opt.step([(k, params[k], grads[k]) for k in shapes])
+        want = _reference_adam(start, seq, wd=wd)
+        for k in shapes:
+            np.testing.assert_allclose(params[k], want[k], rtol=2e-5, atol=1e-6)
+            assert params[k].dtype == dtypes.get(k, np.float32)
+    # a layer appended after two steps: the old array keeps its moments
+    p1 = rng.standard_normal(4).astype(np.float32)
+    start = p1.copy()
+    g = [rng.standard_normal(4).astype(np.float32) for _ in range(3)]
+    opt = Adam(learning_rate=0.01)
+    opt.step([("0.W", p1, g[0])])
+    opt.step([("0.W", p1, g[1])])
+    p2 = np.zeros(2, np.float32)
+    opt.step([("0.W", p1, g[2]), ("1.W", p2, np.ones(2, np.float32))])
+    want = _reference_adam({"0.W": start}, [{"0.W": x} for x in g])
+    np.testing.assert_allclose(p1, want["0.W"], rtol=2e-5, atol=1e-6)
+    assert np.all(p2 < 0)
+
+
 def test_weight_decay_applies_to_weights_not_biases():
     w, b = np.ones(2, np.float32), np.ones(2, np.float32)
     zero = np.zeros(2, np.float32)

@@ -82,30 +82,74 @@ class Adam:
 
     def step(self, parameters):
         self.t += 1
-        for name, p, g in parameters:
-            f = p.dtype.type
-            b1, b2, wd = f(self.beta1), f(self.beta2), f(self.weight_decay)
-            if wd and _decays(name):
-                g = g + wd * p
-            st = self.state.get(name)
-            if st is None:
-                st = self.state[name] = (np.zeros_like(p), np.zeros_like(p), np.empty_like(p))
-            m, v, tmp = st
-            # in place, through one scratch array: no temporaries the size of p
-            m *= b1
-            np.multiply(g, 1 - b1, out=tmp)
-            m += tmp
-            v *= b2
-            np.multiply(g, g, out=tmp)
-            tmp *= 1 - b2
-            v += tmp
-            step = f(self.learning_rate * np.sqrt(1 - self.beta2 ** self.t) / (1 - self.beta1 ** self.t))
-            eps = f(self.epsilon * np.sqrt(1 - self.beta2 ** self.t))
-            np.sqrt(v, out=tmp)
-            tmp += eps
-            np.divide(m, tmp, out=tmp)
-            tmp *= step
-            p -= tmp
+        parameters = list(parameters)
+        flat = self._flat_state(parameters)
+        if flat is None:        # parameters of different dtypes: one array at a time
+            for name, p, g in parameters:
+                st = self.state.get(name)
+                if st is None:
+                    st = self.state[name] = (np.zeros_like(p), np.zeros_like(p), np.empty_like(p))
+                self._update(p.dtype.type, [(name, p, g)], np.array(g, dtype=p.dtype).reshape(-1),
+                             *(a.reshape(-1) for a in st))
+            return
+        m, v, tmp, grad = flat
+        self._update(m.dtype.type, parameters, grad, m, v, tmp)
+
+    def _flat_state(self, parameters):
+        """(m, v, scratch, gradient) as flat arrays over all ``parameters``, the
+        gradients copied in: one pass per operation instead of one per array (a small
+        network's step is bound by the number of numpy calls, not by their size).
+        None when the parameters do not share one dtype."""
+        dtypes = {p.dtype for _, p, _ in parameters}
+        if len(dtypes) != 1:
+            return None
+        dtype = dtypes.pop()
+        names = tuple((name, p.size) for name, p, _ in parameters)
+        old = self.state.get("_layout")
+        if old != names:         # new, or the network grew: keep the moments of arrays kept
+            size = sum(n for _, n in names)
+            buffers = tuple(np.zeros(size, dtype) for _ in range(4))
+            if old is not None:
+                before = dict(zip(old, np.cumsum([0] + [n for _, n in old])))
+                at = 0
+                for key in names:
+                    if key in before:
+                        for new_, old_ in zip(buffers[:2], self.state["_buffers"][:2]):
+                            new_[at:at + key[1]] = old_[before[key]:before[key] + key[1]]
+                    at += key[1]
+            self.state = {"_layout": names, "_buffers": buffers}
+        m, v, tmp, grad = self.state["_buffers"]
+        np.concatenate([g.reshape(-1) for _, _, g in parameters], out=grad)
+        return m, v, tmp, grad
+
+    def _update(self, f, parameters, g, m, v, tmp):
+        """One Adam step on ``parameters`` [(name, p, g)], whose gradients are laid out
+        in ``g`` (the state arrays ``m``, ``v`` and scratch ``tmp`` likewise)."""
+        b1, b2, wd = f(self.beta1), f(self.beta2), f(self.weight_decay)
+        if wd:
+            at = 0
+            for name, p, _ in parameters:
+                if _decays(name):
+                    g[at:at + p.size] += wd * p.reshape(-1)
+                at += p.size
+        # in place, through one scratch array: no temporaries the size of p
+        m *= b1
+        np.multiply(g, 1 - b1, out=tmp)
+        m += tmp
+        v *= b2
+        np.multiply(g, g, out=tmp)
+        tmp *= 1 - b2
+        v += tmp
+        step = f(self.learning_rate * np.sqrt(1 - self.beta2 ** self.t) / (1 - self.beta1 ** self.t))
+        eps = f(self.epsilon * np.sqrt(1 - self.beta2 ** self.t))
+        np.sqrt(v, out=tmp)
+        tmp += eps
+        np.divide(m, tmp, out=tmp)
+        tmp *= step
+        at = 0
+        for _, p, _ in parameters:
+            p -= tmp[at:at + p.size].reshape(p.shape)
+            at += p.size
 
 
 def make_optimizer(name, learning_rate, weight_decay=0.0, momentum=0.9, nesterov=False):
