@@ -26,9 +26,11 @@ def test_onehot_grid_shape_vocab_and_axes():
 
 
 def test_min_count_max_vocab_and_unknown_words():
-    t = TextAdapter(min_count=2).fit(SENTS)
+    t = TextAdapter(min_count=2, lowercase=True).fit(SENTS)
     assert set(t.vocabulary_) == {"the", "cat", "sat", "on", "dog", "a"}
-    assert TextAdapter(max_vocab=3).fit(SENTS).vocabulary_ == {"the": 1, "cat": 2, "sat": 3}
+    assert TextAdapter(max_vocab=3, lowercase=True).fit(SENTS).vocabulary_ == {"the": 1, "cat": 2, "sat": 3}
+    # case kept (the default): "The" and "the" are two words, each seen twice
+    assert set(TextAdapter(min_count=2).fit(SENTS).vocabulary_) == {"The", "the", "cat", "sat", "on", "dog"}
     g = t.transform(["zebra giraffe", ""])
     assert g.indices[0].tolist()[:3] == [0, 0, -1]        # unknown words -> column 0
     assert (g.indices[1] == -1).all()                     # empty string: all padding
@@ -48,8 +50,10 @@ def test_positions_truncate_and_pad():
 
 
 def test_tokenizer_lowercase_and_char_level():
-    t = TextAdapter(tokenizer=str.split, lowercase=False).fit(["Hello world", "hello"])
-    assert set(t.vocabulary_) == {"Hello", "world", "hello"}
+    t = TextAdapter(tokenizer=str.split).fit(["Hello world", "hello"])
+    assert set(t.vocabulary_) == {"Hello", "world", "hello"}          # case kept by default
+    t = TextAdapter(tokenizer=str.split, lowercase=True).fit(["Hello world", "hello"])
+    assert set(t.vocabulary_) == {"world", "hello"}
     c = TextAdapter(level="char").fit(["abc", "abd"])
     g = c.transform(["abd", "xyz"])
     assert g.shape == (2, 1, 3, 5)          # a, b, c, d + unknown
