@@ -115,14 +115,15 @@ def _native_rate(item, i):
                      "(waveform, rate) pairs, or set sr")
 
 
-def _extract_batch(items, offset, s):
-    """Clips -> (grids (m, height, frames), names of the clips that failed)."""
+def _extract_batch(items, offset, s, index=None):
+    """Clips -> (grids (m, height, frames), names of the clips that failed). ``index``:
+    each clip's place in X (for its name), when not ``offset`` onwards."""
     mel_basis = _mel_basis(s)
     out = np.zeros((len(items), _height(s), s.frames), dtype=np.float32)
     failed = []
     for k, item in enumerate(items):
         try:
-            y, name = _read(item, offset + k, s.sr)
+            y, name = _read(item, offset + k if index is None else index[k], s.sr)
             y, frames, col = _fit_length(_prepare(y, name, s), name, s)
             _place(out[k], _spectrogram(y, s, mel_basis), frames, col, s)
         except AudioError as exc:
@@ -370,7 +371,7 @@ class AudioAdapter(StateMixin, TransformerMixin, BaseEstimator):
                                        [name for _, _, name in rows], self.length_ratio)
         s = _Settings(self, self.n_frames_)
         grids = np.zeros((len(items), _height(_Settings(self, 1)), self.n_frames_), dtype=np.float32)
-        failed = []
+        failed, cropped = [], []
         for i, (spec, n, name) in enumerate(rows):
             if spec is None:
                 failed.append(n)
@@ -383,11 +384,13 @@ class AudioAdapter(StateMixin, TransformerMixin, BaseEstimator):
                 failed.append(str(exc))
                 continue
             if start is not None and n > (s.frames - 1) * s.hop:
-                out, bad = _extract_batch([items[i]], i, s)      # cropped: as _extract
-                grids[i] = out[0]
-                failed += bad
+                cropped.append(i)                                # as _extract: below
             else:
                 _place(grids[i], spec, frames, col, s)
+        if cropped:
+            out, bad = _extract_batch([items[i] for i in cropped], 0, s, index=cropped)
+            grids[cropped] = out
+            failed += bad
         self._report(failed)
         return grids
 
