@@ -1,7 +1,8 @@
 """The checkout's core against an earlier commit's, taking turns in one process.
 
-bench_core's nets A and B (same shapes, batch 64, Adam, numpy's threads), a training
-step and an inference pass each; the two cores alternate within every round, so that
+bench_core's nets A and B (same shapes, batch 64, Adam, numpy's threads) and C (the
+audio preset's network on FSDD's default 40 x 42 grids), a training step and an
+inference pass each; the two cores alternate within every round, so that
 both meet the same machine. The earlier commit's ``gridnet`` package is extracted with
 ``git archive`` into a temporary folder and imported as ``gridnet_old`` (its imports
 are relative, so it runs unchanged under that name).
@@ -45,7 +46,11 @@ def nets(g):
                    g.Flatten(), g.Dense(128, activation="relu"), g.Dense(10)])
     b = g.Network([g.Branches([[g.Conv2D(100, (k, 64), activation="relu"), g.GlobalMaxPool("height")]
                                for k in (3, 4, 5)]), g.Flatten(), g.Dense(6)])
-    return {"A": (a, (1, 32, 32), 10), "B": (b, (1, 40, 64), 6)}
+    # the network GridNetClassifier() builds for FSDD's default grids (the audio preset)
+    c = g.Network([layer for f in (16, 32, 64)
+                   for layer in (g.Conv2D(f, 3, padding="same", activation="relu"), g.MaxPool2D(2))]
+                  + [g.Flatten(), g.Dense(128, activation="relu"), g.Dropout(0.3), g.Dense(10)])
+    return {"A": (a, (1, 32, 32), 10), "B": (b, (1, 40, 64), 6), "C": (c, (1, 40, 42), 10)}
 
 
 def step_fns(g, net, shape, k):
@@ -78,7 +83,7 @@ def main(argv=None):
               f"{args.rounds} rounds of {args.steps} steps, taking turns")
         print(f"| net | phase | old ms | new ms | new / old (median of rounds) |")
         print("|---|---|---:|---:|---:|")
-        for name in ("A", "B"):
+        for name in ("A", "B", "C"):
             fo = step_fns(old, *nets(old)[name])
             fn = step_fns(gridnet, *nets(gridnet)[name])
             for phase, i in (("train", 0), ("infer", 1)):
