@@ -217,3 +217,39 @@ def test_fit_predict_errors_are_one_line(tmp_path, capsys, setup, args, message)
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("modality", ["audio", "text", "image", "table"])
+def test_fit_without_options_builds_the_library_defaults(modality):
+    # one source of truth: no option given, the adapter is the library's own default
+    import adapters
+    from gridnet.cli import build_parser
+    from gridnet.cli.data import make_adapter
+    args = build_parser().parse_args(["fit", "data", "--modality", modality])
+    cls = {"audio": adapters.AudioAdapter, "text": adapters.TextAdapter,
+           "image": adapters.ImageAdapter, "table": adapters.TabularAdapter}[modality]
+    assert make_adapter(args, modality).get_params() == cls().get_params()
+
+
+@pytest.mark.parametrize("modality, option, param, value", [
+    ("text", "--lowercase", "lowercase", True), ("text", "--no-lowercase", "lowercase", False),
+    ("table", "--order=similarity", "order", "similarity"), ("table", "--order=as_is", "order", "as_is")])
+def test_adapter_options_reach_the_adapter(modality, option, param, value):
+    from gridnet.cli import build_parser
+    from gridnet.cli.data import make_adapter
+    args = build_parser().parse_args(["fit", "data", "--modality", modality, option])
+    assert make_adapter(args, modality).get_params()[param] == value
+
+
+def test_a_lowercased_text_model_lowercases_what_it_predicts(tmp_path, capsys):
+    rows = [["Good film", "pos"], ["GOOD plot", "pos"], ["bad film", "neg"], ["BAD plot", "neg"]] * 5
+    data = write_csv(tmp_path / "t.csv", ["text", "label"], rows)
+    model = tmp_path / "m.gridnet"
+    assert main(["fit", str(data), "--modality", "text", "-o", str(model), "--epochs", "1",
+                 "--positions", "5", "--lowercase", "--quiet"]) == 0
+    from gridnet.cli.commands import _load_model
+    _, _, adapter = _load_model(model)
+    assert adapter.lowercase is True
+    # the saved adapter reads "GOOD" and "good" as one word, as it did in fit
+    grids = adapter.transform(["GOOD film", "good film"])
+    np.testing.assert_array_equal(np.asarray(grids[0]), np.asarray(grids[1]))

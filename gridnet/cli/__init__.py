@@ -58,8 +58,9 @@ def build_parser():
     fit.add_argument("--learning-rate", type=float, default=None,
                      help="Adam's step size (None: GridNetClassifier's 0.001)")
     fit.add_argument("--early-stopping", action=argparse.BooleanOptionalAction, default=None,
-                     help="hold out 10%% of the data, stop when its loss stops improving and "
-                     "keep the best epoch (None: on, GridNetClassifier's default)")
+                     help="hold out 10%% of the data, stop when its accuracy (ties: its loss) "
+                     "has not improved for 5 epochs (10 for audio) and keep the best epoch "
+                     "(None: on, GridNetClassifier's default)")
     fit.add_argument("--seed", type=int, default=0, help="random seed (same seed, same model)")
     fit.add_argument("--quiet", action="store_true",
                      help="no progress bar (there is none when stderr is not a terminal)")
@@ -72,6 +73,11 @@ def build_parser():
                      help="image: resize to H x W (None: the first image's size)")
     fit.add_argument("--positions", type=int, default=None,
                      help="text: words per sentence (None: learned, enough for 99%% of the sentences)")
+    fit.add_argument("--order", choices=("as_is", "similarity"), default=None,
+                     help="table: column order in the grid, as given or correlated columns "
+                     "side by side (None: TabularAdapter's default)")
+    fit.add_argument("--lowercase", action=argparse.BooleanOptionalAction, default=None,
+                     help="text: lower-case the words (None: case kept, TextAdapter's default)")
     fit.add_argument("--corpus", default=None, help="text: unlabeled sentences, one a line, to fit "
                      "starting word vectors on (with the training sentences)")
     fit.add_argument("--vectors", default=None, help="text: a word2vec/GloVe text file of "

@@ -152,9 +152,10 @@ def make_adapter(args, modality):
         return ImageAdapter(**given(size=tuple(args.size) if args.size else None))
     if modality == "text":
         from adapters import TextAdapter
-        return TextAdapter(**given(positions=args.positions), **text_start(args))
+        return TextAdapter(**given(positions=args.positions, lowercase=args.lowercase),
+                           **text_start(args))
     from adapters import TabularAdapter
-    return TabularAdapter(order="similarity")
+    return TabularAdapter(**given(order=getattr(args, "order", None)))
 
 
 def text_start(args):
