@@ -14,6 +14,9 @@ __all__ = ["main", "build_parser", "CLIError"]
 
 def build_parser():
     from .. import __version__
+    from ..architectures import DEFAULT_PATIENCE as patience
+    from ..architectures import TRAINING
+    audio_patience = TRAINING["audio"]["n_iter_no_change"]
     fmt = argparse.ArgumentDefaultsHelpFormatter
     parser = argparse.ArgumentParser(prog="gridnet", description="CNNs for data turned into grids.")
     parser.add_argument("--version", action="version", version=f"gridnet {__version__}")
@@ -59,8 +62,8 @@ def build_parser():
                      help="Adam's step size (None: GridNetClassifier's 0.001)")
     fit.add_argument("--early-stopping", action=argparse.BooleanOptionalAction, default=None,
                      help="hold out 10%% of the data, stop when its accuracy (ties: its loss) "
-                     "has not improved for 5 epochs (10 for audio) and keep the best epoch "
-                     "(None: on, GridNetClassifier's default)")
+                     f"has not improved for {patience} epochs ({audio_patience} for audio) and "
+                     "keep the best epoch (None: on, GridNetClassifier's default)")
     fit.add_argument("--seed", type=int, default=0, help="random seed (same seed, same model)")
     fit.add_argument("--quiet", action="store_true",
                      help="no progress bar (there is none when stderr is not a terminal)")
