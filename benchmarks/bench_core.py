@@ -9,7 +9,9 @@ Two reference networks on random data, batch 64, Adam:
 
 Prints samples per second for training steps and for inference, gridnet / PyTorch time
 ratios (PyTorch is optional: ``pip install torch``; same thread count as numpy's BLAS),
-gridnet's achieved GFLOP/s on A against a plain float32 matrix multiply, and peak memory.
+gridnet's achieved GFLOP/s on A against a plain float32 matrix multiply, peak memory, and
+where each net's training step goes (each planned step's forward and backward time, the
+loss, Adam's update).
 
 Usage: ``python benchmarks/bench_core.py [--json] [--steps 20] [--rounds 7]``
 """
@@ -92,6 +94,81 @@ def gridnet_fns(make, rng):
         net.forward(x, training=False)
 
     return train, infer
+
+
+def _describe(step):
+    if hasattr(step, "conv") and hasattr(step, "pool"):
+        return f"{step.conv.describe()} + {step.pool.describe()}, fused"
+    return step.describe()
+
+
+def _timed_steps(plan, prefix=""):
+    """``(label, step)`` for every step that runs: the plan's, and inside a Branches
+    step each branch's own (their time is not counted again in the Branches row, which
+    keeps only its split and concatenation)."""
+    out = []
+    for step in plan:
+        out.append((prefix + _describe(step), step))
+        for i, branch in enumerate(getattr(step, "steps", None) or ()):
+            out += _timed_steps(branch, prefix + f"  branch {i + 1}: ")
+    return out
+
+
+def step_profile(make, rng, steps, rounds):
+    """Where a training step's time goes: each step of the network's plan (a fused
+    convolution + pool counts as one; a Branches step's branches are shown step by
+    step), forward and backward, the loss and Adam's update; milliseconds per batch,
+    the median over ``rounds`` of the mean over ``steps`` batches (self time: a step
+    that runs others excludes theirs). Returns ``[(what, forward ms, backward ms), ...]``."""
+    import time
+    net, shape, k = make()
+    net.build(shape, rng)
+    loss, opt = g.SoftmaxCrossEntropy(), g.Adam(1e-3)
+    x = rng.standard_normal((BATCH,) + shape).astype(np.float32)
+    y = rng.integers(0, k, BATCH)
+    clock = time.perf_counter
+    labelled = _timed_steps(net.steps)
+    acc = np.zeros((len(labelled) + 2, 2))      # [step, (forward, backward)] seconds
+    stack = []                                  # time spent in steps run by the running one
+
+    def wrap(i, step, phase, method):
+        def timed(*a, **kw):
+            stack.append(0.0)
+            t = clock()
+            try:
+                return method(*a, **kw)
+            finally:
+                spent = clock() - t
+                inner = stack.pop()
+                acc[i, phase] += spent - inner
+                if stack:
+                    stack[-1] += spent
+        return timed
+
+    for i, (_, step) in enumerate(labelled):
+        step.forward = wrap(i, step, 0, step.forward)
+        step.backward = wrap(i, step, 1, step.backward)
+    per_round = []
+    for r in range(rounds + 1):                 # the first round warms the buffers up
+        acc[:] = 0
+        for _ in range(steps):
+            t = clock()
+            _, grad = loss(net.forward(x, training=True), y)
+            t_loss = clock()
+            acc[-2, 0] += t_loss - t            # all of forward; the steps' share removed below
+            net.backward(grad, input_grad=False)
+            t = clock()
+            opt.step(net.parameters())
+            acc[-1, 1] += clock() - t
+        if r:
+            per_round.append(acc.copy() / steps)
+    for _, step in labelled:                    # the instance attributes hid the methods
+        del step.forward, step.backward
+    ms = np.median(per_round, axis=0) * 1e3
+    ms[-2, 0] -= ms[:-2, 0].sum()               # forward minus its steps: the loss (and calls)
+    rows = [(label, float(ms[i, 0]), float(ms[i, 1])) for i, (label, _) in enumerate(labelled)]
+    return rows + [("softmax cross-entropy (and the network's own calls)", float(ms[-2, 0]), 0.0),
+                   ("Adam update", 0.0, float(ms[-1, 1]))]
 
 
 def torch_fns(which, threads):
@@ -184,6 +261,8 @@ def main(argv=None):
         ratios = np.median(times[:, :2] / times[:, 2:], axis=0) if theirs else (None, None)
         results[name] = (best[0], best[1], *(best[2:] if theirs else (None, None)), *ratios)
 
+    profiles = {name: step_profile(make, rng, args.steps, args.rounds)
+                for name, make in (("A", net_a), ("B", net_b))}
     peak = gemm_peak(rng)
     bandwidth = copy_bandwidth(rng)
     gt_a, gi_a = results["A"][:2]
@@ -202,6 +281,8 @@ def main(argv=None):
         "gemm_peak_gflops": round(peak, 2),
         "peak_rss_mb": round(rss_mb, 1),
         "copy_gbps": round(bandwidth, 1),
+        "profile": {name: [{"step": n, "forward_ms": round(f, 3), "backward_ms": round(b, 3)}
+                           for n, f, b in rows] for name, rows in profiles.items()},
     }
     if args.json:
         print(json.dumps(out))
@@ -227,6 +308,16 @@ def main(argv=None):
           f"({100 * gflops_a / peak:.0f}% of peak)")
     print(f"memory bandwidth (numpy copy): {bandwidth:.1f} GB/s")
     print(f"peak RSS: {rss_mb:.0f} MB")
+    for name, rows in profiles.items():
+        total = sum(f + b for _, f, b in rows)
+        print()
+        print(f"where net {name}'s training step goes (ms per batch of {BATCH}, median of rounds; "
+              f"total {total:.2f} ms):")
+        print()
+        print("| step | forward ms | backward ms | share |")
+        print("|---|---:|---:|---:|")
+        for n, f, b in rows:
+            print(f"| {n} | {f:.3f} | {b:.3f} | {100 * (f + b) / total:.0f}% |")
     return 0
 
 
