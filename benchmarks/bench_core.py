@@ -131,7 +131,7 @@ def step_profile(make, rng, steps, rounds):
     acc = np.zeros((len(labelled) + 2, 2))      # [step, (forward, backward)] seconds
     stack = []                                  # time spent in steps run by the running one
 
-    def wrap(i, step, phase, method):
+    def wrap(i, phase, method):
         def timed(*a, **kw):
             stack.append(0.0)
             t = clock()
@@ -146,8 +146,8 @@ def step_profile(make, rng, steps, rounds):
         return timed
 
     for i, (_, step) in enumerate(labelled):
-        step.forward = wrap(i, step, 0, step.forward)
-        step.backward = wrap(i, step, 1, step.backward)
+        step.forward = wrap(i, 0, step.forward)
+        step.backward = wrap(i, 1, step.backward)
     per_round = []
     for r in range(rounds + 1):                 # the first round warms the buffers up
         acc[:] = 0

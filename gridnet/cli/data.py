@@ -155,7 +155,7 @@ def make_adapter(args, modality):
         return TextAdapter(**given(positions=args.positions, lowercase=args.lowercase),
                            **text_start(args))
     from adapters import TabularAdapter
-    return TabularAdapter(**given(order=getattr(args, "order", None)))
+    return TabularAdapter(**given(order=args.order))
 
 
 def text_start(args):
