@@ -253,3 +253,28 @@ def test_a_lowercased_text_model_lowercases_what_it_predicts(tmp_path, capsys):
     # the saved adapter reads "GOOD" and "good" as one word, as it did in fit
     grids = adapter.transform(["GOOD film", "good film"])
     np.testing.assert_array_equal(np.asarray(grids[0]), np.asarray(grids[1]))
+
+
+def test_every_adapter_option_is_known_with_its_modality():
+    # the help says which modality an option shapes ("audio: ..."); check_options must agree
+    from gridnet.cli import build_parser
+    from gridnet.cli.data import ADAPTER_OPTIONS
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for action in sub.choices["fit"]._actions:
+        kind = (action.help or "").split(":")[0]
+        if kind in ("audio", "text", "image", "table") and action.default is None:
+            assert ADAPTER_OPTIONS.get(action.dest) == kind, action.dest
+
+
+@pytest.mark.parametrize("args, named", [
+    (["--modality", "text", "--sr", "8000"], "--sr (audio)"),
+    (["--modality", "audio", "--lowercase"], "--lowercase (text)"),
+    (["--modality", "audio", "--no-lowercase", "--order", "as_is"], "--lowercase (text), --order (table)"),
+    (["--modality", "table", "--positions", "5"], "--positions (text)"),
+    (["--modality", "image", "--frames", "10"], "--frames (audio)")])
+def test_an_option_of_another_modality_is_an_error_not_ignored(tmp_path, capsys, args, named):
+    model = tmp_path / "m.gridnet"
+    assert main(["fit", str(tmp_path), "-o", str(model), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert named in err and "not apply to --modality" in err and len(err.splitlines()) == 1
+    assert not model.exists()

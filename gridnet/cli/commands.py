@@ -8,9 +8,8 @@ import time
 
 import numpy as np
 
-from .data import (AUDIO_EXT, IMAGE_EXT, MODALITIES, CLIError, given, load_data, make_adapter,
-                   missing_labels, read_table,
-                   table_notes, to_grids)
+from .data import (AUDIO_EXT, IMAGE_EXT, MODALITIES, CLIError, check_options, given, load_data,
+                   make_adapter, missing_labels, read_table, table_notes, to_grids)
 
 __all__ = ["demo", "locality", "fit", "predict", "evaluate", "explain"]
 
@@ -121,6 +120,7 @@ def fit(args):
     from ..persist import check_writable
     if args.modality not in MODALITIES:
         raise CLIError(f"unknown modality {args.modality!r}; choose one of {', '.join(MODALITIES)}")
+    check_options(args, args.modality)
     try:
         check_writable(args.output)          # before the work, not after it
     except ValueError as exc:

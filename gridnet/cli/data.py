@@ -11,7 +11,7 @@ from adapters.files import IMAGE_EXTENSIONS as IMAGE_EXT
 from adapters.tabular import MISSING as MISSING_LABELS
 
 __all__ = ["CLIError", "read_table", "folder_dataset", "csv_dataset", "load_data",
-           "make_adapter", "given", "to_grids", "table_notes", "missing_labels", "lines", "AUDIO_EXT",
+           "make_adapter", "check_options", "ADAPTER_OPTIONS", "given", "to_grids", "table_notes", "missing_labels", "lines", "AUDIO_EXT",
            "IMAGE_EXT", "MODALITIES", "MISSING_LABELS"]
 
 MODALITIES = ("audio", "text", "image", "table")
@@ -138,6 +138,22 @@ def load_data(args, modality, path):
 def given(**options):
     """The options the user gave (None: left to the library's default)."""
     return {k: v for k, v in options.items() if v is not None}
+
+
+#: ``gridnet fit`` options that shape one modality's adapter (all default to None)
+ADAPTER_OPTIONS = {"sr": "audio", "n_mels": "audio", "frames": "audio", "n_jobs": "audio",
+                   "size": "image", "positions": "text", "lowercase": "text", "corpus": "text",
+                   "vectors": "text", "order": "table"}
+
+
+def check_options(args, modality):
+    """An adapter option given for another modality is an error, not ignored."""
+    wrong = [name for name, kind in ADAPTER_OPTIONS.items()
+             if kind != modality and getattr(args, name, None) is not None]
+    if wrong:
+        shown = ", ".join(f"--{n.replace('_', '-')} ({ADAPTER_OPTIONS[n]})" for n in wrong)
+        raise CLIError(f"{shown} do{'es' if len(wrong) == 1 else ''} not apply to "
+                       f"--modality {modality}; leave {'it' if len(wrong) == 1 else 'them'} out")
 
 
 def make_adapter(args, modality):
