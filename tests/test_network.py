@@ -135,6 +135,42 @@ def test_adam_over_many_arrays_matches_one_at_a_time():
     assert np.all(p2 < 0)
 
 
+@pytest.mark.parametrize("make", [lambda: Adam(learning_rate=0.01),
+                                  lambda: SGD(learning_rate=0.01, momentum=0.9)],
+                         ids=["adam", "sgd"])
+def test_moments_of_weights_whose_gradient_stopped_never_turn_subnormal(make):
+    """A weight that stops getting gradient (a dead unit) has its momentum shrink by
+    0.9 a step into subnormal numbers, which are tens of times slower to multiply and
+    never reach zero; the optimizers set such moments to zero, without changing any
+    weight against a run that keeps them."""
+    from gridnet.core import optimizers
+    rng = np.random.default_rng(0)
+    live, dead = rng.standard_normal(50).astype(np.float32), rng.standard_normal(50).astype(np.float32)
+    kept_live, kept_dead = live.copy(), dead.copy()
+    flushing, keeping = make(), make()
+    tiny = np.finfo(np.float32).tiny
+    zero = np.zeros(50, np.float32)
+    for t in range(1200):
+        g_live = rng.standard_normal(50).astype(np.float32)
+        g_dead = g_live if t == 0 else zero
+        flushing.step([("0.W", live, g_live), ("1.W", dead, g_dead.copy())])
+        old, optimizers.FLUSH_EVERY = optimizers.FLUSH_EVERY, 10 ** 9
+        try:
+            keeping.step([("0.W", kept_live, g_live), ("1.W", kept_dead, g_dead.copy())])
+        finally:
+            optimizers.FLUSH_EVERY = old
+    def moments(opt):
+        if isinstance(opt, Adam):
+            return np.concatenate(opt.state["_buffers"][:2])
+        return np.concatenate([opt.state["0.W"], opt.state["1.W"]])
+    kept = moments(keeping)
+    assert np.any((kept != 0) & (np.abs(kept) < tiny))       # the case arises without the flush
+    flushed = moments(flushing)
+    assert not np.any((flushed != 0) & (np.abs(flushed) < tiny))
+    np.testing.assert_array_equal(live, kept_live)
+    np.testing.assert_array_equal(dead, kept_dead)
+
+
 def test_weight_decay_applies_to_weights_not_biases():
     w, b = np.ones(2, np.float32), np.ones(2, np.float32)
     zero = np.zeros(2, np.float32)

@@ -15,6 +15,28 @@ def _decays(name):
     return not name.endswith("b")
 
 
+#: Every this many steps, moment entries smaller than ``tiny / eps`` of their dtype
+#: (about 1e-31 in float32) are set to zero. A weight whose gradient stays zero (a dead
+#: ReLU unit feeding a dense layer) has its momentum multiplied by 0.9 each step; after
+#: about 800 steps it is subnormal, where each multiplication costs tens of times a
+#: normal one, and it never reaches zero (0.9 times the smallest subnormal rounds back
+#: to it). On FSDD's default fit a third of the weights got there, and Adam's step took
+#: 5.7 ms instead of 1.1 ms. A moment this small moves a weight by less than 1e-21
+#: times the learning rate, so setting it to zero changes nothing a float32 weight
+#: holds; 16 steps at 0.9 shrink 1e-31 only to 2e-32, so none turns subnormal between
+#: two flushes (with momentum below 0.5 a subnormal rounds down to zero within a few
+#: steps anyway).
+FLUSH_EVERY = 16
+
+
+def _flush_tiny(a, scratch):
+    """Set the entries of ``a`` below ``tiny / eps`` in magnitude to zero (in place),
+    using ``scratch`` (same shape and dtype) as work space."""
+    info = np.finfo(a.dtype)
+    np.abs(a, out=scratch)
+    a[scratch < info.tiny / info.eps] = 0
+
+
 class SGD:
     """Stochastic gradient descent with momentum.
 
@@ -37,8 +59,11 @@ class SGD:
         self.nesterov = nesterov
         self.weight_decay = weight_decay
         self.state = {}
+        self.t = 0
 
     def step(self, parameters):
+        self.t += 1
+        flush = self.t % FLUSH_EVERY == 0
         for name, p, g in parameters:
             t = p.dtype.type
             lr, mu, wd = t(self.learning_rate), t(self.momentum), t(self.weight_decay)
@@ -52,6 +77,8 @@ class SGD:
                 v = self.state[name] = np.zeros_like(p)
             v *= mu
             v -= lr * g
+            if flush:
+                _flush_tiny(v, np.empty_like(v))
             if self.nesterov:
                 p += mu * v - lr * g
             else:
@@ -140,6 +167,9 @@ class Adam:
         np.multiply(g, g, out=tmp)
         tmp *= 1 - b2
         v += tmp
+        if self.t % FLUSH_EVERY == 0:
+            _flush_tiny(m, tmp)
+            _flush_tiny(v, tmp)
         step = f(self.learning_rate * np.sqrt(1 - self.beta2 ** self.t) / (1 - self.beta1 ** self.t))
         eps = f(self.epsilon * np.sqrt(1 - self.beta2 ** self.t))
         np.sqrt(v, out=tmp)
