@@ -198,12 +198,19 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         the training loss stalls the same way, or after ``max_epochs``.
     validation_fraction, tol
     n_iter_no_change : int or None, default None
-        Epochs without a better one before training stops; None: the preset's (10 for
+        Epochs without a better one before training stops; None: the preset's (7 for
         "audio", 5 otherwise; ``n_iter_no_change_``).
     augment : "auto", None or callable ``(batch, rng) -> batch``, default "auto"
         Applied to a private copy of each training batch (see :mod:`gridnet.augment`).
         "auto": the preset's (SpecAugment-style masks and shifts for "audio", none
         otherwise; ``augment_``).
+    ema_momentum : "auto", float in [0, 1) or None, default "auto"
+        Keep an exponential moving average of the weights over the training steps
+        (``a = ema_momentum * a + (1 - ema_momentum) * w`` after each step, as Keras's
+        ``use_ema``): it is what early stopping validates and what the model keeps
+        (without a validation split, the average at the end). None or 0: the weights
+        as trained. "auto": the preset's (0.995 for "audio", None otherwise;
+        ``ema_momentum_``). ``partial_fit`` does not average.
     warm_start : bool, default False
         Continue from the previous fit's weights (and optimizer state).
     random_state : int, RandomState or None
@@ -226,6 +233,8 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         ``n_iter_``; ``best_epoch_`` (the epoch whose weights were kept; None without a
         validation split)
     embedding_started_ : int, embedding columns started from the grid's vectors (0: none)
+    augment_, n_iter_no_change_, ema_momentum_ : the training settings used (the
+        preset's where the parameter was left at "auto" or None)
     preset_ : the preset used (``preset``, or the one picked from the grid; None with
         ``layers``)
 
@@ -245,8 +254,8 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
                  dropout=None, embed_dim=None, batch_size=32, max_epochs=100,
                  learning_rate=1e-3, optimizer="adam", momentum=0.9, weight_decay=0.0,
                  class_weight=None, early_stopping=True, validation_fraction=0.1,
-                 n_iter_no_change=None, tol=1e-4, augment="auto", warm_start=False,
-                 random_state=None, verbose=False):
+                 n_iter_no_change=None, tol=1e-4, augment="auto", ema_momentum="auto",
+                 warm_start=False, random_state=None, verbose=False):
         self.preset = preset
         self.layers = layers
         self.conv_blocks = conv_blocks
@@ -269,6 +278,7 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.augment = augment
+        self.ema_momentum = ema_momentum
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
@@ -289,6 +299,10 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         if not (self.augment is None or self.augment == "auto" or callable(self.augment)):
             raise ValueError(f"augment must be None, 'auto' or a callable (batch, rng) -> batch; "
                              f"got {self.augment!r}")
+        m = self.ema_momentum
+        if not (m is None or (isinstance(m, str) and m == "auto") or
+                (isinstance(m, numbers.Real) and not isinstance(m, bool) and 0.0 <= m < 1.0)):
+            raise ValueError(f"ema_momentum must be 'auto', None or a number in [0, 1); got {m!r}")
         make_optimizer(self.optimizer, self.learning_rate)   # checks the name
 
     def _validate_X(self, X, reset):
@@ -358,22 +372,24 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         self.history_, self.loss_curve_, self.validation_scores_ = [], [], []
         self.best_loss_, self.n_iter_ = np.inf, 0
 
-    def _epoch(self, grid, codes, rows, val, loss_fn, streams, bar, weights=None):
+    def _epoch(self, grid, codes, rows, val, loss_fn, streams, bar, weights=None, average=None):
         """One epoch; its record (also appended to ``history_``). ``bar``: the run's
         progress bar (samples), which shows the epoch, loss and validation score;
-        ``weights``: the samples' weights (n,) or None."""
+        ``weights``: the samples' weights (n,) or None; ``average``: the weights' moving
+        average (a :class:`training.WeightAverage`), which is what is validated."""
         t0 = time.perf_counter()
         self.n_iter_ += 1
         bar.set_description(f"epoch {self.n_iter_}")
         loss = training.run_epoch(self.network_, self._optimizer, loss_fn, grid, codes, rows,
                                   batch_size=int(self.batch_size), augment=self.augment_,
                                   streams=streams, bar=bar, epoch=self.n_iter_,
-                                  sample_weight=weights)
+                                  sample_weight=weights, average=average)
         record = {"epoch": self.n_iter_, "loss": loss, "val_loss": None, "val_score": None}
         self.loss_curve_.append(loss)
         if val is not None:
-            vloss, vscore = training.evaluate(self.network_, grid, codes, val, loss_fn,
-                                              self.batch_size, weights)
+            with training.averaged(average, self.network_):
+                vloss, vscore = training.evaluate(self.network_, grid, codes, val, loss_fn,
+                                                  self.batch_size, weights)
             record.update(val_loss=vloss, val_score=vscore)
             self.validation_scores_.append(vscore)
             bar.set_postfix(loss=f"{loss:.4f}", val_loss=f"{vloss:.4f}", val_score=f"{vscore:.4f}")
@@ -392,9 +408,12 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         if getattr(self, "_optimizer", None) is None:     # new, or loaded from a file
             self._optimizer = make_optimizer(self.optimizer, self.learning_rate,
                                              self.weight_decay, self.momentum)
-        augment, patience = architectures.training_defaults(self.preset_)
+        augment, patience, ema = architectures.training_defaults(self.preset_)
         self.augment_ = augment if isinstance(self.augment, str) else self.augment
         self.n_iter_no_change_ = int(self.n_iter_no_change or patience)
+        self.ema_momentum_ = ema if isinstance(self.ema_momentum, str) else self.ema_momentum
+        average = (training.WeightAverage(self.ema_momentum_)
+                   if self.ema_momentum_ and not partial else None)
         loss_fn = training.make_loss(self.class_weight, self.classes_, codes)
         rows, val = np.arange(grid.shape[0]), None
         if self.early_stopping and not partial and grid.shape[0] >= 10:
@@ -408,12 +427,17 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
                 return self
             stopper = training.Stopper(self.n_iter_no_change_, self.tol, keep_best=val is not None)
             for _ in range(epochs):
-                record = self._epoch(grid, codes, rows, val, loss_fn, streams, bar, weights)
-                if stopper.update(record, self.network_):
+                record = self._epoch(grid, codes, rows, val, loss_fn, streams, bar, weights,
+                                     average)
+                with training.averaged(average, self.network_):
+                    stop = stopper.update(record, self.network_)
+                if stop:
                     break
         self.best_loss_ = float(stopper.best_loss)
         self.best_validation_score_ = stopper.best_score if val is not None else None
         self.best_epoch_ = stopper.best_epoch if val is not None else None
+        if val is None and average is not None:
+            average.swap(self.network_)     # the averaged weights are the model
         stopper.restore(self.network_)
         return self
 

@@ -1,7 +1,9 @@
 """The training loop's parts: random streams, the loss, the validation split, one epoch,
-evaluation and the stopping rule (as scikit-learn's MLP splits ``_fit`` into
+evaluation, the weights' moving average and the stopping rule (as scikit-learn's MLP splits ``_fit`` into
 ``_initialize``, ``_fit_stochastic`` and ``_update_no_improvement_count``)."""
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -11,7 +13,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from .core import SoftmaxCrossEntropy, is_onehot
 
 __all__ = ["seed_streams", "make_loss", "validation_split", "take_batch", "run_epoch",
-           "logits", "evaluate", "Stopper"]
+           "logits", "evaluate", "WeightAverage", "averaged", "Stopper"]
 
 
 def seed_streams(random_state):
@@ -70,9 +72,10 @@ def take_batch(X, idx):
 
 
 def run_epoch(net, optimizer, loss_fn, X, codes, rows, *, batch_size, augment, streams, bar,
-              epoch, sample_weight=None):
+              epoch, sample_weight=None, average=None):
     """One pass over ``rows`` of ``X`` in a random order; returns the mean loss (over
-    the samples, or over their weights when ``sample_weight`` (n,) is given)."""
+    the samples, or over their weights when ``sample_weight`` (n,) is given).
+    ``average``: a :class:`WeightAverage` updated after each step, or None."""
     order = rows[streams["order"].permutation(len(rows))]
     total, count = 0.0, 0
     for start in range(0, len(order), batch_size):
@@ -87,6 +90,8 @@ def run_epoch(net, optimizer, loss_fn, X, codes, rows, *, batch_size, augment, s
                                      "lower learning_rate")
         net.backward(grad, input_grad=False)
         optimizer.step(net.parameters())
+        if average is not None:
+            average.update(net)
         share = len(idx) if wb is None else float(wb.sum())
         total += loss * share
         count += share
@@ -114,6 +119,83 @@ def evaluate(net, X, codes, rows, loss_fn, batch_size=256, sample_weight=None):
     if w is None:
         return loss, float(hit.mean())
     return loss, float(np.average(hit, weights=w)) if w.sum() > 0 else 0.0
+
+
+class WeightAverage:
+    """The exponential moving average of a network's weights over the training steps
+    (Polyak averaging; Keras's ``use_ema``): after step ``t``, ``a = d * a + (1 - d) *
+    w`` with ``d = min(momentum, (1 + t) / (10 + t))``, ``a`` starting at the weights
+    after the first step. The ramp is TensorFlow's ``ExponentialMovingAverage(decay,
+    num_updates)``: over a short fit the average spans about the last tenth of the
+    steps, not a window reaching back to the untrained start. An average of the last
+    few hundred steps' weights sits nearer the middle of the valley that the steps
+    bounce across, and it scores more steadily from epoch to epoch, so early stopping
+    picks a better epoch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gridnet import Dense, Network
+    >>> net = Network([Dense(1)]); _ = net.build((2,), np.random.default_rng(0))
+    >>> avg = WeightAverage(0.5)
+    >>> avg.update(net)                       # starts at the weights
+    >>> net.layers[0].params["b"][:] = 2.0
+    >>> avg.update(net)                       # step 2: d = min(0.5, 3 / 12), 3/4 of the way
+    >>> with averaged(avg, net):
+    ...     float(net.layers[0].params["b"][0])
+    1.5
+    >>> avg.update(net)                       # step 3: d = min(0.5, 4 / 13)
+    >>> with averaged(avg, net):
+    ...     round(float(net.layers[0].params["b"][0]), 4)
+    1.8462
+    >>> float(net.layers[0].params["b"][0])   # the trained weights again
+    2.0
+    """
+
+    def __init__(self, momentum):
+        self.momentum = float(momentum)
+        self.weights = None
+        self._scratch = None
+        self.t = 0
+
+    def update(self, net):
+        """Move the average toward the network's current weights."""
+        params = net.parameters()
+        self.t += 1
+        if self.weights is None:
+            self.weights = {name: p.copy() for name, p, _ in params}
+            self._scratch = {name: np.empty_like(p) for name, p, _ in params}
+            return
+        d = min(self.momentum, (1.0 + self.t) / (10.0 + self.t))
+        for name, p, _ in params:
+            a, tmp = self.weights[name], self._scratch[name]
+            np.subtract(p, a, out=tmp)
+            tmp *= p.dtype.type(1.0 - d)
+            a += tmp
+
+    def swap(self, net):
+        """Exchange the network's weights with the averages (a second call undoes it)."""
+        if self.weights is None:
+            return
+        for name, p, _ in net.parameters():
+            a, tmp = self.weights[name], self._scratch[name]
+            tmp[...] = p
+            p[...] = a
+            a[...] = tmp
+
+
+@contextlib.contextmanager
+def averaged(average, net):
+    """Within the block, ``net`` holds ``average``'s weights (nothing changes when
+    ``average`` is None); the trained weights come back after it."""
+    if average is None:
+        yield net
+        return
+    average.swap(net)
+    try:
+        yield net
+    finally:
+        average.swap(net)
 
 
 class Stopper:

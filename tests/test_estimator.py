@@ -415,3 +415,71 @@ def test_predictions_do_not_depend_on_sample_order(digits):
     np.testing.assert_array_equal(clf.predict(xte)[perm], clf.predict(xte[perm]))
     np.testing.assert_allclose(clf.predict_proba(xte)[perm], clf.predict_proba(xte[perm]),
                                rtol=1e-5, atol=1e-6)
+
+
+def _steps_weights(monkeypatch):
+    """Record the network's weights after every optimizer step (a list of dicts)."""
+    from gridnet.core import optimizers
+    seen, step = [], optimizers.Adam.step
+
+    def spy(self, parameters):
+        parameters = list(parameters)
+        step(self, parameters)
+        seen.append({name: p.astype(np.float64) for name, p, _ in parameters})
+
+    monkeypatch.setattr(optimizers.Adam, "step", spy)
+    return seen
+
+
+def _ema(seen, m):
+    avg = {k: v.copy() for k, v in seen[0].items()}
+    for t, w in enumerate(seen[1:], start=2):
+        d = min(m, (1 + t) / (10 + t))
+        for k in avg:
+            avg[k] = d * avg[k] + (1 - d) * w[k]
+    return avg
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_ema_momentum_keeps_the_moving_average_of_the_steps_weights(digits, monkeypatch,
+                                                                     early_stopping):
+    """The kept weights are the exponential moving average of the weights after each
+    step (without a split: at the end; with one: at the best epoch, here the only one),
+    and the validation score is the average's; training itself is unchanged."""
+    xtr, _, ytr, _ = digits
+    kw = dict(max_epochs=2 if not early_stopping else 1, early_stopping=early_stopping,
+              batch_size=50)
+    seen = _steps_weights(monkeypatch)
+    plain = small(ema_momentum=None, **kw).fit(xtr[:400], ytr[:400])
+    trained = plain.network_.get_weights()
+    assert plain.ema_momentum_ is None
+    steps, seen[:] = list(seen), []
+    avg = small(ema_momentum=0.9, **kw).fit(xtr[:400], ytr[:400])
+    assert avg.ema_momentum_ == 0.9
+    assert len(seen) == len(steps) > 5
+    for a, b in zip(seen, steps):             # the same training steps
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+    want = _ema(steps, 0.9)
+    got = avg.network_.get_weights()
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-4, atol=1e-6)
+        assert not np.allclose(got[k], trained[k], rtol=1e-3, atol=1e-5) or k.endswith("b")
+    if early_stopping:
+        assert avg.best_epoch_ == 1
+        codes = np.searchsorted(avg.classes_, ytr[:400])
+        rows, val = training.validation_split(codes, 0.1, avg._streams()["split"])
+        assert avg.history_[0]["val_score"] == pytest.approx(
+            avg.score(xtr[:400][val], ytr[:400][val]))
+
+
+def test_ema_momentum_auto_is_the_presets_and_is_checked(digits):
+    xtr, _, ytr, _ = digits
+    assert small(max_epochs=1).fit(xtr[:100], ytr[:100]).ema_momentum_ is None   # image
+    assert gridnet.architectures.training_defaults("audio")[2] == 0.995
+    big = np.random.default_rng(0).random((40, 1, 16, 16), dtype=np.float32)
+    clf = GridNetClassifier(max_epochs=1, filters=2, dense_units=4, random_state=0)
+    assert clf.fit(big, np.arange(40) % 2).ema_momentum_ == 0.995 and clf.preset_ == "audio"
+    for bad in (1.0, -0.1, "yes", True):
+        with pytest.raises(ValueError, match="ema_momentum must be"):
+            small(ema_momentum=bad).fit(xtr[:50], ytr[:50])

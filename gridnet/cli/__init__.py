@@ -16,7 +16,11 @@ def build_parser():
     from .. import __version__
     from ..architectures import DEFAULT_PATIENCE as patience
     from ..architectures import TRAINING
-    audio_patience = TRAINING["audio"]["n_iter_no_change"]
+    audio_patience = TRAINING["audio"].get("n_iter_no_change", patience)
+    stall = f"{patience} epochs" + (f" ({audio_patience} for audio)" if audio_patience != patience else "")
+    ema = TRAINING["audio"].get("ema_momentum")
+    kept = (f"keep the best epoch (for audio, of the weights' moving average, momentum {ema})"
+            if ema else "keep the best epoch")
     fmt = argparse.ArgumentDefaultsHelpFormatter
     parser = argparse.ArgumentParser(prog="gridnet", description="CNNs for data turned into grids.")
     parser.add_argument("--version", action="version", version=f"gridnet {__version__}")
@@ -62,8 +66,8 @@ def build_parser():
                      help="Adam's step size (None: GridNetClassifier's 0.001)")
     fit.add_argument("--early-stopping", action=argparse.BooleanOptionalAction, default=None,
                      help="hold out 10%% of the data, stop when its accuracy (ties: its loss) "
-                     f"has not improved for {patience} epochs ({audio_patience} for audio) and "
-                     "keep the best epoch (None: on, GridNetClassifier's default)")
+                     f"has not improved for {stall} and {kept} (None: on, "
+                     "GridNetClassifier's default)")
     fit.add_argument("--seed", type=int, default=0, help="random seed (same seed, same model)")
     fit.add_argument("--quiet", action="store_true",
                      help="no progress bar (there is none when stderr is not a terminal)")
