@@ -208,10 +208,10 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         Keep an exponential moving average of the weights over the training steps
         (``a = d * a + (1 - d) * w`` after step ``t``, ``d = min(ema_momentum, (1 + t)
         / (10 + t))``, as Keras's ``use_ema`` with TensorFlow's ramp; see
-        :class:`gridnet.training.WeightAverage`): it is what early stopping validates and what the model keeps
-        (without a validation split, the average at the end). None or 0: the weights
-        as trained. "auto": the preset's (0.995 for "audio", None otherwise;
-        ``ema_momentum_``). ``partial_fit`` does not average.
+        :class:`gridnet.training.WeightAverage`): it is what early stopping validates
+        and what the model keeps (without a validation split, the average at the end).
+        None or 0: the weights as trained. "auto": the preset's (0.995 for "audio",
+        None otherwise; ``ema_momentum_``). ``partial_fit`` does not average.
     warm_start : bool, default False
         Continue from the previous fit's weights (and optimizer state).
     random_state : int, RandomState or None

@@ -1,6 +1,7 @@
 """The training loop's parts: random streams, the loss, the validation split, one epoch,
-evaluation, the weights' moving average and the stopping rule (as scikit-learn's MLP splits ``_fit`` into
-``_initialize``, ``_fit_stochastic`` and ``_update_no_improvement_count``)."""
+evaluation, the weights' moving average and the stopping rule (as scikit-learn's MLP
+splits ``_fit`` into ``_initialize``, ``_fit_stochastic`` and
+``_update_no_improvement_count``)."""
 from __future__ import annotations
 
 import contextlib

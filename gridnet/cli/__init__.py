@@ -17,7 +17,9 @@ def build_parser():
     from ..architectures import DEFAULT_PATIENCE as patience
     from ..architectures import TRAINING
     audio_patience = TRAINING["audio"].get("n_iter_no_change", patience)
-    stall = f"{patience} epochs" + (f" ({audio_patience} for audio)" if audio_patience != patience else "")
+    stall = f"{patience} epochs"
+    if audio_patience != patience:
+        stall += f" ({audio_patience} for audio)"
     ema = TRAINING["audio"].get("ema_momentum")
     kept = (f"keep the best epoch (for audio, of the weights' moving average, momentum {ema})"
             if ema else "keep the best epoch")
