@@ -155,7 +155,8 @@ def digits(seeds):
     for s in seeds:
         rows["default pipeline"].append(fit_score(GridNetClassifier(random_state=s), xtr, ytr, xte, yte))
         rows["tuned example"].append(fit_score(GridNetClassifier(
-            preset="image", max_epochs=30, early_stopping=False, random_state=s), xtr, ytr, xte, yte))
+            preset="image", max_epochs=30, early_stopping=False, ema_momentum=None, random_state=s),
+            xtr, ytr, xte, yte))
     flat = (xtr.reshape(len(xtr), -1), xte.reshape(len(xte), -1))
     acc, t = fit_score(make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)),
                        flat[0], ytr, flat[1], yte)

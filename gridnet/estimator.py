@@ -211,7 +211,7 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         :class:`gridnet.training.WeightAverage`): it is what early stopping validates
         and what the model keeps (without a validation split, the average at the end).
         None or 0: the weights as trained. "auto": the preset's (0.995 for "audio",
-        None otherwise; ``ema_momentum_``). ``partial_fit`` does not average.
+        0.99 for "image", None for "text"; ``ema_momentum_``). ``partial_fit`` does not average.
     warm_start : bool, default False
         Continue from the previous fit's weights (and optimizer state).
     random_state : int, RandomState or None

@@ -475,8 +475,11 @@ def test_ema_momentum_keeps_the_moving_average_of_the_steps_weights(digits, monk
 
 def test_ema_momentum_auto_is_the_presets_and_is_checked(digits):
     xtr, _, ytr, _ = digits
-    assert small(max_epochs=1).fit(xtr[:100], ytr[:100]).ema_momentum_ is None   # image
+    clf = small(max_epochs=1).fit(xtr[:100], ytr[:100])
+    assert clf.preset_ == "image" and clf.ema_momentum_ == 0.99
+    assert small(max_epochs=1, ema_momentum=None).fit(xtr[:100], ytr[:100]).ema_momentum_ is None
     assert gridnet.architectures.training_defaults("audio")[2] == 0.995
+    assert gridnet.architectures.training_defaults("text")[2] is None
     big = np.random.default_rng(0).random((40, 1, 16, 16), dtype=np.float32)
     clf = GridNetClassifier(max_epochs=1, filters=2, dense_units=4, random_state=0)
     assert clf.fit(big, np.arange(40) % 2).ema_momentum_ == 0.995 and clf.preset_ == "audio"

@@ -15,14 +15,19 @@ __all__ = ["main", "build_parser", "CLIError"]
 def build_parser():
     from .. import __version__
     from ..architectures import DEFAULT_PATIENCE as patience
-    from ..architectures import TRAINING
+    from ..architectures import PRESETS, TRAINING
     audio_patience = TRAINING["audio"].get("n_iter_no_change", patience)
     stall = f"{patience} epochs"
     if audio_patience != patience:
         stall += f" ({audio_patience} for audio)"
-    ema = TRAINING["audio"].get("ema_momentum")
-    kept = (f"keep the best epoch (for audio, of the weights' moving average, momentum {ema})"
-            if ema else "keep the best epoch")
+    # the image preset also trains a table's strips
+    ema = [f"{t['ema_momentum']} for {'image and table' if name == 'image' else name}"
+           for name, t in TRAINING.items() if t.get("ema_momentum")]
+    plain = [name for name in PRESETS if name and not TRAINING.get(name, {}).get("ema_momentum")]
+    kept = "keep the best epoch"
+    if ema:
+        kept += f" (of the weights' moving average: momentum {', '.join(ema)}"
+        kept += f"; {' and '.join(plain)}: the weights as trained)" if plain else ")"
     fmt = argparse.ArgumentDefaultsHelpFormatter
     parser = argparse.ArgumentParser(prog="gridnet", description="CNNs for data turned into grids.")
     parser.add_argument("--version", action="version", version=f"gridnet {__version__}")
