@@ -124,6 +124,46 @@ def test_a_text_model_refuses_audio_and_image_files(text_model, tmp_path, capsys
     assert [ln.split("\t")[2] for ln in out] == ["a lovely film", "boring mess"]
 
 
+def test_a_text_model_never_classifies_a_file_name_as_a_sentence(text_model, tmp_path, capsys):
+    """An existing file named where a sentence goes was classified as the sentence
+    "/tmp/q.txt" (804b79b); now it is an error, and a CSV file's text column is read."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("a lovely film\n")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    capsys.readouterr()
+    for given in ([str(notes)], ["a lovely film", str(notes)]):
+        assert main(["predict", str(text_model), *given]) == 2
+        err = one_error_line(capsys, "predict")
+        assert f"{notes} is a file, not a sentence" in err and f"--file {notes}" in err
+    assert main(["explain", str(text_model), str(notes), "-o", str(tmp_path / "ex")]) == 2
+    assert f"{notes} is a file, not a sentence" in one_error_line(capsys, "explain")
+    assert main(["predict", str(text_model), str(empty)]) == 2
+    assert "needs a header row" in one_error_line(capsys, "predict")
+    # a CSV file, as an input or with --file: its text column, rows named by their lines
+    rows = write_csv(tmp_path / "rows.csv", ["label", "text"],
+                     [["pos", "a lovely story"], ["neg", "a dull mess"], ["neg", "awful acting"]])
+    lines = []
+    for given in ([str(rows)], ["--file", str(rows)]):
+        assert main(["predict", str(text_model), *given]) == 0
+        out = capsys.readouterr().out.strip().splitlines()
+        assert [ln.split("\t")[2] for ln in out] == ["line 2", "line 3", "line 4"]
+        lines.append(out)
+    assert lines[0] == lines[1]
+    assert main(["predict", str(text_model), "a lovely story", "a dull mess", "awful acting"]) == 0
+    alone = capsys.readouterr().out.strip().splitlines()
+    assert [ln.split("\t")[:2] for ln in alone] == [ln.split("\t")[:2] for ln in lines[0]]
+    assert main(["predict", str(text_model), "a lovely film", "--file", str(rows)]) == 2
+    assert "give it or sentences, not both" in one_error_line(capsys, "predict")
+    other = write_csv(tmp_path / "other.csv", ["review", "label"], [["a dull mess", "neg"]])
+    assert main(["predict", str(text_model), str(other)]) == 2
+    err = one_error_line(capsys, "predict")
+    assert "no text column 'text'" in err and "review, label" in err
+    blank = write_csv(tmp_path / "blank.csv", ["text", "label"], [["a dull mess", "neg"], ["", "pos"]])
+    assert main(["predict", str(text_model), str(blank)]) == 2
+    assert "line 3: the text column 'text' is empty" in one_error_line(capsys, "predict")
+
+
 def test_an_audio_model_refuses_a_file_that_is_not_audio(tmp_path, capsys):
     data = tone_folder(tmp_path / "clips", n=3)
     model = tmp_path / "a.gridnet"

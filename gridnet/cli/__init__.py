@@ -108,10 +108,12 @@ def build_parser():
     pred = sub.add_parser("predict", formatter_class=fmt,
                           help="print a label and probability per input")
     pred.add_argument("model", help="model file written by 'gridnet fit'")
-    pred.add_argument("inputs", nargs="*", help="files (audio, image models), sentences (text "
-                      "models; - reads them from stdin), or one CSV file (table models)")
+    pred.add_argument("inputs", nargs="*", help="files (audio, image models); sentences, or "
+                      "one CSV file whose text column holds them (text models; - reads "
+                      "sentences from stdin); or one CSV file (table models)")
     pred.add_argument("--file", default=None,
-                      help="read more inputs from this text file, one a line")
+                      help="read more inputs from this text file, one a line (text models: "
+                      "a .csv/.tsv file is read as a table, its text column the sentences)")
     pred.add_argument("--encoding", default="utf-8", help="text encoding of CSV and --file files")
     pred.add_argument("--windows", action="store_true",
                       help="audio: slide a window of the trained width over each recording "
@@ -134,7 +136,7 @@ def build_parser():
     exp.add_argument("--target", default=None,
                      help="the class to explain (None: each input's predicted class)")
     exp.add_argument("--top", type=int, default=5, help="top cells, words or n-grams printed")
-    exp.add_argument("--file", default=None, help="read more inputs from this text file, one a line")
+    exp.add_argument("--file", default=None, help="as for 'gridnet predict'")
     exp.add_argument("--encoding", default="utf-8", help="text encoding of CSV and --file files")
     exp.set_defaults(func=commands.explain)
 

@@ -8,8 +8,9 @@ import time
 
 import numpy as np
 
-from .data import (AUDIO_EXT, IMAGE_EXT, MODALITIES, CLIError, check_options, given, load_data,
-                   make_adapter, missing_labels, read_table, table_notes, to_grids)
+from .data import (AUDIO_EXT, IMAGE_EXT, MODALITIES, CLIError, check_options, collect_inputs,
+                   given, load_data, make_adapter, missing_labels, read_table, table_notes,
+                   text_rows, text_table, to_grids)
 
 __all__ = ["demo", "locality", "fit", "predict", "evaluate", "explain"]
 
@@ -185,7 +186,10 @@ def _check_inputs(modality, inputs):
                 raise CLIError(f"{p}: an {kind} file ({fmt}); this is a text model, which "
                                "classifies sentences: pass them as arguments, or --file FILE "
                                "with one sentence a line")
-            continue
+            # any other file named where a sentence goes: its name would be classified
+            raise CLIError(f"{p} is a file, not a sentence; this is a text model: pass "
+                           f"sentences as arguments, --file {p} to read one a line, or one "
+                           "CSV file with the sentences in its text column")
         if os.path.isdir(p):
             raise CLIError(f"{p} is a folder; give the {modality} files themselves")
         if not os.path.isfile(p):
@@ -255,16 +259,12 @@ def explain(args):
 def predict(args):
     clf, extra, adapter = _load_model(args.model)
     modality = extra["modality"]
-    inputs = list(args.inputs)
     if (args.hop is not None or args.csv) and not args.windows:
         raise CLIError("--hop and --csv go with --windows")
     if args.windows and modality != "audio":
         raise CLIError(f"--windows slides over audio recordings; this is {_a(modality)} "
                        f"{modality} model")
-    if args.file:
-        inputs += _read_lines(args.file, args.encoding)
-    if inputs == ["-"]:
-        inputs = [line.rstrip("\n") for line in sys.stdin]
+    inputs = collect_inputs(args, modality, _read_lines)
     if not inputs:
         raise CLIError("nothing to predict: give inputs as arguments, with --file, or - for stdin")
     if modality == "table":
@@ -272,6 +272,8 @@ def predict(args):
             raise CLIError("a table model predicts the rows of one CSV file")
         header, columns = read_table(inputs[0], encoding=args.encoding)
         data, names = dict(zip(header, columns)), [f"line {i + 2}" for i in range(len(columns[0]))]
+    elif modality == "text" and text_table(inputs):
+        data, names = text_rows(inputs[0], extra, args.encoding)
     else:
         _check_inputs(modality, inputs)
         if args.windows:

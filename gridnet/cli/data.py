@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 
 from adapters.files import AUDIO_EXTENSIONS as AUDIO_EXT
 from adapters.files import IMAGE_EXTENSIONS as IMAGE_EXT
@@ -11,7 +12,8 @@ from adapters.files import IMAGE_EXTENSIONS as IMAGE_EXT
 from adapters.tabular import MISSING as MISSING_LABELS
 
 __all__ = ["CLIError", "read_table", "folder_dataset", "csv_dataset", "load_data",
-           "make_adapter", "check_options", "ADAPTER_OPTIONS", "given", "to_grids", "table_notes", "missing_labels", "lines", "AUDIO_EXT",
+           "make_adapter", "check_options", "ADAPTER_OPTIONS", "given", "to_grids", "table_notes",
+           "missing_labels", "lines", "text_table", "text_rows", "collect_inputs", "TABLE_EXT", "AUDIO_EXT",
            "IMAGE_EXT", "MODALITIES", "MISSING_LABELS"]
 
 MODALITIES = ("audio", "text", "image", "table")
@@ -108,6 +110,47 @@ def csv_dataset(args, path, need_text):
         return columns[header.index(args.text_column)], y, None
     keep = [i for i, h in enumerate(header) if h != label]
     return [header[i] for i in keep], y, [columns[i] for i in keep]
+
+
+TABLE_EXT = (".csv", ".tsv", ".tab")
+
+
+def text_table(inputs):
+    """Whether a text model's inputs are one CSV/TSV file (its rows are the sentences)."""
+    return (len(inputs) == 1 and os.path.isfile(inputs[0])
+            and inputs[0].lower().endswith(TABLE_EXT))
+
+
+def collect_inputs(args, modality, read_lines):
+    """The inputs named on the command line, with those of ``--file`` (one a line; for a text
+    model a CSV/TSV file stands for its rows, as it does named as an input) and of stdin."""
+    inputs = list(args.inputs)
+    if args.file and modality == "text" and args.file.lower().endswith(TABLE_EXT):
+        if inputs:
+            raise CLIError(f"--file {args.file} is a CSV file, whose text column is read: give "
+                           "it or sentences, not both")
+        return [args.file]
+    if args.file:
+        inputs += read_lines(args.file, args.encoding)
+    if inputs == ["-"]:
+        inputs = [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
+    return inputs
+
+
+def text_rows(path, extra, encoding):
+    """A text model's sentences from the text column of a CSV/TSV file (the column the
+    model was trained on, else "text") -> (sentences, names "line N")."""
+    column = extra.get("text_column") or "text"
+    header, columns = read_table(path, encoding=encoding)
+    if column not in header:
+        raise CLIError(f"{path}: no text column {column!r} (the column this model was trained "
+                       f"on); the columns are {', '.join(header)}")
+    texts = columns[header.index(column)]
+    empty = [i for i, t in enumerate(texts) if not t]
+    if empty:
+        raise CLIError(f"{path}: {lines(i + 2 for i in empty)}: the text column {column!r} is "
+                       "empty; there is no sentence to classify")
+    return texts, [f"line {i + 2}" for i in range(len(texts))]
 
 
 def missing_labels(y):

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from .data import CLIError, read_table, to_grids
+from .data import CLIError, collect_inputs, read_table, text_rows, text_table, to_grids
 
 __all__ = ["explain", "axes_of"]
 
@@ -55,9 +55,7 @@ def explain(args, load_model, check_inputs, read_lines):
         raise CLIError(str(exc)) from None
     clf, extra, adapter = load_model(args.model)
     modality = extra["modality"]
-    inputs = list(args.inputs)
-    if args.file:
-        inputs += read_lines(args.file, args.encoding)
+    inputs = collect_inputs(args, modality, read_lines)
     if not inputs:
         raise CLIError("nothing to explain: give inputs as arguments or with --file")
     target = None
@@ -76,6 +74,8 @@ def explain(args, load_model, check_inputs, read_lines):
         header, columns = read_table(inputs[0], encoding=args.encoding)
         data = dict(zip(header, columns))
         names = [f"line {i + 2}" for i in range(len(columns[0]))]
+    elif modality == "text" and text_table(inputs):
+        data, names = text_rows(inputs[0], extra, args.encoding)
     else:
         check_inputs(modality, inputs)
         data, names = inputs, inputs
