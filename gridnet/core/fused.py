@@ -6,9 +6,10 @@ convolution's output through strided views (every other value of every row), whi
 costs more than the matmul on small networks. Computed together, the convolution
 writes its output already sorted by window offset ("space to depth"): for a 2x2 pool,
 four contiguous blocks holding the top-left, top-right, bottom-left and bottom-right
-value of every window. The pooling is then a few ``np.maximum`` calls on contiguous
-blocks, and bias and ReLU are applied after it, on a quarter of the values (both
-commute with the maximum). The result, and the gradients, are the same as the two
+value of every window. The pooling is then a max over contiguous blocks, and bias and
+ReLU are applied after it, on a quarter of the values (both commute with the maximum);
+that pass and the backward routing are :mod:`gridnet.core.kernels`' (compiled, with a
+numpy twin). The result, and the gradients, are the same as the two
 layers' (up to float rounding in the order of sums).
 
 :class:`ConvPool` is a layer of its own that the stack builder plans in place of such a
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import kernels
 from .conv import Conv2D, col2im_shifts, im2col_shifts
 from .layers import Layer, MaxPool2D, Workspace, batch_slices, is_onehot, zero_columns_from
 
@@ -93,6 +95,9 @@ class ConvPool(Layer):
     """
 
     _TRANSIENT = Layer._TRANSIENT + ("ws",)
+    #: the inner loops' implementation: None for :func:`gridnet.core.kernels.backend`'s,
+    #: or "numba" / "numpy" set on an instance (the tests compare the two)
+    kernels = None
 
     def __init__(self, conv, pool):
         super().__init__()
@@ -173,7 +178,8 @@ class ConvPool(Layer):
         n = x.shape[0]
         f, P, k = G["f"], G["P"], G["ph"] * G["pw"]
         W, b = conv.weights(), conv.params["b"]
-        out = np.empty((f, n, G["Hq"], G["Wq"]), dtype=x.dtype)
+        # (f, n*P): a chunk of samples is a block of columns (a view, never a copy)
+        out = np.empty((f, n * P), dtype=x.dtype)
         mx = np.empty_like(out) if training else out
         chunks = []
         for c_, sl in enumerate(self._chunks(n, x.dtype.itemsize)):
@@ -181,17 +187,13 @@ class ConvPool(Layer):
             tag = ("f", c_) if training else "f"
             cols = self._im2col(self._phases(x[sl]), ("cols", tag))
             y = np.matmul(W, cols, out=self.ws.get(("y", tag), (f, k * m * P), x.dtype))
-            yv = y.reshape(f, k, m * P)
-            best = mx[:, sl].reshape(f, m * P)
-            np.maximum(yv[:, 0], yv[:, 1], out=best)
-            for j in range(2, k):
-                np.maximum(best, yv[:, j], out=best)
+            # the max over window offsets, then bias and ReLU (they commute with it)
+            span = slice(sl.start * P, sl.stop * P)
+            kernels.pool_forward(y, k, b, conv.activation == "relu", mx[:, span], out[:, span],
+                                 self.kernels)
             if training:
                 chunks.append((sl, cols, y))
-        # bias and ReLU commute with the maximum: applied to the pooled values only
-        np.add(mx, b[:, None, None, None], out=out)
-        if conv.activation == "relu":
-            np.maximum(out, 0, out=out)
+        out = out.reshape(f, n, G["Hq"], G["Wq"])
         self._cache = {"chunks": chunks, "mx": mx, "out": out} if training else None
         return out[:, :, :G["Ho"], :G["Wo"]].transpose(1, 0, 2, 3)
 
@@ -210,34 +212,25 @@ class ConvPool(Layer):
         # junk rows and columns carry no gradient: zeroed once, never written
         gq = self.ws.zeroed("gq", cache["out"].shape, grad.dtype, zero_columns_from(Wo, Ho))
         gq[:, :, :Ho, :Wo] = grad.transpose(1, 0, 2, 3)
-        if conv.activation == "relu":
-            np.multiply(gq, cache["out"] > 0, out=gq)
+        relu = conv.activation == "relu"
         W = conv.weights()
         dW = np.zeros_like(W)
-        db = gq.reshape(f, -1).sum(axis=1)
+        gq2, out2 = gq.reshape(f, n * P), cache["out"].reshape(f, n * P)
         # rows and columns the pool drops (a ragged edge) get no gradient: zeros
         alloc = np.zeros if G["ragged"] else np.empty
         dxbuf = alloc((G["c"], n, G["h"], G["w"]), grad.dtype) if input_grad else None
         for sl, cols, y in cache["chunks"]:
             m = sl.stop - sl.start
-            gc = gq[:, sl].reshape(f, m * P)
-            best = cache["mx"][:, sl].reshape(f, m * P)
-            yv = y.reshape(f, k, m * P)
-            # each window's gradient goes to the first offset holding its maximum
-            g = self.ws.get("g", (f, k, m * P), grad.dtype)
-            rest = self.ws.get("rest", (f, m * P), grad.dtype)
-            np.multiply(gc, yv[:, 0] == best, out=g[:, 0])
-            np.subtract(gc, g[:, 0], out=rest if k > 2 else g[:, 1])
-            for j in range(1, k - 1):
-                np.multiply(rest, yv[:, j] == best, out=g[:, j])
-                if j < k - 2:
-                    rest -= g[:, j]
-                else:
-                    np.subtract(rest, g[:, j], out=g[:, k - 1])
-            g = g.reshape(f, -1)
-            dW += (cols @ g.T).T
+            span = slice(sl.start * P, sl.stop * P)
+            # each window's gradient goes to the first offset holding its maximum (its
+            # ReLU-masked gradient is left in gq, for the bias)
+            g = self.ws.get("g", (f, k * m * P), grad.dtype)
+            kernels.pool_route(gq2[:, span], out2[:, span], y, cache["mx"][:, span], k, relu, g,
+                               self.kernels)
+            dW += kernels.matmul_nt(cols, g).T
             if input_grad:   # the columns are spent: their buffer takes dcols
                 self._col2im(np.matmul(W.T, g, out=cols), dxbuf[:, sl])
+        db = gq2.sum(axis=1)
         if conv.normalize:
             dW *= dW.dtype.type(1.0 / W.shape[1])
         conv.grads["W"] = dW

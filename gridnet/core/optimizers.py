@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import kernels
+
 __all__ = ["SGD", "Adam", "make_optimizer"]
 
 
@@ -97,6 +99,10 @@ class Adam:
     array([-0.1], dtype=float32)
     """
 
+    #: the update's implementation: None for :func:`gridnet.core.kernels.backend`'s, or
+    #: "numba" / "numpy" set on an instance (the tests compare the two)
+    kernels = None
+
     def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8,
                  weight_decay=0.0):
         self.learning_rate = learning_rate
@@ -159,23 +165,22 @@ class Adam:
                 if _decays(name):
                     g[at:at + p.size] += wd * p.reshape(-1)
                 at += p.size
-        # in place, through one scratch array: no temporaries the size of p
-        m *= b1
-        np.multiply(g, 1 - b1, out=tmp)
-        m += tmp
-        v *= b2
-        np.multiply(g, g, out=tmp)
-        tmp *= 1 - b2
-        v += tmp
-        if self.t % FLUSH_EVERY == 0:
-            _flush_tiny(m, tmp)
-            _flush_tiny(v, tmp)
         step = f(self.learning_rate * np.sqrt(1 - self.beta2 ** self.t) / (1 - self.beta1 ** self.t))
         eps = f(self.epsilon * np.sqrt(1 - self.beta2 ** self.t))
-        np.sqrt(v, out=tmp)
-        tmp += eps
-        np.divide(m, tmp, out=tmp)
-        tmp *= step
+        if self.t % FLUSH_EVERY == 0:
+            # the moments as updated, flushed, then the step from them (numpy's path)
+            kernels.adam_direction(g, m, v, b1, f(1) - b1, b2, f(1) - b2, eps, step, tmp,
+                                   "numpy")
+            _flush_tiny(m, tmp)
+            _flush_tiny(v, tmp)
+            np.sqrt(v, out=tmp)
+            tmp += eps
+            np.divide(m, tmp, out=tmp)
+            tmp *= step
+        else:
+            # in place, through one scratch array: no temporaries the size of p
+            kernels.adam_direction(g, m, v, b1, f(1) - b1, b2, f(1) - b2, eps, step, tmp,
+                                   self.kernels)
         at = 0
         for _, p, _ in parameters:
             p -= tmp[at:at + p.size].reshape(p.shape)

@@ -1,0 +1,180 @@
+"""The compiled kernels (gridnet.core.kernels, numba) against their numpy twins: the same
+numbers to the bit, through a whole network and Adam's steps; the compiled path is the
+one that runs by default; GRIDNET_KERNELS=numpy runs the other."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gradcheck import numeric_grad, rel_error
+from gridnet import Adam, Conv2D, Dense, Flatten, MaxPool2D, Network, SoftmaxCrossEntropy
+from gridnet.core import ConvPool, kernels
+
+BOTH = ["numba", "numpy"]
+
+
+def test_numba_is_what_runs_by_default():
+    # numba is a dependency (pyproject), so the compiled kernels are the default
+    assert kernels.backend() == "numba"
+
+
+def _windows(rng, f, k, L, dtype, ties):
+    if ties:      # small integers: many windows hold their maximum at several offsets
+        return rng.integers(-2, 3, (f, k * L)).astype(dtype)
+    return rng.standard_normal((f, k * L)).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", [2, 3, 4, 9])
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("ties", [False, True])
+def test_pool_kernels_agree_to_the_bit(dtype, k, relu, ties):
+    rng = np.random.default_rng(k)
+    f, L = 5, 37
+    y = _windows(rng, f, k, L, dtype, ties)
+    b = rng.standard_normal(f).astype(dtype)
+    gc = rng.standard_normal((f, L)).astype(dtype)
+    res = {}
+    for name in BOTH:
+        mx, out = np.empty((f, L), dtype), np.empty((f, L), dtype)
+        kernels.pool_forward(y, k, b, relu, mx, out, name)
+        alone = np.empty((f, L), dtype)          # inference: the maximum is not kept apart
+        kernels.pool_forward(y, k, b, relu, alone, alone, name)
+        g, gcn = np.full((f, k * L), np.nan, dtype), gc.copy()
+        kernels.pool_route(gcn, out, y, mx, k, relu, g, name)
+        res[name] = (mx, out, alone, g, gcn)
+    for a, c in zip(*res.values()):
+        np.testing.assert_array_equal(a, c)
+    mx, out, alone, g, gcn = res["numba"]
+    np.testing.assert_array_equal(mx, y.reshape(f, k, L).max(axis=1))
+    np.testing.assert_array_equal(alone, out)
+    # each window's gradient reaches exactly one offset, the first holding the maximum
+    gv = g.reshape(f, k, L)
+    first = (y.reshape(f, k, L) == mx[:, None]).argmax(axis=1)
+    np.testing.assert_array_equal(np.take_along_axis(gv, first[:, None], 1)[:, 0], gcn)
+    assert np.count_nonzero(gv) == np.count_nonzero(gcn)
+    if relu:
+        np.testing.assert_array_equal(gcn, np.where(out > 0, gc, 0))
+
+
+def test_pool_kernels_take_a_chunk_of_columns():
+    # a chunk of a batch is a block of columns of (f, n*P): a view with a row stride
+    rng = np.random.default_rng(0)
+    f, k, L = 3, 4, 20
+    y = rng.standard_normal((f, k * L)).astype(np.float32)
+    b = np.zeros(f, np.float32)
+    for name in BOTH:
+        whole = np.zeros((f, 3 * L), np.float32)
+        kernels.pool_forward(y, k, b, True, whole[:, L:2 * L], whole[:, L:2 * L], name)
+        np.testing.assert_array_equal(whole[:, L:2 * L],
+                                      np.maximum(y.reshape(f, k, L).max(axis=1), 0))
+        assert not whole[:, :L].any() and not whole[:, 2 * L:].any()
+
+
+def _adam_run(name, steps=40):
+    rng = np.random.default_rng(0)
+    params = [("0.W", rng.standard_normal((4, 3)).astype(np.float32)),
+              ("0.b", rng.standard_normal(3).astype(np.float32))]
+    opt = Adam(learning_rate=1e-2, weight_decay=1e-3)
+    opt.kernels = name
+    for _ in range(steps):   # past a flush of tiny moments (every 16 steps)
+        grads = [rng.standard_normal(p.shape).astype(np.float32) * 1e-3 for _, p in params]
+        opt.step([(n, p, g) for (n, p), g in zip(params, grads)])
+    return [p for _, p in params], opt.state["_buffers"][:2]
+
+
+def test_adam_steps_agree_to_the_bit():
+    (p1, s1), (p2, s2) = _adam_run("numba"), _adam_run("numpy")
+    for a, b in zip(p1 + list(s1), p2 + list(s2)):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(p1[0], _adam_run("numba", 39)[0][0])   # the steps move it
+
+
+def net_a(kernels_name):
+    net = Network([Conv2D(8, 3, padding="same", activation="relu"), MaxPool2D(2),
+                   Conv2D(6, 3, padding="same", activation="relu"), MaxPool2D(2),
+                   Flatten(), Dense(5)])
+    net.build((2, 12, 12), np.random.default_rng(0))
+    for step in net.steps:
+        if isinstance(step, ConvPool):
+            step.kernels = kernels_name
+    return net
+
+
+def test_a_network_trains_to_the_same_weights_with_either_kernels():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((16, 2, 12, 12)).astype(np.float32)
+    y = rng.integers(0, 5, 16)
+    weights, outs = {}, {}
+    for name in BOTH:
+        net, loss, opt = net_a(name), SoftmaxCrossEntropy(), Adam(1e-2)
+        opt.kernels = name
+        assert sum(isinstance(s, ConvPool) for s in net.steps) == 2
+        for _ in range(20):
+            _, grad = loss(net.forward(x, training=True), y)
+            net.backward(grad, input_grad=False)
+            opt.step(net.parameters())
+        weights[name] = [p.copy() for _, p, _ in net.parameters()]
+        outs[name] = net.forward(x)
+    for a, b in zip(weights["numba"], weights["numpy"]):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(outs["numba"], outs["numpy"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", BOTH)
+def test_either_kernels_pass_a_finite_difference_check(name):
+    net = Network([Conv2D(3, 3, padding="same", activation="relu"), MaxPool2D(2),
+                   Conv2D(2, (2, 3), padding="valid"), MaxPool2D((1, 2)), Flatten(), Dense(3)])
+    rng = np.random.default_rng(0)
+    net.build((2, 8, 9), rng, dtype=np.float64)
+    for step in net.steps:
+        if isinstance(step, ConvPool):
+            step.kernels = name
+    x = rng.standard_normal((3, 2, 8, 9))
+    y = np.array([0, 2, 1])
+    loss = SoftmaxCrossEntropy()
+    _, grad = loss(net.forward(x, training=True), y)
+    assert all(s.ran_fused for s in net.steps if isinstance(s, ConvPool))
+    analytic = {"x": net.backward(grad), **{n: g.copy() for n, _, g in net.parameters()}}
+
+    def f():
+        return loss(net.forward(x), y)[0]
+
+    numeric = {"x": numeric_grad(f, x), **{n: numeric_grad(f, p) for n, p, _ in net.parameters()}}
+    errors = {k: rel_error(analytic[k], numeric[k]) for k in numeric}
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_the_compiled_kernels_are_the_ones_that_run(monkeypatch):
+    calls = {}
+
+    def spy(name, fn):
+        def counted(*a):
+            calls[name] = calls.get(name, 0) + 1
+            return fn(*a)
+        monkeypatch.setattr(kernels, name, counted)
+
+    for name in ("_pool_forward_nb", "_pool_route_nb", "_adam_direction_nb",
+                 "_pool_forward_np", "_pool_route_np", "_adam_direction_np"):
+        spy(name, getattr(kernels, name))
+    net, loss, opt = net_a(None), SoftmaxCrossEntropy(), Adam()
+    x = np.random.default_rng(0).standard_normal((4, 2, 12, 12)).astype(np.float32)
+    for _ in range(3):
+        _, grad = loss(net.forward(x, training=True), np.arange(4))
+        net.backward(grad, input_grad=False)
+        opt.step(net.parameters())
+    # two fused layers x 3 steps; Adam thrice (a flush step, every 16th, runs numpy's)
+    assert calls == {"_pool_forward_nb": 6, "_pool_route_nb": 6, "_adam_direction_nb": 3}
+
+
+def test_gridnet_kernels_numpy_runs_the_numpy_kernels():
+    code = ("from gridnet.core import kernels; import gridnet, numpy as np; "
+            "clf = gridnet.GridNetClassifier(max_epochs=2, random_state=0); "
+            "X = np.random.default_rng(0).random((40, 1, 8, 8), dtype=np.float32); "
+            "clf.fit(X, np.arange(40) % 2); print(kernels.backend(), kernels._numba)")
+    env = dict(os.environ, GRIDNET_KERNELS="numpy")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert out.stdout.split() == ["numpy", "None"]
