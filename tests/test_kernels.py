@@ -73,6 +73,33 @@ def test_pool_kernels_take_a_chunk_of_columns():
         assert not whole[:, :L].any() and not whole[:, 2 * L:].any()
 
 
+@pytest.mark.parametrize("in_shape, kernel, padding, window, chunk_bytes", [
+    ((3, 7, 9), (3, 3), "same", (2, 2), 2**25),     # ragged edges: the pool drops a row
+    ((2, 20, 21), (2, 3), "valid", (3, 3), 2**25),
+    ((1, 1, 64), (1, 5), "same", (1, 2), 2**25),    # the locality probe's strip
+    ((4, 8, 8), (3, 3), "full", (2, 1), 3000),      # a few samples per chunk
+])
+def test_a_fused_pair_gives_the_same_bits_with_either_kernels(in_shape, kernel, padding,
+                                                              window, chunk_bytes):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((7,) + in_shape).astype(np.float32)
+    res = {}
+    for name in BOTH:
+        conv = Conv2D(5, kernel, padding=padding, activation="relu", chunk_bytes=chunk_bytes)
+        pool = MaxPool2D(window)
+        pool.build(conv.build(in_shape, np.random.default_rng(1)), None)
+        conv.params["b"][:] = 0.1          # some outputs positive, some not
+        step = ConvPool(conv, pool)
+        step.kernels = name
+        y = step.forward(x, training=True)
+        gout = np.random.default_rng(2).standard_normal(y.shape).astype(np.float32)
+        dx = step.backward(gout)
+        res[name] = (np.array(y), dx, conv.grads["W"].copy(), conv.grads["b"].copy())
+    assert chunk_bytes > 2**20 or len(step._chunks(7, 4)) > 1
+    for a, b in zip(*res.values()):
+        np.testing.assert_array_equal(a, b)
+
+
 def _adam_run(name, steps=40):
     rng = np.random.default_rng(0)
     params = [("0.W", rng.standard_normal((4, 3)).astype(np.float32)),
@@ -156,8 +183,8 @@ def test_the_compiled_kernels_are_the_ones_that_run(monkeypatch):
             return fn(*a)
         monkeypatch.setattr(kernels, name, counted)
 
-    for name in ("_pool_forward_nb", "_pool_route_nb", "_adam_direction_nb",
-                 "_pool_forward_np", "_pool_route_np", "_adam_direction_np"):
+    for name in ("_pool_forward_nb", "_pool_route_nb", "_col2im_phases_nb", "_adam_direction_nb",
+                 "_pool_forward_np", "_pool_route_np", "_col2im_phases_np", "_adam_direction_np"):
         spy(name, getattr(kernels, name))
     net, loss, opt = net_a(None), SoftmaxCrossEntropy(), Adam()
     x = np.random.default_rng(0).standard_normal((4, 2, 12, 12)).astype(np.float32)
@@ -165,8 +192,10 @@ def test_the_compiled_kernels_are_the_ones_that_run(monkeypatch):
         _, grad = loss(net.forward(x, training=True), np.arange(4))
         net.backward(grad, input_grad=False)
         opt.step(net.parameters())
-    # two fused layers x 3 steps; Adam thrice (a flush step, every 16th, runs numpy's)
-    assert calls == {"_pool_forward_nb": 6, "_pool_route_nb": 6, "_adam_direction_nb": 3}
+    # two fused layers x 3 steps (the first needs no input gradient: no col2im); Adam
+    # thrice (a flush step, every 16th, runs numpy's)
+    assert calls == {"_pool_forward_nb": 6, "_pool_route_nb": 6, "_col2im_phases_nb": 3,
+                     "_adam_direction_nb": 3}
 
 
 def test_gridnet_kernels_numpy_runs_the_numpy_kernels():

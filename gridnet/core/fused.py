@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import kernels
-from .conv import Conv2D, col2im_shifts, im2col_shifts
+from .conv import Conv2D, im2col_shifts
 from .layers import Layer, MaxPool2D, Workspace, batch_slices, is_onehot, zero_columns_from
 
 __all__ = ["ConvPool"]
@@ -69,7 +69,9 @@ def _geometry(conv, pool):
     ragged = sum(n for _, _, n in rows) < h or sum(n for _, _, n in cols) < w
     return dict(c=c, h=h, w=w, f=f, kh=kh, kw=kw, ph=ph, pw=pw, Ho=Ho, Wo=Wo, Hq=Hq, Wq=Wq,
                 P=Hq * Wq, tail=qmax * Wq + rmax, rows=rows, cols=cols, shifts=shifts,
-                ragged=ragged)
+                ragged=ragged, row_array=np.array(rows, np.int64).reshape(-1, 3),
+                col_array=np.array(cols, np.int64).reshape(-1, 3),
+                shift_array=np.array(shifts, np.int64).reshape(-1, 2))
 
 
 def _phase_pairs(G, buf, m):
@@ -156,12 +158,11 @@ class ConvPool(Layer):
     def _col2im(self, dcols, dx):
         """Scatter-add columns back onto the input gradient chunk ``dx`` ``(c, m, h, w)``."""
         G = self.geometry
-        c, m, P, ph, pw = G["c"], dx.shape[1], G["P"], G["ph"], G["pw"]
-        dxs = self.ws.get("dxs", (c, ph, pw, m * P + G["tail"]), dcols.dtype)
-        dxs.fill(0)
-        col2im_shifts(dcols.reshape(c, -1, m * P), G["shifts"], m * P, dxs.reshape(c, ph * pw, -1))
-        for grid, phase in _phase_pairs(G, dxs, m):
-            dx[grid] = phase
+        c, m, P, k = G["c"], dx.shape[1], G["P"], G["ph"] * G["pw"]
+        name = self.kernels or kernels.backend()
+        shape = (k, m * P + G["tail"]) if name == "numba" else (c, k, m * P + G["tail"])
+        kernels.col2im_phases(dcols.reshape(c, -1, m * P), G, dx,
+                              self.ws.get("dxs", shape, dcols.dtype), name)
 
     def _chunks(self, n, itemsize):
         G = self.geometry

@@ -2,7 +2,8 @@
 
 Each kernel here is one pass over memory that numpy does in several: the max over a
 pool's window offsets with the bias and ReLU after it, the backward routing of a
-pooled gradient to the first offset holding each window's maximum, and Adam's update
+pooled gradient to the first offset holding each window's maximum, the col2im of its
+input gradient (one channel's phase planes at a time, kept in cache), and Adam's update
 of its moments and step. They are compiled
 with numba (a dependency of librosa, declared by gridnet too) on first use and cached
 on disk (``cache=True``); the numpy versions stay, and run where numba cannot be
@@ -23,7 +24,8 @@ import os
 
 import numpy as np
 
-__all__ = ["backend", "pool_forward", "pool_route", "adam_direction", "matmul_nt"]
+__all__ = ["backend", "pool_forward", "pool_route", "col2im_phases", "adam_direction",
+           "matmul_nt"]
 
 try:
     if os.environ.get("GRIDNET_KERNELS", "").strip().lower() == "numpy":
@@ -61,6 +63,33 @@ def _pool_route_np(gc, out, y, mx, k, relu, g):
         np.multiply(rest, yv[:, j] == mx, out=gv[:, j])
         np.subtract(rest, gv[:, j], out=rest)
     gv[:, k - 1] = rest
+
+
+def _col2im_phases_np(dcols, shifts, rows, cols, Hq, Wq, dxs, dx):
+    c, m = dx.shape[0], dx.shape[1]
+    ph, pw = len(rows), len(cols)
+    P = Hq * Wq
+    dxs.fill(0)
+    for k, (p, o) in enumerate(shifts):
+        dxs[:, p, o:o + m * P] += dcols[:, k]
+    for s, (y0, Y0, ny) in enumerate(rows):
+        for t, (x0, X0, nx) in enumerate(cols):
+            phase = dxs[:, s * pw + t, :m * P].reshape(c, m, Hq, Wq)[:, :, Y0:Y0 + ny, X0:X0 + nx]
+            dx[:, :, y0:y0 + ph * ny:ph, x0:x0 + pw * nx:pw] = phase
+
+
+def _adam_direction_np(g, m, v, b1, c1, b2, c2, eps, step, out):
+    m *= b1
+    np.multiply(g, c1, out=out)
+    m += out
+    v *= b2
+    np.multiply(g, g, out=out)
+    out *= c2
+    v += out
+    np.sqrt(v, out=out)
+    out += eps
+    np.divide(m, out, out=out)
+    out *= step
 
 
 # -- numba -------------------------------------------------------------------------------
@@ -106,6 +135,29 @@ if _numba is not None:
             for p in range(L):
                 g[i, (k - 1) * L + p] = rest[p]
 
+    @_jit
+    def _col2im_phases_nb(dcols, shifts, rows, cols, Hq, Wq, buf, dx):  # pragma: no cover
+        c, m = dx.shape[0], dx.shape[1]
+        ph, pw = rows.shape[0], cols.shape[0]
+        P = Hq * Wq
+        L = m * P
+        for ci in range(c):                 # one channel's phases stay in cache
+            buf[:] = 0
+            for k in range(shifts.shape[0]):
+                dst = buf[shifts[k, 0], shifts[k, 1]:shifts[k, 1] + L]
+                src = dcols[ci, k]
+                for i in range(L):
+                    dst[i] += src[i]
+            for s in range(ph):
+                y0, Y0, ny = rows[s, 0], rows[s, 1], rows[s, 2]
+                for t in range(pw):
+                    x0, X0, nx = cols[t, 0], cols[t, 1], cols[t, 2]
+                    q = s * pw + t
+                    for mi in range(m):
+                        for yy in range(ny):
+                            at = mi * P + (Y0 + yy) * Wq + X0
+                            for xx in range(nx):
+                                dx[ci, mi, y0 + ph * yy, x0 + pw * xx] = buf[q, at + xx]
 
     @_jit
     def _adam_direction_nb(g, m, v, b1, c1, b2, c2, eps, step, out):  # pragma: no cover
@@ -116,31 +168,6 @@ if _numba is not None:
             m[i] = mi
             v[i] = vi
             out[i] = (mi / (np.sqrt(vi) + eps)) * step
-
-
-def _adam_direction_np(g, m, v, b1, c1, b2, c2, eps, step, out):
-    m *= b1
-    np.multiply(g, c1, out=out)
-    m += out
-    v *= b2
-    np.multiply(g, g, out=out)
-    out *= c2
-    v += out
-    np.sqrt(v, out=out)
-    out += eps
-    np.divide(m, out, out=out)
-    out *= step
-
-
-def adam_direction(g, m, v, b1, c1, b2, c2, eps, step, out, kernels=None):
-    """Adam's moments and step, flat arrays of one dtype, the scalars of that dtype:
-    ``m = b1*m + c1*g``, ``v = b2*v + c2*g*g`` (in place) and ``out = step * m /
-    (sqrt(v) + eps)``, the amount to subtract from the parameters."""
-    if (kernels or backend()) == "numba":
-        _adam_direction_nb(g, m, v, b1, c1, b2, c2, eps, step, out)
-    else:
-        _adam_direction_np(g, m, v, b1, c1, b2, c2, eps, step, out)
-    return out
 
 
 def pool_forward(y, k, b, relu, mx, out, kernels=None):
@@ -168,6 +195,32 @@ def pool_route(gc, out, y, mx, k, relu, g, kernels=None):
     else:
         _pool_route_np(gc, out, y, mx, k, relu, g)
     return g
+
+
+def col2im_phases(dcols, geometry, dx, scratch, kernels=None):
+    """The fused pair's col2im: scatter-add columns ``dcols`` (c, S, m*P) by the
+    geometry's shifts onto phase planes, then write the planes' values to their places
+    in ``dx`` (c, m, h, w); places no phase holds (a ragged edge) are left as they are.
+    ``scratch``: ``(c, ph*pw, m*P + tail)`` for numpy, ``(ph*pw, m*P + tail)`` (one
+    channel's) for numba; contents undefined. Both add in the order of the shifts."""
+    G = geometry
+    if (kernels or backend()) == "numba":
+        _col2im_phases_nb(dcols, G["shift_array"], G["row_array"], G["col_array"], G["Hq"],
+                          G["Wq"], scratch, dx)
+    else:
+        _col2im_phases_np(dcols, G["shifts"], G["rows"], G["cols"], G["Hq"], G["Wq"], scratch, dx)
+    return dx
+
+
+def adam_direction(g, m, v, b1, c1, b2, c2, eps, step, out, kernels=None):
+    """Adam's moments and step, flat arrays of one dtype, the scalars of that dtype:
+    ``m = b1*m + c1*g``, ``v = b2*v + c2*g*g`` (in place) and ``out = step * m /
+    (sqrt(v) + eps)``, the amount to subtract from the parameters."""
+    if (kernels or backend()) == "numba":
+        _adam_direction_nb(g, m, v, b1, c1, b2, c2, eps, step, out)
+    else:
+        _adam_direction_np(g, m, v, b1, c1, b2, c2, eps, step, out)
+    return out
 
 
 #: columns per block of :func:`matmul_nt`'s sum (measured on net A's first dW, (9, 74k)
