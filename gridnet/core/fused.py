@@ -228,7 +228,7 @@ class ConvPool(Layer):
             g = self.ws.get("g", (f, k * m * P), grad.dtype)
             kernels.pool_route(gq2[:, span], out2[:, span], y, cache["mx"][:, span], k, relu, g,
                                self.kernels)
-            dW += kernels.matmul_nt(cols, g).T
+            dW += (cols @ g.T).T
             if input_grad:   # the columns are spent: their buffer takes dcols
                 self._col2im(np.matmul(W.T, g, out=cols), dxbuf[:, sl])
         db = gq2.sum(axis=1)

@@ -24,8 +24,7 @@ import os
 
 import numpy as np
 
-__all__ = ["backend", "pool_forward", "pool_route", "col2im_phases", "adam_direction",
-           "matmul_nt"]
+__all__ = ["backend", "pool_forward", "pool_route", "col2im_phases", "adam_direction"]
 
 try:
     if os.environ.get("GRIDNET_KERNELS", "").strip().lower() == "numpy":
@@ -221,25 +220,3 @@ def adam_direction(g, m, v, b1, c1, b2, c2, eps, step, out, kernels=None):
     else:
         _adam_direction_np(g, m, v, b1, c1, b2, c2, eps, step, out)
     return out
-
-
-#: columns per block of :func:`matmul_nt`'s sum (measured on net A's first dW, (9, 74k)
-#: by (16, 74k): one BLAS call 0.79 ms, blocks of 2048 0.40 ms, 4096 0.39 ms, 8192 0.81 ms)
-NT_BLOCK = 4096
-
-
-def matmul_nt(a, b):
-    """``a @ b.T`` for wide ``a`` (m, K) and ``b`` (n, K). When both ``m`` and ``n`` are
-    small (under 64), BLAS runs such a product, with its long inner dimension, at a
-    fraction of its rate (it splits work over the outer ones); it is then summed over
-    fixed blocks of :data:`NT_BLOCK` columns, so that the sum's order is fixed too. On
-    net A's second dW, (144, 21k) by (32, 21k), blocks gained nothing."""
-    K = a.shape[1]
-    if K <= 2 * NT_BLOCK or max(a.shape[0], b.shape[0]) >= 64:
-        return a @ b.T
-    acc = np.zeros((a.shape[0], b.shape[0]), dtype=np.result_type(a, b))
-    part = np.empty_like(acc)
-    for s in range(0, K, NT_BLOCK):
-        np.matmul(a[:, s:s + NT_BLOCK], b[:, s:s + NT_BLOCK].T, out=part)
-        acc += part
-    return acc
