@@ -196,6 +196,28 @@ def test_missing_labels_are_dropped_and_named_in_fit_and_evaluate(tmp_path, caps
     assert "dropped (lines 5, 13)" in out and "(18 samples)" in out
 
 
+def test_rows_with_an_empty_text_are_dropped_and_named_in_fit_and_evaluate(tmp_path, capsys):
+    """An empty text cell was trained on, and scored, as an empty sentence (804b79b)."""
+    rows = [[s, lab] for s, lab in [("great fun film", "pos"), ("a dull mess", "neg")] * 6]
+    rows[2][0] = ""
+    rows[7] = ["", "NA"]          # no label either: dropped for that, named once
+    rows[9][0] = ""
+    path = write_csv(tmp_path / "t.csv", ["text", "label"], rows)
+    model = tmp_path / "t.gridnet"
+    assert main(["fit", str(path), "--modality", "text", "-o", str(model), "--epochs", "1",
+                 "--positions", "5", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "1 row with a missing label (empty, NA, N/A, ?, null or None) dropped (line 9)" in out
+    assert "2 rows with an empty text column 'text' dropped (lines 4, 11)" in out
+    assert "trained on 9 samples" in out
+    assert main(["evaluate", str(model), str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "dropped (lines 4, 11)" in out and "(9 samples)" in out
+    blank = write_csv(tmp_path / "b.csv", ["text", "label"], [["", "pos"], ["", "neg"]])
+    assert main(["evaluate", str(model), str(blank)]) == 2
+    assert "no row has a text" in one_error_line(capsys, "evaluate")
+
+
 def test_a_python_none_label_is_a_clear_error():
     X = np.random.default_rng(0).standard_normal((6, 1, 4, 4))
     y = np.array(["a", "b", None, "a", "b", "a"], dtype=object)

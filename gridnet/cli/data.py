@@ -95,19 +95,32 @@ def csv_dataset(args, path, need_text):
     if label not in header:
         raise CLIError(f"{path}: no label column {label!r}; the columns are {', '.join(header)} "
                        "(set --label-column)")
+    if need_text and args.text_column not in header:
+        raise CLIError(f"{path}: no text column {args.text_column!r}; the columns are "
+                       f"{', '.join(header)} (set --text-column)")
     y = columns[header.index(label)]
+    line_of = list(range(2, len(y) + 2))          # the file's line of each row kept
     keep, note = missing_labels(y)
     if note:
         print(f"note: {path}: {note}")
         y = [y[i] for i in keep]
         columns = [[c[i] for i in keep] for c in columns]
+        line_of = [line_of[i] for i in keep]
         if not y:
             raise CLIError(f"{path}: no row has a label")
     if need_text:
-        if args.text_column not in header:
-            raise CLIError(f"{path}: no text column {args.text_column!r}; the columns are "
-                           f"{', '.join(header)} (set --text-column)")
-        return columns[header.index(args.text_column)], y, None
+        texts = columns[header.index(args.text_column)]
+        empty = [i for i, t in enumerate(texts) if not t]
+        if empty:          # no sentence to learn from or to score: named, like labels
+            print(f"note: {path}: {len(empty)} row{'s' if len(empty) > 1 else ''} with an "
+                  f"empty text column {args.text_column!r} dropped "
+                  f"({lines(line_of[i] for i in empty)})")
+            gone = set(empty)
+            texts = [t for i, t in enumerate(texts) if i not in gone]
+            y = [v for i, v in enumerate(y) if i not in gone]
+            if not y:
+                raise CLIError(f"{path}: no row has a text")
+        return texts, y, None
     keep = [i for i, h in enumerate(header) if h != label]
     return [header[i] for i in keep], y, [columns[i] for i in keep]
 
