@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import kernels
-from .conv import Conv2D, im2col_shifts
+from .conv import Conv2D, col2im_shifts, im2col_shifts
 from .layers import Layer, MaxPool2D, Workspace, batch_slices, is_onehot, zero_columns_from
 
 __all__ = ["ConvPool"]
@@ -158,11 +158,16 @@ class ConvPool(Layer):
     def _col2im(self, dcols, dx):
         """Scatter-add columns back onto the input gradient chunk ``dx`` ``(c, m, h, w)``."""
         G = self.geometry
-        c, m, P, k = G["c"], dx.shape[1], G["P"], G["ph"] * G["pw"]
-        name = self.kernels or kernels.backend()
-        shape = (k, m * P + G["tail"]) if name == "numba" else (c, k, m * P + G["tail"])
-        kernels.col2im_phases(dcols.reshape(c, -1, m * P), G, dx,
-                              self.ws.get("dxs", shape, dcols.dtype), name)
+        c, m, P, ph, pw = G["c"], dx.shape[1], G["P"], G["ph"], G["pw"]
+        if (self.kernels or kernels.backend()) == "numba":     # a channel at a time
+            dxs = self.ws.get("dxs1", (ph * pw, m * P + G["tail"]), dcols.dtype)
+            kernels.col2im_phases(dcols.reshape(c, -1, m * P), G, dx, dxs)
+            return
+        dxs = self.ws.get("dxs", (c, ph, pw, m * P + G["tail"]), dcols.dtype)
+        dxs.fill(0)
+        col2im_shifts(dcols.reshape(c, -1, m * P), G["shifts"], m * P, dxs.reshape(c, ph * pw, -1))
+        for grid, phase in _phase_pairs(G, dxs, m):
+            dx[grid] = phase
 
     def _chunks(self, n, itemsize):
         G = self.geometry

@@ -12,8 +12,10 @@ this module is imported). On finite values the two compute the same numbers: the
 comparisons and float operations in the same order, so that they agree to the bit (the
 tests hold them to it); neither splits work between threads.
 
-:func:`backend` names the one in use; :func:`pool_forward` and :func:`pool_route` take
-``kernels=`` ("numba" or "numpy") so that a layer, or a test, can choose.
+:func:`backend` names the one in use; :func:`pool_forward`, :func:`pool_route` and
+:func:`adam_direction` take ``kernels=`` ("numba" or "numpy") so that a layer, or a
+test, can choose; :func:`col2im_phases` is numba's alone (its twin is the numpy code of
+:meth:`gridnet.core.fused.ConvPool._col2im`).
 
 Shapes: ``y`` is a chunk's convolution output sorted by window offset, ``(f, k*L)``
 (``k`` offsets, ``L`` windows each); ``mx``, ``out``, ``gc`` are ``(f, L)``.
@@ -24,7 +26,8 @@ import os
 
 import numpy as np
 
-__all__ = ["backend", "pool_forward", "pool_route", "col2im_phases", "adam_direction"]
+__all__ = ["backend", "pool_forward", "pool_route", "col2im_phases", "adam_direction",
+           "adam_moments", "adam_step"]
 
 try:
     if os.environ.get("GRIDNET_KERNELS", "").strip().lower() == "numpy":
@@ -64,31 +67,28 @@ def _pool_route_np(gc, out, y, mx, k, relu, g):
     gv[:, k - 1] = rest
 
 
-def _col2im_phases_np(dcols, shifts, rows, cols, Hq, Wq, dxs, dx):
-    c, m = dx.shape[0], dx.shape[1]
-    ph, pw = len(rows), len(cols)
-    P = Hq * Wq
-    dxs.fill(0)
-    for k, (p, o) in enumerate(shifts):
-        dxs[:, p, o:o + m * P] += dcols[:, k]
-    for s, (y0, Y0, ny) in enumerate(rows):
-        for t, (x0, X0, nx) in enumerate(cols):
-            phase = dxs[:, s * pw + t, :m * P].reshape(c, m, Hq, Wq)[:, :, Y0:Y0 + ny, X0:X0 + nx]
-            dx[:, :, y0:y0 + ph * ny:ph, x0:x0 + pw * nx:pw] = phase
-
-
-def _adam_direction_np(g, m, v, b1, c1, b2, c2, eps, step, out):
+def adam_moments(g, m, v, b1, c1, b2, c2, scratch):
+    """numpy: Adam's moments, in place: ``m = b1*m + c1*g``, ``v = b2*v + c2*g*g``."""
     m *= b1
-    np.multiply(g, c1, out=out)
-    m += out
+    np.multiply(g, c1, out=scratch)
+    m += scratch
     v *= b2
-    np.multiply(g, g, out=out)
-    out *= c2
-    v += out
+    np.multiply(g, g, out=scratch)
+    scratch *= c2
+    v += scratch
+
+
+def adam_step(m, v, eps, step, out):
+    """numpy: ``out = step * m / (sqrt(v) + eps)``, the amount to subtract."""
     np.sqrt(v, out=out)
     out += eps
     np.divide(m, out, out=out)
     out *= step
+
+
+def _adam_direction_np(g, m, v, b1, c1, b2, c2, eps, step, out):
+    adam_moments(g, m, v, b1, c1, b2, c2, out)
+    adam_step(m, v, eps, step, out)
 
 
 # -- numba -------------------------------------------------------------------------------
@@ -196,18 +196,16 @@ def pool_route(gc, out, y, mx, k, relu, g, kernels=None):
     return g
 
 
-def col2im_phases(dcols, geometry, dx, scratch, kernels=None):
-    """The fused pair's col2im: scatter-add columns ``dcols`` (c, S, m*P) by the
-    geometry's shifts onto phase planes, then write the planes' values to their places
-    in ``dx`` (c, m, h, w); places no phase holds (a ragged edge) are left as they are.
-    ``scratch``: ``(c, ph*pw, m*P + tail)`` for numpy, ``(ph*pw, m*P + tail)`` (one
-    channel's) for numba; contents undefined. Both add in the order of the shifts."""
+def col2im_phases(dcols, geometry, dx, scratch):
+    """numba: the fused pair's col2im (:meth:`gridnet.core.fused.ConvPool._col2im`, whose
+    numpy code is its twin): scatter-add columns ``dcols`` (c, S, m*P) by the geometry's
+    shifts onto one channel's phase planes ``scratch`` (ph*pw, m*P + tail), then write
+    their values to their places in ``dx`` (c, m, h, w), channel by channel; places no
+    phase holds (a ragged edge) are left as they are. Adds in the order of the shifts,
+    as the twin does."""
     G = geometry
-    if (kernels or backend()) == "numba":
-        _col2im_phases_nb(dcols, G["shift_array"], G["row_array"], G["col_array"], G["Hq"],
-                          G["Wq"], scratch, dx)
-    else:
-        _col2im_phases_np(dcols, G["shifts"], G["rows"], G["cols"], G["Hq"], G["Wq"], scratch, dx)
+    _col2im_phases_nb(dcols, G["shift_array"], G["row_array"], G["col_array"], G["Hq"],
+                      G["Wq"], scratch, dx)
     return dx
 
 

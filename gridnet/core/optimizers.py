@@ -169,14 +169,10 @@ class Adam:
         eps = f(self.epsilon * np.sqrt(1 - self.beta2 ** self.t))
         if self.t % FLUSH_EVERY == 0:
             # the moments as updated, flushed, then the step from them (numpy's path)
-            kernels.adam_direction(g, m, v, b1, f(1) - b1, b2, f(1) - b2, eps, step, tmp,
-                                   "numpy")
+            kernels.adam_moments(g, m, v, b1, f(1) - b1, b2, f(1) - b2, tmp)
             _flush_tiny(m, tmp)
             _flush_tiny(v, tmp)
-            np.sqrt(v, out=tmp)
-            tmp += eps
-            np.divide(m, tmp, out=tmp)
-            tmp *= step
+            kernels.adam_step(m, v, eps, step, tmp)
         else:
             # in place, through one scratch array: no temporaries the size of p
             kernels.adam_direction(g, m, v, b1, f(1) - b1, b2, f(1) - b2, eps, step, tmp,
