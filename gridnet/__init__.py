@@ -1,7 +1,7 @@
 """gridnet: one numpy CNN core for data turned into 2-D grids ``(n, c, h, w)``.
 
 The engine (:mod:`gridnet.core`: layers, networks, losses, optimizers) needs numpy and
-scipy alone and is imported eagerly. The scikit-learn side (``GridNetClassifier``,
+scipy, and numba for a few compiled loops (with numpy twins), and is imported eagerly. The scikit-learn side (``GridNetClassifier``,
 ``load``, ``locality_check``, ``LocalityReport``) is imported on first use, so that
 ``import gridnet`` works, and stays fast, without scikit-learn.
 """

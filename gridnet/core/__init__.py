@@ -1,4 +1,5 @@
-"""The CNN engine: layers, networks, losses and optimizers on numpy (and scipy) alone.
+"""The CNN engine: layers, networks, losses and optimizers on numpy (and scipy), with a
+few inner loops compiled by numba (:mod:`gridnet.core.kernels`, each with a numpy twin).
 
 Nothing here imports scikit-learn or an adapter; :mod:`gridnet.estimator` wraps the
 engine as a scikit-learn classifier.
