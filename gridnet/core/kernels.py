@@ -4,11 +4,10 @@ Each kernel here is one pass over memory that numpy does in several: the max ove
 pool's window offsets with the bias and ReLU after it, the backward routing of a
 pooled gradient to the first offset holding each window's maximum, the col2im of its
 input gradient (one channel's phase planes at a time, kept in cache), and Adam's update
-of its moments and step. They are compiled
-with numba (a dependency of librosa, declared by gridnet too) on first use and cached
-on disk (``cache=True``); the numpy versions stay, and run where numba cannot be
-imported or when the environment variable ``GRIDNET_KERNELS=numpy`` is set (read when
-this module is imported). On finite values the two compute the same numbers: the same
+of its moments and step. They are compiled with numba (a dependency of librosa, declared
+by gridnet too) on first use and cached on disk (``cache=True``); the numpy versions
+stay, and run where numba cannot be imported or when the environment variable
+``GRIDNET_KERNELS=numpy`` is set (read when this module is imported). On finite values the two compute the same numbers: the same
 comparisons and float operations in the same order, so that they agree to the bit (the
 tests hold them to it); neither splits work between threads.
 
@@ -59,8 +58,7 @@ def _pool_route_np(gc, out, y, mx, k, relu, g):
     if relu:
         np.multiply(gc, out > 0, out=gc)
     yv, gv = y.reshape(f, k, L), g.reshape(f, k, L)
-    rest = np.empty_like(gc)
-    np.copyto(rest, gc)
+    rest = gc.copy()
     for j in range(k - 1):
         np.multiply(rest, yv[:, j] == mx, out=gv[:, j])
         np.subtract(rest, gv[:, j], out=rest)
@@ -175,7 +173,7 @@ def pool_forward(y, k, b, relu, mx, out, kernels=None):
 
     y: (f, k*L); b: (f,); mx, out: (f, L), C-contiguous.
     """
-    if k < 2:
+    if k < 2:      # the compiled loop reads two offsets before it checks k
         raise ValueError(f"a pool window of {k} offset(s); need at least 2")
     if (kernels or backend()) == "numba":
         _pool_forward_nb(y, k, b, bool(relu), mx, out)

@@ -167,16 +167,16 @@ class Adam:
                 at += p.size
         step = f(self.learning_rate * np.sqrt(1 - self.beta2 ** self.t) / (1 - self.beta1 ** self.t))
         eps = f(self.epsilon * np.sqrt(1 - self.beta2 ** self.t))
+        c1, c2 = f(1) - b1, f(1) - b2
         if self.t % FLUSH_EVERY == 0:
             # the moments as updated, flushed, then the step from them (numpy's path)
-            kernels.adam_moments(g, m, v, b1, f(1) - b1, b2, f(1) - b2, tmp)
+            kernels.adam_moments(g, m, v, b1, c1, b2, c2, tmp)
             _flush_tiny(m, tmp)
             _flush_tiny(v, tmp)
             kernels.adam_step(m, v, eps, step, tmp)
         else:
             # in place, through one scratch array: no temporaries the size of p
-            kernels.adam_direction(g, m, v, b1, f(1) - b1, b2, f(1) - b2, eps, step, tmp,
-                                   self.kernels)
+            kernels.adam_direction(g, m, v, b1, c1, b2, c2, eps, step, tmp, self.kernels)
         at = 0
         for _, p, _ in parameters:
             p -= tmp[at:at + p.size].reshape(p.shape)
