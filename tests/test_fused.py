@@ -9,7 +9,7 @@ import pytest
 from gradcheck import numeric_grad, rel_error
 from gridnet import (Branches, Conv2D, Dense, Flatten, GlobalMaxPool, MaxPool2D, Network,
                      SoftmaxCrossEntropy)
-from gridnet.core import ConvPool
+from gridnet.core import ConvMax, ConvPool
 
 
 def separate_and_fused(conv, pool, x, gout):
@@ -144,4 +144,153 @@ def test_a_network_pickles_after_a_fused_pass():
     assert net.steps[0].ran_fused
     clone = pickle.loads(pickle.dumps(net))
     assert not clone.steps[0].ran_fused and clone.steps[0].conv is clone.layers[0]
+    np.testing.assert_array_equal(clone.forward(x), net.forward(x))
+
+
+# -- a convolution and a max over all its positions (ConvMax) -----------------------------
+def separate_and_fused_max(conv, pool, x, gout, input_grad=True):
+    """(output, dx, dW, db) of the two layers one after the other, then fused."""
+    results = []
+    for together in (False, True):
+        if together:
+            step = ConvMax(conv, pool)
+            y = step.forward(x, training=True)
+            assert step.ran_fused
+            dx = step.backward(gout, input_grad)
+        else:
+            y = pool.forward(conv.forward(x, training=True), training=True)
+            dx = conv.backward(pool.backward(gout), input_grad)
+        results.append((np.array(y), dx, conv.grads["W"].copy(), conv.grads["b"].copy()))
+    return results
+
+
+MAX_CASES = [   # (in_shape, kernel, padding, axis): the conv kernel each one picks
+    ((1, 12, 7), (3, 7), "valid", "height", "WindowKernel"),   # a sentence grid, dense
+    ((5, 9, 1), (3, 1), "same", "height", "OffsetKernel"),     # the text preset's branch
+    ((2, 6, 6), (3, 3), "same", "both", "ShiftKernel"),        # junk columns in the buffer
+    ((2, 1, 9), (1, 3), "full", "width", "ShiftKernel"),
+    ((2, 7, 7), (2, 2), "valid", "both", "ShiftKernel"),
+    ((1, 4, 4), (3, 3), "valid", "both", "WindowKernel"),      # kernel larger than output
+]
+
+
+@pytest.mark.parametrize("in_shape, kernel, padding, axis, kind", MAX_CASES)
+@pytest.mark.parametrize("activation", [None, "relu"])
+@pytest.mark.parametrize("normalize", [False, True])
+def test_conv_max_matches_the_two_layers(in_shape, kernel, padding, axis, kind, activation,
+                                         normalize):
+    rng = np.random.default_rng(0)
+    conv = Conv2D(4, kernel, padding=padding, activation=activation, normalize=normalize)
+    pool = GlobalMaxPool(axis)
+    pool.build(conv.build(in_shape, np.random.default_rng(1), np.float64), None)
+    assert type(conv.kernel).__name__ == kind
+    conv.params["b"][:] = rng.standard_normal(4)    # bias is added after the maximum
+    assert ConvMax.fusable(conv, pool)
+    x = rng.standard_normal((5,) + in_shape)
+    gout = rng.standard_normal((5,) + pool.out_shape)
+    for input_grad in (True, False):
+        (y1, dx1, dW1, db1), (y2, dx2, dW2, db2) = separate_and_fused_max(conv, pool, x, gout,
+                                                                          input_grad)
+        pairs = [(y1, y2), (dW1, dW2), (db1, db2)] + ([(dx1, dx2)] if input_grad else [])
+        for a, b in pairs:
+            np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12)
+        assert (dx2 is None) == (not input_grad)
+
+
+def test_conv_max_ties_route_the_gradient_once_to_the_first_maximum():
+    # a constant input: every position of a feature holds the same value
+    conv, pool = Conv2D(3, (2, 5), activation="relu"), GlobalMaxPool("height")
+    pool.build(conv.build((1, 6, 5), np.random.default_rng(0), np.float64), None)
+    conv.params["b"][:] = 1.0
+    x = np.ones((4, 1, 6, 5))
+    gout = np.random.default_rng(1).standard_normal((4, 3, 1, 1))
+    (y1, dx1, dW1, db1), (y2, dx2, dW2, db2) = separate_and_fused_max(conv, pool, x, gout)
+    np.testing.assert_allclose(dW2, dW1, rtol=1e-12)
+    np.testing.assert_allclose(dx2, dx1, rtol=1e-12)
+    # the first window only: rows 0-1 of each sample get the gradient, the rest none
+    assert np.abs(dx2[:, :, :2]).sum() > 0 and not dx2[:, :, 2:].any()
+    np.testing.assert_allclose(dW2.sum(axis=1), 10 * gout.sum(axis=(0, 2, 3)), rtol=1e-12)
+
+
+def test_conv_max_chunked_batches_give_the_same_result():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((9, 1, 10, 6)).astype(np.float32)
+    gout = rng.standard_normal((9, 5, 1, 1)).astype(np.float32)
+    out = []
+    for chunk_bytes in (2**25, 600):
+        conv = Conv2D(5, (3, 6), activation="relu", chunk_bytes=chunk_bytes)
+        pool = GlobalMaxPool("height")
+        pool.build(conv.build((1, 10, 6), np.random.default_rng(1)), None)
+        step = ConvMax(conv, pool)
+        y = step.forward(x, training=True)
+        dx = step.backward(gout)
+        out.append((np.array(y), dx, conv.grads["W"].copy(), conv.grads["b"].copy()))
+    for a, b in zip(*out):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+
+
+def test_a_max_over_one_axis_of_a_grid_is_not_fused():
+    conv, pool = Conv2D(2, 3, padding="same"), GlobalMaxPool("height")
+    pool.build(conv.build((1, 6, 6), np.random.default_rng(0)), None)
+    assert not ConvMax.fusable(conv, pool)           # (n, 2, 1, 6): positions remain
+    with pytest.raises(ValueError, match="cannot run as one fused step"):
+        ConvMax(conv, pool)
+    net = Network([Conv2D(2, 3, padding="same"), GlobalMaxPool("height"), Flatten(), Dense(2)])
+    net.build((1, 6, 6), np.random.default_rng(0))
+    assert not any(isinstance(s, ConvMax) for s in net.steps)
+
+
+def test_a_one_hot_grid_runs_the_two_layers():
+    from test_layers import _OneHot
+    grid = _OneHot([[0, 2, 1, -1], [3, 3, 0, 1]], 4)
+    conv, pool = Conv2D(3, (2, 4), activation="relu"), GlobalMaxPool("height")
+    pool.build(conv.build((1, 4, 4), np.random.default_rng(0), np.float64), None)
+    expected = pool.forward(conv.forward(grid.toarray()))
+    step = ConvMax(conv, pool)
+    y = step.forward(grid, training=True)
+    assert not step.ran_fused and conv._ran is conv.onehot_kernel
+    np.testing.assert_allclose(y, expected, rtol=1e-12)
+    step.backward(np.ones_like(y))
+    assert conv.grads["W"].any()
+
+
+def test_sentence_cnn_with_fused_max_passes_a_finite_difference_check():
+    rng = np.random.default_rng(0)
+    net = Network([
+        Conv2D(4, (1, 6)),                   # word vectors: (n, 4, 7, 1)
+        Branches([[Conv2D(3, (k, 1), padding="same", activation="relu"), GlobalMaxPool("height")]
+                  for k in (2, 3)] + [[Conv2D(2, (2, 1), normalize=True), GlobalMaxPool("both")]]),
+        Flatten(), Dense(3),
+    ])
+    net.build((1, 7, 6), rng, dtype=np.float64)
+    x = rng.standard_normal((3, 1, 7, 6))
+    y = np.array([0, 2, 1])
+    loss = SoftmaxCrossEntropy()
+    _, grad = loss(net.forward(x, training=True), y)
+    fused = [steps[0] for steps in net.layers[1].steps]
+    assert all(isinstance(s, ConvMax) and s.ran_fused for s in fused) and len(fused) == 3
+    dx = net.backward(grad)
+    analytic = {"x": dx, **{name: g.copy() for name, _, g in net.parameters()}}
+
+    def f():
+        return loss(net.forward(x), y)[0]
+
+    numeric = {"x": numeric_grad(f, x)}
+    for name, p, _ in net.parameters():
+        numeric[name] = numeric_grad(f, p)
+    errors = {k: rel_error(analytic[k], numeric[k]) for k in numeric}
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_a_network_pickles_after_a_fused_max_pass():
+    net = Network([Branches([[Conv2D(3, (2, 5), activation="relu"), GlobalMaxPool()]]),
+                   Flatten(), Dense(2)])
+    net.build((1, 6, 5), np.random.default_rng(0))
+    x = np.random.default_rng(1).standard_normal((4, 1, 6, 5)).astype(np.float32)
+    net.forward(x, training=True)
+    step = net.layers[0].steps[0][0]
+    assert step.ran_fused
+    clone = pickle.loads(pickle.dumps(net))
+    cstep = clone.layers[0].steps[0][0]
+    assert not cstep.ran_fused and cstep.conv is clone.layers[0].branches[0][0]
     np.testing.assert_array_equal(clone.forward(x), net.forward(x))

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from gradcheck import numeric_grad, rel_error
-from gridnet import Adam, Conv2D, Dense, Flatten, MaxPool2D, Network, SoftmaxCrossEntropy
-from gridnet.core import ConvPool, kernels
+from gridnet import (Adam, Branches, Conv2D, Dense, Flatten, GlobalMaxPool, MaxPool2D, Network,
+                     SoftmaxCrossEntropy)
+from gridnet.core import ConvMax, ConvPool, kernels
 
 BOTH = ["numba", "numpy"]
 NUMPY_ASKED = os.environ.get("GRIDNET_KERNELS", "").strip().lower() == "numpy"
@@ -104,6 +105,96 @@ def test_a_fused_pair_gives_the_same_bits_with_either_kernels(in_shape, kernel, 
         res[name] = (np.array(y), dx, conv.grads["W"].copy(), conv.grads["b"].copy())
     assert chunk_bytes > 2**20 or len(step._chunks(7, 4)) > 1
     for a, b in zip(*res.values()):
+        np.testing.assert_array_equal(a, b)
+
+
+@compiled
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ties", [False, True])
+def test_global_max_agrees_to_the_bit(dtype, ties):
+    rng = np.random.default_rng(3)
+    m, P, f = 6, 13, 7
+    buf = (rng.integers(-2, 3, (m, P, f)) if ties else rng.standard_normal((m, P, f))).astype(dtype)
+    buf[2, 4, 1] = buf[2, 9, 1] = np.nan          # the first NaN wins, as in argmax
+    buf[3, 0, 2] = np.nan
+    y = buf.reshape(m, P, 1, f).transpose(0, 3, 1, 2)   # (m, f, P, 1): a WindowKernel's view
+    res = {}
+    for name in BOTH:
+        mx, at = np.empty((m, f), dtype), np.empty((m, f), np.int64)
+        res[name] = kernels.global_max(y, mx, at, name)
+    for a, b in zip(*res.values()):
+        np.testing.assert_array_equal(a, b)
+    mx, at = res["numba"]
+    np.testing.assert_array_equal(at, y.reshape(m, f, P).argmax(axis=2))
+    assert at[2, 1] == 4 and at[3, 2] == 0 and np.isnan(mx[2, 1])
+
+
+@compiled
+@pytest.mark.parametrize("positions_first", [True, False])
+def test_sparse_gradients_agree_to_the_bit(positions_first):
+    rng = np.random.default_rng(4)
+    m, P, f, K = 5, 11, 6, 9
+    r = rng.integers(0, P, (m, f)) + (np.arange(m) * P)[:, None]
+    r[1, :3] = r[1, 4]                 # several features' maxima at one position
+    g = rng.standard_normal((m, f)).astype(np.float32)
+    g[0, 2] = 0
+    W = rng.standard_normal((f, K)).astype(np.float32)
+    shape = (m * P, K) if positions_first else (K, m * P)
+    cols = rng.standard_normal(shape).astype(np.float32)
+    res = {}
+    for name in BOTH:
+        dW = np.full((f, K), 0.5, np.float32)        # accumulates
+        kernels.sparse_dw(cols, positions_first, r, g, dW, name)
+        dcols = np.zeros(shape, np.float32)
+        kernels.sparse_dcols(r, g, W, dcols, positions_first, name)
+        res[name] = (dW, dcols)
+    for a, b in zip(*res.values()):
+        np.testing.assert_array_equal(a, b)
+    # against the dense products of a gradient with one entry per sample and feature
+    dense = np.zeros((m * P, f), np.float64)
+    for n in range(m):
+        dense[r[n], np.arange(f)] = g[n]
+    rows = cols if positions_first else cols.T
+    dW, dcols = res["numba"]
+    np.testing.assert_allclose(dW - 0.5, dense.T @ rows, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dcols if positions_first else dcols.T, dense @ W, rtol=1e-5,
+                               atol=1e-5)
+
+
+def sentence_net(name):
+    """Two branches of the text preset's shape (word vectors, then (k, 1) convolutions:
+    OffsetKernel) and one that reads the grid itself (WindowKernel)."""
+    net = Network([Branches([[Conv2D(6, (1, 10)), Conv2D(4, (k, 1), padding="same",
+                                                          activation="relu"),
+                              GlobalMaxPool("height")] for k in (2, 3)]
+                            + [[Conv2D(4, (3, 10), activation="relu"), GlobalMaxPool()]]),
+                   Flatten(), Dense(3)])
+    net.build((1, 9, 10), np.random.default_rng(0))
+    fused = [step for steps in net.layers[0].steps for step in steps if isinstance(step, ConvMax)]
+    assert len(fused) == 3
+    for step in fused:
+        step.kernels = name
+    return net, fused
+
+
+@compiled
+def test_a_sentence_cnn_trains_to_the_same_weights_with_either_kernels():
+    # the third branch reads the input itself (a WindowKernel, features contiguous)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((16, 1, 9, 10)).astype(np.float32)
+    y = rng.integers(0, 3, 16)
+    weights = {}
+    for name in BOTH:
+        (net, fused), loss, opt = sentence_net(name), SoftmaxCrossEntropy(), Adam(1e-2)
+        opt.kernels = name
+        kinds = [type(step.conv.kernel).__name__ for step in fused]
+        assert kinds == ["OffsetKernel", "OffsetKernel", "WindowKernel"]
+        for _ in range(20):
+            _, grad = loss(net.forward(x, training=True), y)
+            net.backward(grad, input_grad=False)    # the first two's columns: dcols
+            opt.step(net.parameters())
+        weights[name] = [p.copy() for _, p, _ in net.parameters()]
+    for a, b in zip(weights["numba"], weights["numpy"]):
         np.testing.assert_array_equal(a, b)
 
 
@@ -217,3 +308,21 @@ def test_gridnet_kernels_numpy_runs_the_numpy_kernels():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
     assert out.stdout.split() == ["numpy", "None"]
+
+
+@compiled
+def test_the_compiled_max_kernels_are_the_ones_that_run(monkeypatch):
+    calls = {}
+    for name in ("_global_max_nb", "_sparse_dw_nb", "_sparse_dcols_nb", "_global_max_np",
+                 "_sparse_dw_np", "_sparse_dcols_np"):
+        fn = getattr(kernels, name)
+        monkeypatch.setattr(kernels, name, lambda *a, _fn=fn, _name=name: (
+            calls.__setitem__(_name, calls.get(_name, 0) + 1), _fn(*a))[1])
+    net, _ = sentence_net(None)
+    x = np.random.default_rng(0).standard_normal((4, 1, 9, 10)).astype(np.float32)
+    _, grad = SoftmaxCrossEntropy()(net.forward(x, training=True), np.arange(4) % 3)
+    net.backward(grad, input_grad=False)
+    # three fused steps; the maximum of the OffsetKernel's layout is numpy's argmax (its
+    # twin by definition), the WindowKernel's compiled; the first two need dcols
+    assert calls == {"_global_max_np": 2, "_global_max_nb": 1, "_sparse_dw_nb": 3,
+                     "_sparse_dcols_nb": 2}

@@ -239,6 +239,24 @@ class OffsetKernel(_Kernel):
         col2im_offsets(dcols, self.out_shape, self.kernel_size, self.stride, dxp)
         dx[...] = _unpad(dxp, self.pads, h, w)
 
+    def positions(self):
+        """``(positions_first, width)``: the columns are ``(K, m*ho*width)``, output
+        ``(t, u)`` of a chunk's sample ``i`` at ``i*ho*width + t*width + u``."""
+        return False, self._width()
+
+    def input_buffer(self, n, dtype):
+        c, h, w = self.in_shape
+        return np.empty((c, n, h, w), dtype)     # the order col2im accumulates it in
+
+    def scatter_chunk(self, dcols, sl, dxbuf):
+        """Scatter-add chunk ``sl``'s column gradient onto its part of ``dxbuf``."""
+        self._scatter(dcols, sl.stop - sl.start, dxbuf[:, sl])
+
+    @staticmethod
+    def input_view(dxbuf):
+        """dxbuf as ``(n, c, h, w)``."""
+        return dxbuf.transpose(1, 0, 2, 3)
+
     def _chunks(self, n, itemsize):
         c = self.in_shape[0]
         kh, kw = self.kernel_size
@@ -259,7 +277,8 @@ class OffsetKernel(_Kernel):
             y = (buf.reshape(f, n * ho * width) if whole
                  else self.ws.get("y", (f, m * ho * width), x.dtype))
             np.matmul(W, cols, out=y)
-            y += b[:, None]
+            if b is not None:
+                y += b[:, None]
             if relu:
                 np.maximum(y, 0, out=y)
             if not whole:
@@ -275,8 +294,7 @@ class OffsetKernel(_Kernel):
         src = grad.transpose(1, 0, 2, 3)       # the buffer's axis order
         if active is not None:
             active = active[:, :, :, :wo]
-        # the input gradient in the order col2im accumulates it
-        dxbuf = np.empty((c, n, h, w), grad.dtype) if input_grad else None
+        dxbuf = self.input_buffer(n, grad.dtype) if input_grad else None
         width = self._width()
         for sl, cols in cache:
             m = sl.stop - sl.start
@@ -290,8 +308,8 @@ class OffsetKernel(_Kernel):
             db += g.sum(axis=1)
             dW += (cols @ g.T).T      # OpenBLAS: much faster than g @ cols.T here
             if input_grad:   # the columns are spent: their buffer takes dcols
-                self._scatter(np.matmul(W.T, g, out=cols), m, dxbuf[:, sl])
-        return (dxbuf.transpose(1, 0, 2, 3) if input_grad else None), dW, db
+                self.scatter_chunk(np.matmul(W.T, g, out=cols), sl, dxbuf)
+        return (self.input_view(dxbuf) if input_grad else None), dW, db
 
 
 class ShiftKernel(OffsetKernel):
@@ -354,7 +372,8 @@ class WindowKernel(_Kernel):
             cols = im2col_windows(self._pad(x[sl]), self.out_shape, self.kernel_size, self.stride, out)
             y = buf[sl].reshape(m * ho * wo, f)         # a contiguous block
             np.matmul(cols, W.T, out=y)
-            y += b
+            if b is not None:
+                y += b
             if relu:
                 np.maximum(y, 0, out=y)
             if training:
@@ -362,11 +381,31 @@ class WindowKernel(_Kernel):
         self.cache = (cache, (buf > 0) if relu else None) if training else None
         return buf.transpose(0, 3, 1, 2)
 
+    def positions(self):
+        """``(positions_first, width)``: the columns are ``(m*ho*wo, K)``, output
+        ``(t, u)`` of a chunk's sample ``i`` at row ``i*ho*wo + t*wo + u``."""
+        return True, self.out_shape[2]
+
+    def input_buffer(self, n, dtype):
+        return np.empty((n,) + tuple(self.in_shape), dtype)
+
+    def scatter_chunk(self, dcols, sl, dxbuf):
+        """Scatter-add chunk ``sl``'s column gradient onto its part of ``dxbuf``."""
+        c, h, w = self.in_shape
+        dxp = self.ws.get("dxp", (sl.stop - sl.start, c) + self._padded_shape(), dcols.dtype)
+        dxp.fill(0)
+        col2im_windows(dcols, self.out_shape, self.kernel_size, self.stride, dxp)
+        dxbuf[sl] = _unpad(dxp, self.pads, h, w)
+
+    @staticmethod
+    def input_view(dxbuf):
+        return dxbuf
+
     def backward(self, grad, W, input_grad=True):
         cache, active, dW, db = self._start_backward(grad, W)
         (n, f, ho, wo), (c, h, w) = grad.shape, self.in_shape
         src = grad.transpose(0, 2, 3, 1)
-        dxbuf = np.empty((n, c, h, w), grad.dtype) if input_grad else None
+        dxbuf = self.input_buffer(n, grad.dtype) if input_grad else None
         for sl, cols in cache:
             m = sl.stop - sl.start
             g = self.ws.get("g", (m, ho, wo, f), grad.dtype)
@@ -377,12 +416,8 @@ class WindowKernel(_Kernel):
             g = g.reshape(m * ho * wo, f)
             db += g.sum(axis=0)
             dW += g.T @ cols
-            if input_grad:
-                dxp = self.ws.get("dxp", (m, c) + self._padded_shape(), grad.dtype)
-                dxp.fill(0)
-                col2im_windows(np.matmul(g, W, out=cols), self.out_shape, self.kernel_size,
-                               self.stride, dxp)
-                dxbuf[sl] = _unpad(dxp, self.pads, h, w)
+            if input_grad:   # the columns are spent: their buffer takes dcols
+                self.scatter_chunk(np.matmul(g, W, out=cols), sl, dxbuf)
         return dxbuf, dW, db
 
 

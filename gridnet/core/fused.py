@@ -1,4 +1,5 @@
-"""A convolution and the max pooling that follows it, computed together.
+"""A convolution and the max pooling that follows it, computed together: a tiling max
+pool (:class:`ConvPool`) or a max over all positions (:class:`ConvMax`).
 
 ``Conv2D(stride 1) -> MaxPool2D(window == stride, tiling the grid)`` is the commonest
 pair in an image CNN. Computed one after the other, the pooling reads the
@@ -14,8 +15,8 @@ layers' (up to float rounding in the order of sums).
 
 :class:`ConvPool` is a layer of its own that the stack builder plans in place of such a
 pair (:func:`gridnet.core.stack.plan`); the two layers keep their parameters and
-configuration (a saved model does not know about the fusion), and ConvPool keeps its
-own geometry, work buffers and cache. It reads the convolution's public configuration
+configuration (a saved model does not know about the fusion), and the fused step keeps
+its own geometry, work buffers and cache. It reads the convolution's public configuration
 (``pads``, ``weights()``, ``params``) and writes its ``grads``, as the layer contract
 allows.
 
@@ -33,9 +34,10 @@ import numpy as np
 
 from . import kernels
 from .conv import Conv2D, col2im_shifts, im2col_shifts
-from .layers import Layer, MaxPool2D, Workspace, batch_slices, is_onehot, zero_columns_from
+from .layers import (GlobalMaxPool, Layer, MaxPool2D, Workspace, batch_slices, is_onehot,
+                     zero_columns_from)
 
-__all__ = ["ConvPool"]
+__all__ = ["ConvPool", "ConvMax"]
 
 
 def _geometry(conv, pool):
@@ -242,3 +244,115 @@ class ConvPool(Layer):
         conv.grads["W"] = dW
         conv.grads["b"] = db
         return dxbuf.transpose(1, 0, 2, 3) if input_grad else None
+
+
+class ConvMax(Layer):
+    """``pool.forward(conv.forward(x))`` for a convolution and a :class:`GlobalMaxPool`
+    that takes the maximum over all of its output positions (the "max over time" of a
+    sentence CNN), computed together.
+
+    The convolution runs without its bias and ReLU; the maximum of each sample's
+    feature is taken (with where it is), and bias and ReLU are applied after it, to
+    one value per feature (both commute with the maximum). Backward, each feature's
+    gradient reaches one output position per sample, so the weight gradient is a sum
+    of ``n * filters`` columns rather than a matmul over all positions (and the
+    columns' gradient as sparse): :func:`gridnet.core.kernels.sparse_dw` and
+    :func:`~gridnet.core.kernels.sparse_dcols`, compiled, with numpy twins. On ties the
+    gradient goes to the first maximum in C order, as :class:`GlobalMaxPool`'s does;
+    the result and gradients are the two layers' up to float rounding (the order of
+    sums; a bias that makes two maxima round to the same sum).
+
+    A one-hot grid, or a batch of another shape, runs through the two layers one after
+    the other (they raise the usual errors).
+
+    Shapes: ``(n, c, h, w) -> (n, f, 1, 1)``.
+    """
+
+    _TRANSIENT = Layer._TRANSIENT + ("ws",)
+    #: None for :func:`gridnet.core.kernels.backend`'s kernels, or "numba" / "numpy"
+    kernels = None
+
+    def __init__(self, conv, pool):
+        super().__init__()
+        if not self.fusable(conv, pool):
+            raise ValueError(f"{conv!r} and {pool!r} cannot run as one fused step")
+        self.conv, self.pool = conv, pool
+        self.in_shape, self.out_shape = conv.in_shape, pool.out_shape
+        self._cache = None
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._cache = None
+
+    @staticmethod
+    def fusable(conv, pool):
+        """True when built layers ``conv`` then ``pool`` can run as one fused step: a
+        convolution (no ReLU, or its own), then a max over all of its output
+        positions."""
+        if type(conv) is not Conv2D or type(pool) is not GlobalMaxPool:
+            return False
+        if conv.out_shape is None or pool.out_shape is None or pool.in_shape != conv.out_shape:
+            return False
+        _, ho, wo = conv.out_shape
+        return (pool.axis == "both" or (pool.axis == "height" and wo == 1)
+                or (pool.axis == "width" and ho == 1))
+
+    @property
+    def ran_fused(self):
+        """True when the last training forward pass was a fused one (and its backward
+        pass is still to come)."""
+        return isinstance(self._cache, dict)
+
+    def forward(self, x, training=False):
+        """x: (n, c, h, w) -> (n, f, 1, 1)"""
+        conv, pool = self.conv, self.pool
+        if is_onehot(x) or x.shape[1:] != conv.in_shape:
+            self._cache = "separate" if training else None
+            return pool.forward(conv.forward(x, training), training)   # or let them raise
+        n, f = x.shape[0], conv.out_shape[0]
+        # (n, f, ho, wo), a view of the kernel's buffer; its columns kept when training
+        y = conv.kernel.forward(x, conv.weights(), None, False, training)
+        mx = np.empty((n, f), y.dtype)
+        at = np.empty((n, f), np.int64)
+        kernels.global_max(y, mx, at, self.kernels)
+        out = np.add(mx, conv.params["b"], out=mx)
+        if conv.activation == "relu":
+            np.maximum(out, 0, out=out)
+        self._cache = {"at": at, "out": out} if training else None
+        return out.reshape((n,) + self.out_shape)
+
+    def backward(self, grad, input_grad=True):
+        """grad: (n, f, 1, 1) -> dL/dx (n, c, h, w); fills the convolution's ``grads``."""
+        cache, self._cache = self._cache, None
+        conv = self.conv
+        if cache == "separate":
+            return conv.backward(self.pool.backward(grad), input_grad)
+        if cache is None:
+            raise RuntimeError("backward called without a training forward pass")
+        kernel = conv.kernel
+        chunks, _ = kernel._take_cache()
+        n, f = grad.shape[0], conv.out_shape[0]
+        _, ho, wo = conv.out_shape
+        g = np.array(grad.reshape(n, f), dtype=cache["out"].dtype, order="C")
+        if conv.activation == "relu":
+            g *= cache["out"] > 0
+        W = conv.weights()
+        dW = np.zeros_like(W)
+        positions_first, width = kernel.positions()
+        t, u = np.divmod(cache["at"], wo)
+        at = t * width + u                 # where each maximum is among the columns
+        dxbuf = kernel.input_buffer(n, grad.dtype) if input_grad else None
+        for sl, cols in chunks:
+            m = sl.stop - sl.start
+            r = at[sl] + (np.arange(m) * (ho * width))[:, None]
+            gs = g[sl]
+            kernels.sparse_dw(cols, positions_first, r, gs, dW, self.kernels)
+            if input_grad:     # the columns are spent: their buffer takes dcols
+                cols.fill(0)
+                kernel.scatter_chunk(kernels.sparse_dcols(r, gs, W, cols, positions_first,
+                                                          self.kernels), sl, dxbuf)
+        if conv.normalize:
+            dW *= dW.dtype.type(1.0 / W.shape[1])
+        conv.grads["W"] = dW
+        conv.grads["b"] = g.sum(axis=0)
+        return kernel.input_view(dxbuf) if input_grad else None

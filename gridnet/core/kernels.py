@@ -3,8 +3,10 @@
 Each kernel here is one pass over memory that numpy does in several: the max over a
 pool's window offsets with the bias and ReLU after it, the backward routing of a
 pooled gradient to the first offset holding each window's maximum, the col2im of its
-input gradient (one channel's phase planes at a time, kept in cache), and Adam's update
-of its moments and step. They are compiled with numba (a dependency of librosa, declared
+input gradient (one channel's phase planes at a time, kept in cache), the max over all
+positions of a convolution's output (:class:`gridnet.core.fused.ConvMax`) and the
+sparse weight and column gradients behind it, and Adam's update of its moments and
+step. They are compiled with numba (a dependency of librosa, declared
 by gridnet too) on first use and cached on disk (``cache=True``); the numpy versions
 stay, and run where numba cannot be imported or when the environment variable
 ``GRIDNET_KERNELS=numpy`` is set (read when this module is imported). On finite values the two compute the same numbers: the same
@@ -25,8 +27,8 @@ import os
 
 import numpy as np
 
-__all__ = ["backend", "pool_forward", "pool_route", "col2im_phases", "adam_direction",
-           "adam_moments", "adam_step"]
+__all__ = ["backend", "pool_forward", "pool_route", "col2im_phases", "global_max",
+           "sparse_dw", "sparse_dcols", "adam_direction", "adam_moments", "adam_step"]
 
 try:
     if os.environ.get("GRIDNET_KERNELS", "").strip().lower() == "numpy":
@@ -63,6 +65,27 @@ def _pool_route_np(gc, out, y, mx, k, relu, g):
         np.multiply(rest, yv[:, j] == mx, out=gv[:, j])
         np.subtract(rest, gv[:, j], out=rest)
     gv[:, k - 1] = rest
+
+
+def _global_max_np(y, mx, at):
+    m, f, h, w = y.shape
+    flat = y.reshape(m, f, h * w)
+    at[...] = flat.argmax(axis=2)
+    mx[...] = np.take_along_axis(flat, at[:, :, None], axis=2)[:, :, 0]
+
+
+def _sparse_dw_np(cols, positions_first, r, g, dW):
+    for n in range(r.shape[0]):
+        rows = cols[r[n]] if positions_first else cols[:, r[n]].T
+        dW += g[n][:, None] * rows
+
+
+def _sparse_dcols_np(r, g, W, dcols, positions_first):
+    for f in range(r.shape[1]):
+        if positions_first:
+            dcols[r[:, f]] += g[:, f][:, None] * W[f]
+        else:
+            dcols[:, r[:, f]] += g[:, f][None, :] * W[f][:, None]
 
 
 def adam_moments(g, m, v, b1, c1, b2, c2, scratch):
@@ -157,6 +180,56 @@ if _numba is not None:
                                 dx[ci, mi, y0 + ph * yy, x0 + pw * xx] = buf[q, at + xx]
 
     @_jit
+    def _global_max_nb(y, mx, at):                        # pragma: no cover (compiled)
+        # y (m, P, f), features contiguous: the first maximum over positions of each
+        # sample's feature; a NaN wins (the first one), as in numpy's argmax
+        m, P, f = y.shape
+        for n in range(m):
+            best, where = mx[n], at[n]
+            for c in range(f):
+                best[c] = y[n, 0, c]
+                where[c] = 0
+            for p in range(1, P):
+                row = y[n, p]
+                for c in range(f):            # no branch: the loop vectorises
+                    v, b = row[c], best[c]
+                    take = (v > b) | ((v != v) & (b == b))
+                    best[c] = v if take else b
+                    where[c] = p if take else where[c]
+
+    @_jit
+    def _sparse_dw_nb(cols, positions_first, r, g, dW):   # pragma: no cover (compiled)
+        m, f = r.shape
+        if positions_first:
+            for n in range(m):
+                for c in range(f):
+                    row, gv = cols[r[n, c]], g[n, c]
+                    for k in range(dW.shape[1]):
+                        dW[c, k] += gv * row[k]
+        else:
+            for k in range(dW.shape[1]):
+                row = cols[k]
+                for n in range(m):
+                    for c in range(f):
+                        dW[c, k] += g[n, c] * row[r[n, c]]
+
+    @_jit
+    def _sparse_dcols_nb(r, g, W, dcols, positions_first):  # pragma: no cover (compiled)
+        m, f = r.shape
+        if positions_first:
+            for n in range(m):
+                for c in range(f):
+                    row, gv = dcols[r[n, c]], g[n, c]
+                    for k in range(W.shape[1]):
+                        row[k] += gv * W[c, k]
+        else:
+            for k in range(W.shape[1]):
+                row = dcols[k]
+                for n in range(m):
+                    for c in range(f):
+                        row[r[n, c]] += g[n, c] * W[c, k]
+
+    @_jit
     def _adam_direction_nb(g, m, v, b1, c1, b2, c2, eps, step, out):  # pragma: no cover
         for i in range(g.shape[0]):
             gi = g[i]
@@ -205,6 +278,49 @@ def col2im_phases(dcols, geometry, dx, scratch):
     _col2im_phases_nb(dcols, G["shift_array"], G["row_array"], G["col_array"], G["Hq"],
                       G["Wq"], scratch, dx)
     return dx
+
+
+def global_max(y, mx, at, kernels=None):
+    """The maximum of each sample's feature over all positions, and where it is: ``mx``
+    (m, f) and ``at`` (m, f), the flat index ``t*w + u`` of the first maximum (in C
+    order; the first NaN, if any, as numpy's argmax).
+
+    y: (m, f, h, w), any strides (a convolution's output buffer seen through a view);
+    the compiled loop runs where the features are contiguous (``y.transpose(0, 2, 3,
+    1)`` C-contiguous, as :class:`gridnet.core.conv.WindowKernel` writes it), numpy's
+    argmax elsewhere (it reads each feature's positions as rows).
+    """
+    m, f, h, w = y.shape
+    last = y.transpose(0, 2, 3, 1)
+    if (kernels or backend()) == "numba" and last.flags.c_contiguous:
+        _global_max_nb(last.reshape(m, h * w, f), mx, at)
+    else:
+        _global_max_np(y, mx, at)
+    return mx, at
+
+
+def sparse_dw(cols, positions_first, r, g, dW, kernels=None):
+    """``dW[f] += sum_n g[n, f] * column(r[n, f])``: the weight gradient of a convolution
+    whose output gradient is ``g`` (m, f) at one position per sample and feature, the
+    column ``r[n, f]`` of the im2col matrix ``cols`` (a row of ``cols`` (m*P, K) when
+    ``positions_first``, else a column of ``cols`` (K, m*P)); ``dW`` (f, K) accumulates,
+    over samples in order."""
+    if (kernels or backend()) == "numba":
+        _sparse_dw_nb(cols, bool(positions_first), r, g, dW)
+    else:
+        _sparse_dw_np(cols, positions_first, r, g, dW)
+    return dW
+
+
+def sparse_dcols(r, g, W, dcols, positions_first, kernels=None):
+    """The adjoint for the columns: ``column(r[n, f]) += g[n, f] * W[f]`` of ``dcols``
+    (zeroed by the caller; laid out as :func:`sparse_dw`'s ``cols``), over features in
+    order. ``r``'s positions of different samples never coincide."""
+    if (kernels or backend()) == "numba":
+        _sparse_dcols_nb(r, g, W, dcols, bool(positions_first))
+    else:
+        _sparse_dcols_np(r, g, W, dcols, positions_first)
+    return dcols
 
 
 def adam_direction(g, m, v, b1, c1, b2, c2, eps, step, out, kernels=None):

@@ -2,14 +2,15 @@
 
 :func:`plan` turns a built list of layers into the steps that run: the same layers,
 except that a convolution and the max pooling after it become one
-:class:`~gridnet.core.fused.ConvPool` where that is possible. :func:`forward` and
+:class:`~gridnet.core.fused.ConvPool` (or a max over all positions, a
+:class:`~gridnet.core.fused.ConvMax`) where that is possible. :func:`forward` and
 :func:`backward` run steps in order, with no special cases.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .fused import ConvPool
+from .fused import ConvMax, ConvPool
 from .layers import ReLU
 
 __all__ = ["build", "plan", "forward", "backward", "layer_config"]
@@ -36,12 +37,15 @@ def build(layers, in_shape, rng, dtype=np.float32):
 
 def plan(layers):
     """The steps that run built ``layers``: each layer, or a :class:`ConvPool` for a
-    convolution and the max pool after it when :meth:`ConvPool.fusable` allows (same
-    result, fewer passes over memory)."""
+    convolution and the tiling max pool after it, or a :class:`ConvMax` for a
+    convolution and a max over all its positions, where their ``fusable`` allows
+    (same result, fewer passes over memory)."""
     steps, i = [], 0
     while i < len(layers):
-        if i + 1 < len(layers) and ConvPool.fusable(layers[i], layers[i + 1]):
-            steps.append(ConvPool(layers[i], layers[i + 1]))
+        fused = next((kind for kind in (ConvPool, ConvMax)
+                      if i + 1 < len(layers) and kind.fusable(layers[i], layers[i + 1])), None)
+        if fused is not None:
+            steps.append(fused(layers[i], layers[i + 1]))
             i += 2
         else:
             steps.append(layers[i])
