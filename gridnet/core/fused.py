@@ -88,15 +88,10 @@ def _phase_pairs(G, buf, m):
                    slice(x0, x0 + pw * nx, pw)), phase
 
 
-class ConvPool(Layer):
-    """``pool.forward(conv.forward(x))``, computed together; see the module docstring.
-
-    Made by :func:`gridnet.core.stack.plan` for a built pair that :meth:`fusable`
-    accepts. A one-hot grid, or a batch of another shape, runs through the two layers
-    one after the other (they raise the usual errors).
-
-    Shapes: ``(n, c, h, w) -> (n, f, h_out / ph, w_out / pw)``.
-    """
+class _FusedPair(Layer):
+    """What the fused steps share: the pair, built and accepted by ``fusable``, a
+    cache that says whether the last training pass was fused, and the kernels'
+    choice. Subclasses define ``fusable`` and the fused passes."""
 
     _TRANSIENT = Layer._TRANSIENT + ("ws",)
     #: the inner loops' implementation: None for :func:`gridnet.core.kernels.backend`'s,
@@ -109,13 +104,33 @@ class ConvPool(Layer):
             raise ValueError(f"{conv!r} and {pool!r} cannot run as one fused step")
         self.conv, self.pool = conv, pool
         self.in_shape, self.out_shape = conv.in_shape, pool.out_shape
-        self.geometry = _geometry(conv, pool)
         self.ws = Workspace()
         self._cache = None
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         self.ws, self._cache = Workspace(), None
+
+    @property
+    def ran_fused(self):
+        """True when the last training forward pass was a fused one (and its backward
+        pass is still to come)."""
+        return isinstance(self._cache, dict)
+
+
+class ConvPool(_FusedPair):
+    """``pool.forward(conv.forward(x))``, computed together; see the module docstring.
+
+    Made by :func:`gridnet.core.stack.plan` for a built pair that :meth:`fusable`
+    accepts. A one-hot grid, or a batch of another shape, runs through the two layers
+    one after the other (they raise the usual errors).
+
+    Shapes: ``(n, c, h, w) -> (n, f, h_out / ph, w_out / pw)``.
+    """
+
+    def __init__(self, conv, pool):
+        super().__init__(conv, pool)
+        self.geometry = _geometry(conv, pool)
 
     @staticmethod
     def fusable(conv, pool):
@@ -133,12 +148,6 @@ class ConvPool(Layer):
         if (ph, pw) != pool.stride or ph * pw == 1 or any(pool.pads):
             return False
         return ho >= ph and wo >= pw    # a ragged last row or column: the pool drops it
-
-    @property
-    def ran_fused(self):
-        """True when the last training forward pass was a fused one (and its backward
-        pass is still to come)."""
-        return isinstance(self._cache, dict)
 
     def _phases(self, x):
         """Input chunk ``x`` (m, c, h, w) -> zero-padded phases ``(c, ph, pw, m*P + tail)``."""
@@ -246,7 +255,7 @@ class ConvPool(Layer):
         return dxbuf.transpose(1, 0, 2, 3) if input_grad else None
 
 
-class ConvMax(Layer):
+class ConvMax(_FusedPair):
     """``pool.forward(conv.forward(x))`` for a convolution and a :class:`GlobalMaxPool`
     that takes the maximum over all of its output positions (the "max over time" of a
     sentence CNN), computed together.
@@ -268,22 +277,6 @@ class ConvMax(Layer):
     Shapes: ``(n, c, h, w) -> (n, f, 1, 1)``.
     """
 
-    _TRANSIENT = Layer._TRANSIENT + ("ws",)
-    #: None for :func:`gridnet.core.kernels.backend`'s kernels, or "numba" / "numpy"
-    kernels = None
-
-    def __init__(self, conv, pool):
-        super().__init__()
-        if not self.fusable(conv, pool):
-            raise ValueError(f"{conv!r} and {pool!r} cannot run as one fused step")
-        self.conv, self.pool = conv, pool
-        self.in_shape, self.out_shape = conv.in_shape, pool.out_shape
-        self._cache = None
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._cache = None
-
     @staticmethod
     def fusable(conv, pool):
         """True when built layers ``conv`` then ``pool`` can run as one fused step: a
@@ -296,12 +289,6 @@ class ConvMax(Layer):
         _, ho, wo = conv.out_shape
         return (pool.axis == "both" or (pool.axis == "height" and wo == 1)
                 or (pool.axis == "width" and ho == 1))
-
-    @property
-    def ran_fused(self):
-        """True when the last training forward pass was a fused one (and its backward
-        pass is still to come)."""
-        return isinstance(self._cache, dict)
 
     def forward(self, x, training=False):
         """x: (n, c, h, w) -> (n, f, 1, 1)"""
