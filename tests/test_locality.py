@@ -310,3 +310,23 @@ def test_dask_backend_runs_the_permutations():
 def test_bad_input(X, y, kw, message):
     with pytest.raises(ValueError, match=message):
         locality_check(X, y, **kw)
+
+
+def test_sequential_probe_fits_run_with_one_blas_thread_and_restore_it(monkeypatch):
+    # the probe's products are small: in this process its fits run with one BLAS and one
+    # OpenMP thread; the limits hold only during the check
+    from threadpoolctl import threadpool_info
+    model_test_module = sys.modules["gridnet.locality.model_test"]
+    fold, seen = model_test_module._fold, []
+
+    def spy(*args):
+        seen.append({d["user_api"]: d["num_threads"] for d in threadpool_info()})
+        return fold(*args)
+
+    monkeypatch.setattr(model_test_module, "_fold", spy)
+    before = threadpool_info()
+    X, y = waveforms(n=120, f=12)
+    locality_check(X, y, random_state=0, n_permutations=3)
+    assert len(seen) == 4 * 2 + 2 * 2
+    assert all(s.get("blas", 1) == 1 and s.get("openmp", 1) == 1 for s in seen)
+    assert threadpool_info() == before
