@@ -111,6 +111,16 @@ class _FusedPair(Layer):
         self.__dict__.update(state)
         self.ws, self._cache = Workspace(), None
 
+    def backward(self, grad, input_grad=True):
+        """dL/dx for the pair's output gradient ``grad``; fills the convolution's
+        ``grads``. After a pass through the two layers, their own backward passes."""
+        cache, self._cache = self._cache, None
+        if cache == "separate":
+            return self.conv.backward(self.pool.backward(grad), input_grad)
+        if cache is None:
+            raise RuntimeError("backward called without a training forward pass")
+        return self._fused_backward(cache, grad, input_grad)
+
     @property
     def ran_fused(self):
         """True when the last training forward pass was a fused one (and its backward
@@ -214,15 +224,10 @@ class ConvPool(_FusedPair):
         self._cache = {"chunks": chunks, "mx": mx, "out": out} if training else None
         return out[:, :, :G["Ho"], :G["Wo"]].transpose(1, 0, 2, 3)
 
-    def backward(self, grad, input_grad=True):
+    def _fused_backward(self, cache, grad, input_grad):
         """grad: (n, f, h_out / ph, w_out / pw) -> dL/dx (n, c, h, w); fills the
         convolution's ``grads``."""
-        cache, self._cache = self._cache, None
         conv = self.conv
-        if cache == "separate":
-            return conv.backward(self.pool.backward(grad), input_grad)
-        if cache is None:
-            raise RuntimeError("backward called without a training forward pass")
         G = self.geometry
         f, P, k, Ho, Wo = G["f"], G["P"], G["ph"] * G["pw"], G["Ho"], G["Wo"]
         n = grad.shape[0]
@@ -308,14 +313,9 @@ class ConvMax(_FusedPair):
         self._cache = {"at": at, "out": out} if training else None
         return out.reshape((n,) + self.out_shape)
 
-    def backward(self, grad, input_grad=True):
+    def _fused_backward(self, cache, grad, input_grad):
         """grad: (n, f, 1, 1) -> dL/dx (n, c, h, w); fills the convolution's ``grads``."""
-        cache, self._cache = self._cache, None
         conv = self.conv
-        if cache == "separate":
-            return conv.backward(self.pool.backward(grad), input_grad)
-        if cache is None:
-            raise RuntimeError("backward called without a training forward pass")
         kernel = conv.kernel
         chunks, _ = kernel._take_cache()
         n, f = grad.shape[0], conv.out_shape[0]
