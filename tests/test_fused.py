@@ -34,6 +34,22 @@ CASES = list(itertools.product(
     [(2, 2), (3, 3), (2, 1)], [None, "relu"]))
 
 
+def _gradient_errors(net, loss, grad, x, y):
+    """{name: relative error} of ``net``'s backward pass of ``grad`` (after a training
+    forward pass of ``x``) against finite differences of ``loss``, for the input "x"
+    and every parameter."""
+    dx = net.backward(grad)
+    analytic = {"x": dx, **{name: g.copy() for name, _, g in net.parameters()}}
+
+    def f():
+        return loss(net.forward(x), y)[0]
+
+    numeric = {"x": numeric_grad(f, x)}
+    for name, p, _ in net.parameters():
+        numeric[name] = numeric_grad(f, p)
+    return {k: rel_error(analytic[k], numeric[k]) for k in numeric}
+
+
 @pytest.mark.parametrize("in_shape, kernel, padding, window, activation", CASES)
 def test_fused_matches_the_two_layers(in_shape, kernel, padding, window, activation):
     rng = np.random.default_rng(0)
@@ -113,16 +129,7 @@ def test_network_with_fused_pairs_passes_a_finite_difference_check():
     _, grad = loss(net.forward(x, training=True), y)
     fused_steps = [net.steps[0]] + [steps[0] for steps in net.layers[2].steps]
     assert all(isinstance(s, ConvPool) and s.ran_fused for s in fused_steps)
-    dx = net.backward(grad)
-    analytic = {"x": dx, **{name: g.copy() for name, _, g in net.parameters()}}
-
-    def f():
-        return loss(net.forward(x), y)[0]
-
-    numeric = {"x": numeric_grad(f, x)}
-    for name, p, _ in net.parameters():
-        numeric[name] = numeric_grad(f, p)
-    errors = {k: rel_error(analytic[k], numeric[k]) for k in numeric}
+    errors = _gradient_errors(net, loss, grad, x, y)
     assert max(errors.values()) < 1e-6, errors
 
 
@@ -269,16 +276,7 @@ def test_sentence_cnn_with_fused_max_passes_a_finite_difference_check():
     _, grad = loss(net.forward(x, training=True), y)
     fused = [steps[0] for steps in net.layers[1].steps]
     assert all(isinstance(s, ConvMax) and s.ran_fused for s in fused) and len(fused) == 3
-    dx = net.backward(grad)
-    analytic = {"x": dx, **{name: g.copy() for name, _, g in net.parameters()}}
-
-    def f():
-        return loss(net.forward(x), y)[0]
-
-    numeric = {"x": numeric_grad(f, x)}
-    for name, p, _ in net.parameters():
-        numeric[name] = numeric_grad(f, p)
-    errors = {k: rel_error(analytic[k], numeric[k]) for k in numeric}
+    errors = _gradient_errors(net, loss, grad, x, y)
     assert max(errors.values()) < 1e-6, errors
 
 
