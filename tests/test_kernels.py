@@ -32,6 +32,24 @@ def _windows(rng, f, k, L, dtype, ties):
 
 
 @compiled
+def test_the_compiled_im2col_reads_an_input_of_any_strides():
+    # a batch seen through a view (a transposed array, every other sample) gives the
+    # columns of its contiguous copy
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((10, 9, 8, 2)).astype(np.float32).transpose(0, 3, 2, 1)[::2]
+    assert not x.flags.c_contiguous
+    conv = Conv2D(4, 3, padding="same")
+    pool = MaxPool2D(2)
+    pool.build(conv.build(x.shape[1:], np.random.default_rng(1)), None)
+    step = ConvPool(conv, pool)
+    step.kernels = "numba"
+    cols = step._im2col(x, "a").copy()
+    np.testing.assert_array_equal(cols, step._im2col(np.ascontiguousarray(x), "b"))
+    step.kernels = "numpy"
+    np.testing.assert_array_equal(cols, step._im2col(x, "c"))
+
+
+@compiled
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("k", [2, 3, 4, 9])
 @pytest.mark.parametrize("relu", [False, True])
@@ -284,7 +302,8 @@ def test_the_compiled_kernels_are_the_ones_that_run(monkeypatch):
             return fn(*a)
         monkeypatch.setattr(kernels, name, counted)
 
-    for name in ("_pool_forward_nb", "_pool_route_nb", "_col2im_phases_nb", "_adam_direction_nb",
+    for name in ("_pool_forward_nb", "_pool_route_nb", "_im2col_phases_nb", "_col2im_phases_nb",
+                 "_adam_direction_nb",
                  "_pool_forward_np", "_pool_route_np", "_adam_direction_np"):
         spy(name, getattr(kernels, name))
     net, loss, opt = net_a(None), SoftmaxCrossEntropy(), Adam()
@@ -295,8 +314,8 @@ def test_the_compiled_kernels_are_the_ones_that_run(monkeypatch):
         opt.step(net.parameters())
     # two fused layers x 3 steps (the first needs no input gradient: no col2im); Adam
     # thrice (a flush step, every 16th, runs numpy's)
-    assert calls == {"_pool_forward_nb": 6, "_pool_route_nb": 6, "_col2im_phases_nb": 3,
-                     "_adam_direction_nb": 3}
+    assert calls == {"_pool_forward_nb": 6, "_pool_route_nb": 6, "_im2col_phases_nb": 6,
+                     "_col2im_phases_nb": 3, "_adam_direction_nb": 3}
 
 
 def test_gridnet_kernels_numpy_runs_the_numpy_kernels():

@@ -168,12 +168,18 @@ class ConvPool(_FusedPair):
             phase[...] = x[grid].transpose(1, 0, 2, 3)
         return xs
 
-    def _im2col(self, xs, key):
-        """Phases -> columns ``(c*kh*kw, ph*pw*m*P)``, outputs sorted by window offset."""
+    def _im2col(self, x, key):
+        """Input chunk ``x`` (m, c, h, w) -> columns ``(c*kh*kw, ph*pw*m*P)``, outputs
+        sorted by window offset."""
         G = self.geometry
-        c, mP, k = G["c"], xs.shape[3] - G["tail"], G["ph"] * G["pw"]
-        cols = self.ws.get(key, (c, G["kh"] * G["kw"] * k, mP), xs.dtype)
-        im2col_shifts(xs.reshape(c, k, -1), G["shifts"], mP, cols)
+        c, mP, k = G["c"], x.shape[0] * G["P"], G["ph"] * G["pw"]
+        cols = self.ws.get(key, (c, G["kh"] * G["kw"] * k, mP), x.dtype)
+        if (self.kernels or kernels.backend()) == "numba":     # a channel at a time
+            xs1 = self.ws.get("xs1", (k, mP + G["tail"]), x.dtype)
+            kernels.im2col_phases(x, G, cols, xs1)
+        else:
+            xs = self._phases(x)
+            im2col_shifts(xs.reshape(c, k, -1), G["shifts"], mP, cols)
         return cols.reshape(c * G["kh"] * G["kw"], -1)
 
     def _col2im(self, dcols, dx):
@@ -212,7 +218,7 @@ class ConvPool(_FusedPair):
         for c_, sl in enumerate(self._chunks(n, x.dtype.itemsize)):
             m = sl.stop - sl.start
             tag = ("f", c_) if training else "f"
-            cols = self._im2col(self._phases(x[sl]), ("cols", tag))
+            cols = self._im2col(x[sl], ("cols", tag))
             y = np.matmul(W, cols, out=self.ws.get(("y", tag), (f, k * m * P), x.dtype))
             # the max over window offsets, then bias and ReLU (they commute with it)
             span = slice(sl.start * P, sl.stop * P)

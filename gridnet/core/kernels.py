@@ -2,8 +2,8 @@
 
 Each kernel here is one pass over memory that numpy does in several: the max over a
 pool's window offsets with the bias and ReLU after it, the backward routing of a
-pooled gradient to the first offset holding each window's maximum, the col2im of its
-input gradient (one channel's phase planes at a time, kept in cache), the max over all
+pooled gradient to the first offset holding each window's maximum, the im2col of its
+input and the col2im of its input gradient (one channel's phase planes at a time, kept in cache), the max over all
 positions of a convolution's output (:class:`gridnet.core.fused.ConvMax`) and the
 sparse weight and column gradients behind it, and Adam's update of its moments and
 step. They are compiled with numba (a dependency of librosa, declared
@@ -15,8 +15,9 @@ tests hold them to it); neither splits work between threads.
 
 :func:`backend` names the one in use; :func:`pool_forward`, :func:`pool_route` and
 :func:`adam_direction` take ``kernels=`` ("numba" or "numpy") so that a layer, or a
-test, can choose; :func:`col2im_phases` is numba's alone (its twin is the numpy code of
-:meth:`gridnet.core.fused.ConvPool._col2im`).
+test, can choose; :func:`im2col_phases` and :func:`col2im_phases` are numba's alone
+(their twins are the numpy code of :meth:`gridnet.core.fused.ConvPool._im2col` and
+``_col2im``).
 
 Shapes: ``y`` is a chunk's convolution output sorted by window offset, ``(f, k*L)``
 (``k`` offsets, ``L`` windows each); ``mx``, ``out``, ``gc`` are ``(f, L)``.
@@ -27,7 +28,7 @@ import os
 
 import numpy as np
 
-__all__ = ["backend", "pool_forward", "pool_route", "col2im_phases", "global_max",
+__all__ = ["backend", "pool_forward", "pool_route", "im2col_phases", "col2im_phases", "global_max",
            "sparse_dw", "sparse_dcols", "adam_direction", "adam_moments", "adam_step"]
 
 try:
@@ -156,6 +157,30 @@ if _numba is not None:
                 g[i, (k - 1) * L + p] = rest[p]
 
     @_jit
+    def _im2col_phases_nb(x, shifts, rows, cols, Hq, Wq, buf, out):  # pragma: no cover
+        m, c = x.shape[0], x.shape[1]
+        ph, pw = rows.shape[0], cols.shape[0]
+        P = Hq * Wq
+        L = out.shape[2]
+        for ci in range(c):                 # one channel's phases stay in cache
+            buf[:] = 0
+            for s in range(ph):
+                y0, Y0, ny = rows[s, 0], rows[s, 1], rows[s, 2]
+                for t in range(pw):
+                    x0, X0, nx = cols[t, 0], cols[t, 1], cols[t, 2]
+                    q = s * pw + t
+                    for mi in range(m):
+                        for yy in range(ny):
+                            at = mi * P + (Y0 + yy) * Wq + X0
+                            for xx in range(nx):
+                                buf[q, at + xx] = x[mi, ci, y0 + ph * yy, x0 + pw * xx]
+            for k in range(shifts.shape[0]):
+                src = buf[shifts[k, 0], shifts[k, 1]:shifts[k, 1] + L]
+                dst = out[ci, k]
+                for i in range(L):
+                    dst[i] = src[i]
+
+    @_jit
     def _col2im_phases_nb(dcols, shifts, rows, cols, Hq, Wq, buf, dx):  # pragma: no cover
         c, m = dx.shape[0], dx.shape[1]
         ph, pw = rows.shape[0], cols.shape[0]
@@ -265,6 +290,19 @@ def pool_route(gc, out, y, mx, k, relu, g, kernels=None):
     else:
         _pool_route_np(gc, out, y, mx, k, relu, g)
     return g
+
+
+def im2col_phases(x, geometry, out, scratch):
+    """numba: the fused pair's im2col (:meth:`gridnet.core.fused.ConvPool._im2col` of
+    its ``_phases``, whose numpy code is its twin), the adjoint of
+    :func:`col2im_phases`: channel by channel, input chunk ``x`` (m, c, h, w) into its
+    zero-padded phase planes ``scratch`` (ph*pw, m*P + tail), then their shifted runs
+    into the columns ``out`` (c, S, m*P). Copies only: the same bits as the twin, in one
+    call instead of one numpy call per phase and per shift."""
+    G = geometry
+    _im2col_phases_nb(x, G["shift_array"], G["row_array"], G["col_array"], G["Hq"], G["Wq"],
+                      scratch, out)
+    return out
 
 
 def col2im_phases(dcols, geometry, dx, scratch):
