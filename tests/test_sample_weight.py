@@ -55,6 +55,20 @@ def test_zero_weight_removes_a_sample_from_loss_and_gradient():
     assert loss == 0.0 and not grad.any()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_unweighted_loss_is_the_unit_weighted_one_to_the_bit(dtype):
+    # the loss without weights takes a shorter path: the same numbers as with weights 1
+    rng = np.random.default_rng(4)
+    z = (rng.standard_normal((37, 5)) * 4).astype(dtype)
+    y = rng.integers(0, 5, 37)
+    plain = SoftmaxCrossEntropy()(z, y)
+    for weighted in (SoftmaxCrossEntropy(class_weight=np.ones(5))(z, y),
+                     SoftmaxCrossEntropy()(z, y, np.ones(37))):
+        assert plain[0] == weighted[0]
+        assert plain[1].dtype == dtype
+        np.testing.assert_array_equal(plain[1], weighted[1])
+
+
 def test_class_weight_and_sample_weight_multiply():
     rng = np.random.default_rng(2)
     z = rng.normal(size=(5, 3)).astype(np.float32)

@@ -147,7 +147,7 @@ class _Kernel:
     def _start_backward(self, grad, W):
         """(forward chunks, ReLU mask or None, dW and db to accumulate into)."""
         cache, active = self._take_cache()
-        return cache, active, np.zeros_like(W), np.zeros(self.out_shape[0], dtype=W.dtype)
+        return cache, active, np.zeros(W.shape, W.dtype), np.zeros(self.out_shape[0], dtype=W.dtype)
 
 
 class OneHotKernel(_Kernel):

@@ -242,7 +242,7 @@ class ConvPool(_FusedPair):
         gq[:, :, :Ho, :Wo] = grad.transpose(1, 0, 2, 3)
         relu = conv.activation == "relu"
         W = conv.weights()
-        dW = np.zeros_like(W)
+        dW = np.zeros(W.shape, W.dtype)
         gq2, out2 = gq.reshape(f, n * P), cache["out"].reshape(f, n * P)
         # rows and columns the pool drops (a ragged edge) get no gradient: zeros
         alloc = np.zeros if G["ragged"] else np.empty
@@ -330,7 +330,7 @@ class ConvMax(_FusedPair):
         if conv.activation == "relu":
             g *= cache["out"] > 0
         W = conv.weights()
-        dW = np.zeros_like(W)
+        dW = np.zeros(W.shape, W.dtype)
         positions_first, width = kernel.positions()
         t, u = np.divmod(cache["at"], wo)
         at = t * width + u                 # where each maximum is among the columns
