@@ -62,7 +62,8 @@ class Branches(Layer):
                 f"Branches outputs must agree on every axis but channels (grids (c, h, w), or "
                 f"all flat (k,)); got {shapes}")
         self.in_shape = tuple(in_shape)
-        self._splits = np.cumsum([s[0] for s in shapes])[:-1]
+        ends = np.cumsum([s[0] for s in shapes]).tolist()
+        self._splits = list(zip([0] + ends[:-1], ends))   # each branch's channels
         self.out_shape = (int(sum(s[0] for s in shapes)),) + shapes[0][1:]
         self.steps = [stack.plan(branch) for branch in self.branches]
         self._collect()
@@ -88,7 +89,9 @@ class Branches(Layer):
 
     def backward(self, grad, input_grad=True):
         dx = None
-        for steps, g in zip(self.steps, np.split(grad, self._splits, axis=1)):
+        # each branch's channels, as views (np.split costs ~15 us a call)
+        for steps, (a, b) in zip(self.steps, self._splits):
+            g = grad[:, a:b]
             g = stack.backward(steps, g, input_grad)
             if input_grad:
                 dx = g if dx is None else dx + g
