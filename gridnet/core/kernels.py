@@ -157,23 +157,30 @@ if _numba is not None:
                 g[i, (k - 1) * L + p] = rest[p]
 
     @_jit
-    def _im2col_phases_nb(x, shifts, rows, cols, Hq, Wq, buf, out):  # pragma: no cover
-        m, c = x.shape[0], x.shape[1]
+    def _copy_phases(grid, rows, cols, Wq, P, buf, into_buf):  # pragma: no cover
+        # one channel's grid (m, h, w) <-> its phase planes buf (ph*pw, m*P + tail):
+        # into buf when into_buf, else back onto the grid (the places a phase holds)
         ph, pw = rows.shape[0], cols.shape[0]
-        P = Hq * Wq
+        for s in range(ph):
+            y0, Y0, ny = rows[s, 0], rows[s, 1], rows[s, 2]
+            for t in range(pw):
+                x0, X0, nx = cols[t, 0], cols[t, 1], cols[t, 2]
+                q = s * pw + t
+                for mi in range(grid.shape[0]):
+                    for yy in range(ny):
+                        at = mi * P + (Y0 + yy) * Wq + X0
+                        for xx in range(nx):
+                            if into_buf:
+                                buf[q, at + xx] = grid[mi, y0 + ph * yy, x0 + pw * xx]
+                            else:
+                                grid[mi, y0 + ph * yy, x0 + pw * xx] = buf[q, at + xx]
+
+    @_jit
+    def _im2col_phases_nb(x, shifts, rows, cols, Hq, Wq, buf, out):  # pragma: no cover
         L = out.shape[2]
-        for ci in range(c):                 # one channel's phases stay in cache
+        for ci in range(x.shape[1]):        # one channel's phases stay in cache
             buf[:] = 0
-            for s in range(ph):
-                y0, Y0, ny = rows[s, 0], rows[s, 1], rows[s, 2]
-                for t in range(pw):
-                    x0, X0, nx = cols[t, 0], cols[t, 1], cols[t, 2]
-                    q = s * pw + t
-                    for mi in range(m):
-                        for yy in range(ny):
-                            at = mi * P + (Y0 + yy) * Wq + X0
-                            for xx in range(nx):
-                                buf[q, at + xx] = x[mi, ci, y0 + ph * yy, x0 + pw * xx]
+            _copy_phases(x[:, ci], rows, cols, Wq, Hq * Wq, buf, True)
             for k in range(shifts.shape[0]):
                 src = buf[shifts[k, 0], shifts[k, 1]:shifts[k, 1] + L]
                 dst = out[ci, k]
@@ -182,27 +189,15 @@ if _numba is not None:
 
     @_jit
     def _col2im_phases_nb(dcols, shifts, rows, cols, Hq, Wq, buf, dx):  # pragma: no cover
-        c, m = dx.shape[0], dx.shape[1]
-        ph, pw = rows.shape[0], cols.shape[0]
-        P = Hq * Wq
-        L = m * P
-        for ci in range(c):                 # one channel's phases stay in cache
+        L = dx.shape[1] * Hq * Wq
+        for ci in range(dx.shape[0]):       # one channel's phases stay in cache
             buf[:] = 0
             for k in range(shifts.shape[0]):
                 dst = buf[shifts[k, 0], shifts[k, 1]:shifts[k, 1] + L]
                 src = dcols[ci, k]
                 for i in range(L):
                     dst[i] += src[i]
-            for s in range(ph):
-                y0, Y0, ny = rows[s, 0], rows[s, 1], rows[s, 2]
-                for t in range(pw):
-                    x0, X0, nx = cols[t, 0], cols[t, 1], cols[t, 2]
-                    q = s * pw + t
-                    for mi in range(m):
-                        for yy in range(ny):
-                            at = mi * P + (Y0 + yy) * Wq + X0
-                            for xx in range(nx):
-                                dx[ci, mi, y0 + ph * yy, x0 + pw * xx] = buf[q, at + xx]
+            _copy_phases(dx[ci], rows, cols, Wq, Hq * Wq, buf, False)
 
     @_jit
     def _global_max_nb(y, mx, at):                        # pragma: no cover (compiled)
