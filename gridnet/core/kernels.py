@@ -3,7 +3,8 @@
 Each kernel here is one pass over memory that numpy does in several: the max over a
 pool's window offsets with the bias and ReLU after it, the backward routing of a
 pooled gradient to the first offset holding each window's maximum, the im2col of its
-input and the col2im of its input gradient (one channel's phase planes at a time, kept in cache), the max over all
+input and the col2im of its input gradient (one channel's phase planes at a time, kept
+in cache), the max over all
 positions of a convolution's output (:class:`gridnet.core.fused.ConvMax`) and the
 sparse weight and column gradients behind it, and Adam's update of its moments and
 step. They are compiled with numba (a dependency of librosa, declared
@@ -28,8 +29,9 @@ import os
 
 import numpy as np
 
-__all__ = ["backend", "pool_forward", "pool_route", "im2col_phases", "col2im_phases", "global_max",
-           "sparse_dw", "sparse_dcols", "adam_direction", "adam_moments", "adam_step"]
+__all__ = ["backend", "pool_forward", "pool_route", "im2col_phases", "col2im_phases",
+           "global_max", "sparse_dw", "sparse_dcols", "adam_direction", "adam_moments",
+           "adam_step"]
 
 try:
     if os.environ.get("GRIDNET_KERNELS", "").strip().lower() == "numpy":

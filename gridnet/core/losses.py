@@ -46,20 +46,19 @@ class SoftmaxCrossEntropy:
             # sum to n exactly, w / total is 1 / n), with fewer numpy calls
             total = logits.dtype.type(n)
             loss = float(nll.sum() / total)
-            grad = np.exp(z - logsum[:, None])
-            grad[rows, y] -= 1
-            grad *= logits.dtype.type(1) / total
-            return loss, grad.astype(logits.dtype, copy=False)
-        w = np.ones(n, dtype=logits.dtype)
-        if self.class_weight is not None:
-            w = np.asarray(self.class_weight, dtype=logits.dtype)[y]
-        if sample_weight is not None:
-            w = w * np.asarray(sample_weight, dtype=logits.dtype)
-        total = w.sum()
-        if not total > 0:           # every sample weighted 0: nothing to learn from
-            return 0.0, np.zeros_like(logits)
-        loss = float((w * nll).sum() / total)
+            scale = logits.dtype.type(1) / total
+        else:
+            w = np.ones(n, dtype=logits.dtype)
+            if self.class_weight is not None:
+                w = np.asarray(self.class_weight, dtype=logits.dtype)[y]
+            if sample_weight is not None:
+                w = w * np.asarray(sample_weight, dtype=logits.dtype)
+            total = w.sum()
+            if not total > 0:           # every sample weighted 0: nothing to learn from
+                return 0.0, np.zeros_like(logits)
+            loss = float((w * nll).sum() / total)
+            scale = (w / total)[:, None]
         grad = np.exp(z - logsum[:, None])
         grad[rows, y] -= 1
-        grad *= (w / total)[:, None]
+        grad *= scale
         return loss, grad.astype(logits.dtype, copy=False)
