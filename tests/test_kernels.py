@@ -99,6 +99,26 @@ def test_pool_kernels_take_a_chunk_of_columns():
 
 
 @compiled
+@pytest.mark.parametrize("hq, wq", [(4, 6), (3, 5), (5, 5)])
+def test_grid_from_puts_a_gradient_of_any_strides_in_its_layout(hq, wq):
+    # the values at their places and zeros beyond, over a buffer full of garbage
+    rng = np.random.default_rng(hq * wq)
+    grad = rng.standard_normal((3, 5, 2, 4)).astype(np.float32).transpose(1, 2, 0, 3)
+    assert not grad.flags.c_contiguous          # (5, 2, 3, 4) seen through a view
+    res = {}
+    for name in BOTH:
+        gq = np.full((2, 5, hq, wq), np.nan, np.float32)
+        res[name] = kernels.grid_from(grad, gq, name)
+    np.testing.assert_array_equal(res["numba"], res["numpy"])
+    gq = res["numba"]
+    ho, wo = grad.shape[2:]
+    np.testing.assert_array_equal(gq[:, :, :ho, :wo], grad.transpose(1, 0, 2, 3))
+    assert not gq[:, :, ho:].any() and not gq[:, :, :, wo:].any()
+    with pytest.raises(ValueError, match="layout"):     # never a write out of bounds
+        kernels.grid_from(grad, np.empty((2, 5, 2, wq), np.float32))
+
+
+@compiled
 @pytest.mark.parametrize("in_shape, kernel, padding, window, chunk_bytes", [
     ((3, 7, 9), (3, 3), "same", (2, 2), 2**25),     # ragged edges: the pool drops a row
     ((2, 20, 21), (2, 3), "valid", (3, 3), 2**25),
@@ -302,9 +322,9 @@ def test_the_compiled_kernels_are_the_ones_that_run(monkeypatch):
             return fn(*a)
         monkeypatch.setattr(kernels, name, counted)
 
-    for name in ("_pool_forward_nb", "_pool_route_nb", "_im2col_phases_nb", "_col2im_phases_nb",
-                 "_adam_direction_nb",
-                 "_pool_forward_np", "_pool_route_np", "_adam_direction_np"):
+    for name in ("_pool_forward_nb", "_pool_route_nb", "_grid_from_nb", "_im2col_phases_nb",
+                 "_col2im_phases_nb", "_adam_direction_nb",
+                 "_pool_forward_np", "_pool_route_np", "_grid_from_np", "_adam_direction_np"):
         spy(name, getattr(kernels, name))
     net, loss, opt = net_a(None), SoftmaxCrossEntropy(), Adam()
     x = np.random.default_rng(0).standard_normal((4, 2, 12, 12)).astype(np.float32)
@@ -314,7 +334,8 @@ def test_the_compiled_kernels_are_the_ones_that_run(monkeypatch):
         opt.step(net.parameters())
     # two fused layers x 3 steps (the first needs no input gradient: no col2im); Adam
     # thrice (a flush step, every 16th, runs numpy's)
-    assert calls == {"_pool_forward_nb": 6, "_pool_route_nb": 6, "_im2col_phases_nb": 6,
+    assert calls == {"_pool_forward_nb": 6, "_pool_route_nb": 6, "_grid_from_nb": 6,
+                     "_im2col_phases_nb": 6,
                      "_col2im_phases_nb": 3, "_adam_direction_nb": 3}
 
 

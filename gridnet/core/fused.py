@@ -34,8 +34,7 @@ import numpy as np
 
 from . import kernels
 from .conv import Conv2D, col2im_shifts, im2col_shifts
-from .layers import (GlobalMaxPool, Layer, MaxPool2D, Workspace, batch_slices, is_onehot,
-                     zero_columns_from)
+from .layers import GlobalMaxPool, Layer, MaxPool2D, Workspace, batch_slices, is_onehot
 
 __all__ = ["ConvPool", "ConvMax"]
 
@@ -235,11 +234,11 @@ class ConvPool(_FusedPair):
         convolution's ``grads``."""
         conv = self.conv
         G = self.geometry
-        f, P, k, Ho, Wo = G["f"], G["P"], G["ph"] * G["pw"], G["Ho"], G["Wo"]
+        f, P, k = G["f"], G["P"], G["ph"] * G["pw"]
         n = grad.shape[0]
-        # junk rows and columns carry no gradient: zeroed once, never written
-        gq = self.ws.zeroed("gq", cache["out"].shape, grad.dtype, zero_columns_from(Wo, Ho))
-        gq[:, :, :Ho, :Wo] = grad.transpose(1, 0, 2, 3)
+        # junk rows and columns carry no gradient: zeros
+        gq = kernels.grid_from(grad, self.ws.get("gq", cache["out"].shape, grad.dtype),
+                               self.kernels)
         relu = conv.activation == "relu"
         W = conv.weights()
         dW = np.zeros(W.shape, W.dtype)

@@ -29,8 +29,8 @@ import os
 
 import numpy as np
 
-__all__ = ["backend", "pool_forward", "pool_route", "im2col_phases", "col2im_phases",
-           "global_max", "sparse_dw", "sparse_dcols", "adam_direction", "adam_moments",
+__all__ = ["backend", "pool_forward", "pool_route", "grid_from", "im2col_phases",
+           "col2im_phases", "global_max", "sparse_dw", "sparse_dcols", "adam_direction", "adam_moments",
            "adam_step"]
 
 try:
@@ -68,6 +68,13 @@ def _pool_route_np(gc, out, y, mx, k, relu, g):
         np.multiply(rest, yv[:, j] == mx, out=gv[:, j])
         np.subtract(rest, gv[:, j], out=rest)
     gv[:, k - 1] = rest
+
+
+def _grid_from_np(grad, gq):
+    _, _, ho, wo = grad.shape
+    gq[:, :, :ho, :wo] = grad.transpose(1, 0, 2, 3)
+    gq[:, :, ho:] = 0
+    gq[:, :, :, wo:] = 0
 
 
 def _global_max_np(y, mx, at):
@@ -161,6 +168,25 @@ if _numba is not None:
             last = g[i, (k - 1) * L:k * L]
             for p in range(L):
                 last[p] = rest[p]
+
+    @_jit
+    def _grid_from_nb(grad, gq):                         # pragma: no cover (compiled)
+        m, f, ho, wo = grad.shape
+        hq, wq = gq.shape[2], gq.shape[3]
+        zero = gq.dtype.type(0)
+        for i in range(f):
+            for s in range(m):
+                for r in range(hq):
+                    row = gq[i, s, r]
+                    if r < ho:
+                        src = grad[s, i, r]
+                        for c in range(wo):
+                            row[c] = src[c]
+                        for c in range(wo, wq):
+                            row[c] = zero
+                    else:
+                        for c in range(wq):
+                            row[c] = zero
 
     @_jit
     def _copy_phases(grid, rows, cols, Wq, P, buf, into_buf):  # pragma: no cover
@@ -295,6 +321,21 @@ def pool_route(gc, out, y, mx, k, relu, g, kernels=None):
     else:
         _pool_route_np(gc, out, y, mx, k, relu, g)
     return g
+
+
+def grid_from(grad, gq, kernels=None):
+    """A fused pair's pooled gradient ``grad`` (m, f, ho, wo), any strides, into its
+    layout ``gq`` (f, m, hq, wq) with ``hq >= ho``, ``wq >= wo``: the values at their
+    places, zeros in the rows and columns beyond (the junk of the phase layout). One
+    pass instead of zeroing and a transposing copy."""
+    m, f, ho, wo = grad.shape
+    if gq.shape[:2] != (f, m) or gq.shape[2] < ho or gq.shape[3] < wo:
+        raise ValueError(f"a gradient {grad.shape} does not fit the layout {gq.shape}")
+    if (kernels or backend()) == "numba":
+        _grid_from_nb(grad, gq)
+    else:
+        _grid_from_np(grad, gq)
+    return gq
 
 
 def im2col_phases(x, geometry, out, scratch):
