@@ -135,6 +135,40 @@ def test_adam_over_many_arrays_matches_one_at_a_time():
     assert np.all(p2 < 0)
 
 
+def test_adam_reuses_its_layout_only_for_the_same_arrays_and_state():
+    """Adam keeps the layout of the last step's arrays (views of its scratch array
+    shaped like each); an array replaced by a new object, a pickled and loaded
+    optimizer, or a state replaced from outside each give the textbook steps."""
+    import pickle
+    rng = np.random.default_rng(1)
+    seq = [rng.standard_normal((2, 3)).astype(np.float32) for _ in range(4)]
+    start = rng.standard_normal((2, 3)).astype(np.float32)
+    want = _reference_adam({"0.W": start}, [{"0.W": g} for g in seq])["0.W"]
+    nothing = np.zeros(3, np.float32)
+    for case in ("same arrays", "new array", "pickled", "new state"):
+        p, b, opt = start.copy(), np.zeros(3, np.float32), Adam(learning_rate=0.01)
+        opt.step([("0.W", p, seq[0]), ("0.b", b, nothing)])
+        opt.step([("0.W", p, seq[1]), ("0.b", b, nothing)])
+        if case == "new array":
+            p = p.copy()                        # the same values in a new object
+        elif case == "pickled":
+            p, b, opt = pickle.loads(pickle.dumps((p, b, opt)))
+        elif case == "new state":
+            opt.state = pickle.loads(pickle.dumps(opt.state))
+        for g in seq[2:]:
+            before = p.copy()
+            opt.step([("0.W", p, g), ("0.b", b, nothing)])
+            assert not np.array_equal(p, before), case     # this array was updated
+        np.testing.assert_allclose(p, want, rtol=2e-5, atol=1e-6, err_msg=case)
+    # an array of another shape in the same place: the step a loaded copy (no layout
+    # kept) takes
+    q, g = np.zeros(6, np.float32), np.linspace(-1, 1, 6).astype(np.float32)
+    fresh, q2, b2 = pickle.loads(pickle.dumps((opt, q, b)))
+    opt.step([("0.W", q, g), ("0.b", b, nothing)])
+    fresh.step([("0.W", q2, g), ("0.b", b2, nothing)])
+    np.testing.assert_array_equal(q, q2)
+
+
 @pytest.mark.parametrize("make", [lambda: Adam(learning_rate=0.01),
                                   lambda: SGD(learning_rate=0.01, momentum=0.9)],
                          ids=["adam", "sgd"])

@@ -126,13 +126,31 @@ class Adam:
                              *(a.reshape(-1) for a in st))
             return
         m, v, tmp, grad = flat
-        self._update(m.dtype.type, parameters, grad, m, v, tmp)
+        self._update(m.dtype.type, parameters, grad, m, v, tmp, self._known[1])
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_known", None)          # views of the buffers: rebuilt after loading
+        return state
 
     def _flat_state(self, parameters):
         """(m, v, scratch, gradient) as flat arrays over all ``parameters``, the
         gradients copied in: one pass per operation instead of one per array (a small
         network's step is bound by the number of numpy calls, not by their size).
-        None when the parameters do not share one dtype."""
+        None when the parameters do not share one dtype.
+
+        The layout is checked once for a list of parameter arrays; later steps with the
+        same arrays (the same objects) and the same buffers reuse it, with the scratch
+        array's views shaped like each parameter (``self._known``, not pickled)."""
+        arrays = [p for _, p, _ in parameters]
+        known = self.__dict__.get("_known")
+        buffers = self.state.get("_buffers")
+        if (known is not None and known[2] is buffers and len(known[0]) == len(arrays)
+                and all(a is b for a, b in zip(arrays, known[0]))):
+            grad = buffers[3]
+            np.concatenate([g.reshape(-1) for _, _, g in parameters], out=grad)
+            return buffers
+        self._known = None
         dtypes = {p.dtype for _, p, _ in parameters}
         if len(dtypes) != 1:
             return None
@@ -151,13 +169,17 @@ class Adam:
                             new_[at:at + key[1]] = old_[before[key]:before[key] + key[1]]
                     at += key[1]
             self.state = {"_layout": names, "_buffers": buffers}
-        m, v, tmp, grad = self.state["_buffers"]
+        m, v, tmp, grad = buffers = self.state["_buffers"]
+        ends = np.cumsum([0] + [p.size for p in arrays]).tolist()
+        views = [tmp[a:b].reshape(p.shape) for a, b, p in zip(ends, ends[1:], arrays)]
+        self._known = (arrays, views, buffers)
         np.concatenate([g.reshape(-1) for _, _, g in parameters], out=grad)
-        return m, v, tmp, grad
+        return buffers
 
-    def _update(self, f, parameters, g, m, v, tmp):
+    def _update(self, f, parameters, g, m, v, tmp, views=None):
         """One Adam step on ``parameters`` [(name, p, g)], whose gradients are laid out
-        in ``g`` (the state arrays ``m``, ``v`` and scratch ``tmp`` likewise)."""
+        in ``g`` (the state arrays ``m``, ``v`` and scratch ``tmp`` likewise; ``views``:
+        ``tmp``'s part for each parameter, in its shape, when known)."""
         b1, b2, wd = f(self.beta1), f(self.beta2), f(self.weight_decay)
         if wd:
             at = 0
@@ -177,10 +199,11 @@ class Adam:
         else:
             # in place, through one scratch array: no temporaries the size of p
             kernels.adam_direction(g, m, v, b1, c1, b2, c2, eps, step, tmp, self.kernels)
-        at = 0
-        for _, p, _ in parameters:
-            p -= tmp[at:at + p.size].reshape(p.shape)
-            at += p.size
+        if views is None:
+            ends = np.cumsum([0] + [p.size for _, p, _ in parameters]).tolist()
+            views = [tmp[a:b].reshape(p.shape) for a, b, (_, p, _) in zip(ends, ends[1:], parameters)]
+        for (_, p, _), step_ in zip(parameters, views):
+            p -= step_
 
 
 def make_optimizer(name, learning_rate, weight_decay=0.0, momentum=0.9, nesterov=False):
