@@ -219,6 +219,21 @@ def test_conv_max_ties_route_the_gradient_once_to_the_first_maximum():
     np.testing.assert_allclose(dW2.sum(axis=1), 10 * gout.sum(axis=(0, 2, 3)), rtol=1e-12)
 
 
+def test_inference_runs_in_cache_sized_chunks_with_the_same_bits(monkeypatch):
+    from gridnet.core import fused
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((9, 2, 8, 8)).astype(np.float32)
+    conv = Conv2D(5, 3, padding="same", activation="relu")    # one chunk when training
+    pool = MaxPool2D(2)
+    pool.build(conv.build((2, 8, 8), np.random.default_rng(1)), None)
+    step = ConvPool(conv, pool)
+    whole = np.array(step.forward(x, training=True))
+    monkeypatch.setattr(fused, "INFERENCE_CHUNK_BYTES", 4000)
+    assert len(step._chunks(9, 4, training=True)) == 1 and len(step._chunks(9, 4, False)) > 1
+    np.testing.assert_array_equal(step.forward(x), whole)
+    np.testing.assert_allclose(whole, pool.forward(conv.forward(x)), rtol=1e-5, atol=1e-6)
+
+
 def test_conv_max_chunked_batches_give_the_same_result():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((9, 1, 10, 6)).astype(np.float32)
