@@ -51,7 +51,7 @@ def test_the_compiled_im2col_reads_an_input_of_any_strides():
 
 @compiled
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("k", [2, 3, 4, 9])
+@pytest.mark.parametrize("k", [2, 3, 4, 9, 300])     # 300 offsets: more than a byte numbers
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("ties", [False, True])
 def test_pool_kernels_agree_to_the_bit(dtype, k, relu, ties):
@@ -62,21 +62,29 @@ def test_pool_kernels_agree_to_the_bit(dtype, k, relu, ties):
     gc = rng.standard_normal((f, L)).astype(dtype)
     res = {}
     for name in BOTH:
-        mx, out = np.empty((f, L), dtype), np.empty((f, L), dtype)
-        kernels.pool_forward(y, k, b, relu, mx, out, name)
-        alone = np.empty((f, L), dtype)          # inference: the maximum is not kept apart
-        kernels.pool_forward(y, k, b, relu, alone, alone, name)
+        out = np.full((f, L), np.nan, dtype)
+        arg = np.full((f, L), 255, kernels.argmax_dtype(k))
+        kernels.pool_forward(y, k, b, relu, out, arg, name)
+        alone = np.full((f, L), np.nan, dtype)     # inference: no offsets kept
+        kernels.pool_forward(y, k, b, relu, alone, None, name)
         g, gcn = np.full((f, k * L), np.nan, dtype), gc.copy()
-        kernels.pool_route(gcn, out, y, mx, k, relu, g, name)
-        res[name] = (mx, out, alone, g, gcn)
+        kernels.pool_route(gcn, out, arg, k, relu, g, name)
+        res[name] = (out, arg, alone, g, gcn)
     for a, c in zip(*res.values()):
         np.testing.assert_array_equal(a, c)
-    mx, out, alone, g, gcn = res["numba"]
-    np.testing.assert_array_equal(mx, y.reshape(f, k, L).max(axis=1))
+    out, arg, alone, g, gcn = res["numba"]
+    yv = y.reshape(f, k, L)
+    mx = yv.max(axis=1)
+    expected = mx + b[:, None]
+    np.testing.assert_array_equal(out, np.maximum(expected, 0) if relu else expected)
     np.testing.assert_array_equal(alone, out)
-    # each window's gradient reaches exactly one offset, the first holding the maximum
+    # the offset kept is the first that holds the maximum (ties: the earliest)
+    first = (yv == mx[:, None]).argmax(axis=1)
+    np.testing.assert_array_equal(arg, first)
+    if ties:
+        assert (np.sum(yv == mx[:, None], axis=1) > 1).any()     # ties were there to break
+    # each window's gradient reaches exactly that offset
     gv = g.reshape(f, k, L)
-    first = (y.reshape(f, k, L) == mx[:, None]).argmax(axis=1)
     np.testing.assert_array_equal(np.take_along_axis(gv, first[:, None], 1)[:, 0], gcn)
     assert np.count_nonzero(gv) == np.count_nonzero(gcn)
     if relu:
@@ -92,10 +100,18 @@ def test_pool_kernels_take_a_chunk_of_columns():
     b = np.zeros(f, np.float32)
     for name in BOTH:
         whole = np.zeros((f, 3 * L), np.float32)
-        kernels.pool_forward(y, k, b, True, whole[:, L:2 * L], whole[:, L:2 * L], name)
+        arg = np.full((f, 3 * L), 9, np.uint8)
+        kernels.pool_forward(y, k, b, True, whole[:, L:2 * L], arg[:, L:2 * L], name)
         np.testing.assert_array_equal(whole[:, L:2 * L],
                                       np.maximum(y.reshape(f, k, L).max(axis=1), 0))
+        np.testing.assert_array_equal(arg[:, L:2 * L], y.reshape(f, k, L).argmax(axis=1))
         assert not whole[:, :L].any() and not whole[:, 2 * L:].any()
+        assert (arg[:, :L] == 9).all() and (arg[:, 2 * L:] == 9).all()
+
+
+def test_argmax_dtype_numbers_every_offset():
+    assert kernels.argmax_dtype(4) == np.uint8 and kernels.argmax_dtype(256) == np.uint8
+    assert np.iinfo(kernels.argmax_dtype(257)).max >= 256
 
 
 @compiled
@@ -322,8 +338,8 @@ def test_the_compiled_kernels_are_the_ones_that_run(monkeypatch):
             return fn(*a)
         monkeypatch.setattr(kernels, name, counted)
 
-    for name in ("_pool_forward_nb", "_pool_route_nb", "_grid_from_nb", "_im2col_phases_nb",
-                 "_col2im_phases_nb", "_adam_direction_nb",
+    for name in ("_pool_forward_nb", "_pool_forward_arg_nb", "_pool_route_nb", "_grid_from_nb",
+                 "_im2col_phases_nb", "_col2im_phases_nb", "_adam_direction_nb",
                  "_pool_forward_np", "_pool_route_np", "_grid_from_np", "_adam_direction_np"):
         spy(name, getattr(kernels, name))
     net, loss, opt = net_a(None), SoftmaxCrossEntropy(), Adam()
@@ -332,10 +348,12 @@ def test_the_compiled_kernels_are_the_ones_that_run(monkeypatch):
         _, grad = loss(net.forward(x, training=True), np.arange(4))
         net.backward(grad, input_grad=False)
         opt.step(net.parameters())
-    # two fused layers x 3 steps (the first needs no input gradient: no col2im); Adam
-    # thrice (a flush step, every 16th, runs numpy's)
-    assert calls == {"_pool_forward_nb": 6, "_pool_route_nb": 6, "_grid_from_nb": 6,
-                     "_im2col_phases_nb": 6,
+    net.forward(x)
+    # two fused layers x 3 steps (the first needs no input gradient: no col2im), then
+    # one inference pass (no offsets kept); Adam thrice (a flush step, every 16th, runs
+    # numpy's)
+    assert calls == {"_pool_forward_arg_nb": 6, "_pool_route_nb": 6, "_grid_from_nb": 6,
+                     "_im2col_phases_nb": 8, "_pool_forward_nb": 2,
                      "_col2im_phases_nb": 3, "_adam_direction_nb": 3}
 
 

@@ -9,8 +9,9 @@ writes its output already sorted by window offset ("space to depth"): for a 2x2 
 four contiguous blocks holding the top-left, top-right, bottom-left and bottom-right
 value of every window. The pooling is then a max over contiguous blocks, and bias and
 ReLU are applied after it, on a quarter of the values (both commute with the maximum);
-that pass and the backward routing are :mod:`gridnet.core.kernels`' (compiled, with a
-numpy twin). The result, and the gradients, are the same as the two
+a training pass keeps only which offset held each maximum (a byte a window), from which
+the backward pass routes the gradient. Those passes are :mod:`gridnet.core.kernels`'
+(compiled, with a numpy twin). The result, and the gradients, are the same as the two
 layers' (up to float rounding in the order of sums).
 
 :class:`ConvPool` is a layer of its own that the stack builder plans in place of such a
@@ -222,21 +223,22 @@ class ConvPool(_FusedPair):
         W, b = conv.weights(), conv.params["b"]
         # (f, n*P): a chunk of samples is a block of columns (a view, never a copy)
         out = np.empty((f, n * P), dtype=x.dtype)
-        mx = np.empty_like(out) if training else out
+        # training: which window offset held each maximum, all the backward pass needs
+        # of the convolution's output (so that one buffer serves every chunk's)
+        arg = np.empty((f, n * P), kernels.argmax_dtype(k)) if training else None
         chunks = []
         for c_, sl in enumerate(self._chunks(n, x.dtype.itemsize, training)):
             m = sl.stop - sl.start
-            tag = ("f", c_) if training else "f"
-            cols = self._im2col(x[sl], ("cols", tag))
-            y = np.matmul(W, cols, out=self.ws.get(("y", tag), (f, k * m * P), x.dtype))
+            cols = self._im2col(x[sl], ("cols", ("f", c_) if training else "f"))
+            y = np.matmul(W, cols, out=self.ws.get("y", (f, k * m * P), x.dtype))
             # the max over window offsets, then bias and ReLU (they commute with it)
             span = slice(sl.start * P, sl.stop * P)
-            kernels.pool_forward(y, k, b, conv.activation == "relu", mx[:, span], out[:, span],
-                                 self.kernels)
+            kernels.pool_forward(y, k, b, conv.activation == "relu", out[:, span],
+                                 None if arg is None else arg[:, span], self.kernels)
             if training:
-                chunks.append((sl, cols, y))
+                chunks.append((sl, cols))
         out = out.reshape(f, n, G["Hq"], G["Wq"])
-        self._cache = {"chunks": chunks, "mx": mx, "out": out} if training else None
+        self._cache = {"chunks": chunks, "arg": arg, "out": out} if training else None
         return out[:, :, :G["Ho"], :G["Wo"]].transpose(1, 0, 2, 3)
 
     def _fused_backward(self, cache, grad, input_grad):
@@ -256,13 +258,13 @@ class ConvPool(_FusedPair):
         # rows and columns the pool drops (a ragged edge) get no gradient: zeros
         alloc = np.zeros if G["ragged"] else np.empty
         dxbuf = alloc((G["c"], n, G["h"], G["w"]), grad.dtype) if input_grad else None
-        for sl, cols, y in cache["chunks"]:
+        for sl, cols in cache["chunks"]:
             m = sl.stop - sl.start
             span = slice(sl.start * P, sl.stop * P)
             # each window's gradient goes to the first offset holding its maximum (its
             # ReLU-masked gradient is left in gq, for the bias)
             g = self.ws.get("g", (f, k * m * P), grad.dtype)
-            kernels.pool_route(gq2[:, span], out2[:, span], y, cache["mx"][:, span], k, relu, g,
+            kernels.pool_route(gq2[:, span], out2[:, span], cache["arg"][:, span], k, relu, g,
                                self.kernels)
             dW += (cols @ g.T).T
             if input_grad:   # the columns are spent: their buffer takes dcols

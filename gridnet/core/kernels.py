@@ -1,8 +1,8 @@
 """Compiled inner loops of the fused convolution + pooling, beside their numpy twins.
 
 Each kernel here is one pass over memory that numpy does in several: the max over a
-pool's window offsets with the bias and ReLU after it, the backward routing of a
-pooled gradient to the first offset holding each window's maximum, the im2col of its
+pool's window offsets with the bias and ReLU after it (and, when training, which offset
+held it), the backward routing of a pooled gradient to that offset, the im2col of its
 input and the col2im of its input gradient (one channel's phase planes at a time, kept
 in cache), the max over all
 positions of a convolution's output (:class:`gridnet.core.fused.ConvMax`) and the
@@ -21,7 +21,7 @@ test, can choose; :func:`im2col_phases` and :func:`col2im_phases` are numba's al
 ``_col2im``).
 
 Shapes: ``y`` is a chunk's convolution output sorted by window offset, ``(f, k*L)``
-(``k`` offsets, ``L`` windows each); ``mx``, ``out``, ``gc`` are ``(f, L)``.
+(``k`` offsets, ``L`` windows each); ``out``, ``arg`` (the offsets), ``gc`` are ``(f, L)``.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ import os
 
 import numpy as np
 
-__all__ = ["backend", "pool_forward", "pool_route", "grid_from", "im2col_phases",
+__all__ = ["backend", "argmax_dtype", "pool_forward", "pool_route", "grid_from", "im2col_phases",
            "col2im_phases", "global_max", "sparse_dw", "sparse_dcols", "adam_direction", "adam_moments",
            "adam_step"]
 
@@ -47,27 +47,32 @@ def backend():
 
 
 # -- numpy -------------------------------------------------------------------------------
-def _pool_forward_np(y, k, b, relu, mx, out):
+def _pool_forward_np(y, k, b, relu, out, arg):
     L = out.shape[1]
     yv = y.reshape(y.shape[0], k, L)
-    np.maximum(yv[:, 0], yv[:, 1], out=mx)
-    for j in range(2, k):
-        np.maximum(mx, yv[:, j], out=mx)
-    np.add(mx, b[:, None], out=out)
+    if arg is None:
+        np.maximum(yv[:, 0], yv[:, 1], out=out)
+        for j in range(2, k):
+            np.maximum(out, yv[:, j], out=out)
+    else:               # a later offset wins only when strictly larger: the first maximum
+        out[...] = yv[:, 0]
+        arg[...] = 0
+        for j in range(1, k):
+            wins = yv[:, j] > out
+            np.copyto(out, yv[:, j], where=wins)
+            np.copyto(arg, j, where=wins)
+    np.add(out, b[:, None], out=out)
     if relu:
         np.maximum(out, 0, out=out)
 
 
-def _pool_route_np(gc, out, y, mx, k, relu, g):
+def _pool_route_np(gc, out, arg, k, relu, g):
     f, L = gc.shape
     if relu:
         np.multiply(gc, out > 0, out=gc)
-    yv, gv = y.reshape(f, k, L), g.reshape(f, k, L)
-    rest = gc.copy()
-    for j in range(k - 1):
-        np.multiply(rest, yv[:, j] == mx, out=gv[:, j])
-        np.subtract(rest, gv[:, j], out=rest)
-    gv[:, k - 1] = rest
+    gv = g.reshape(f, k, L)
+    for j in range(k):
+        np.multiply(gc, arg == j, out=gv[:, j])
 
 
 def _grid_from_np(grad, gq):
@@ -129,45 +134,58 @@ if _numba is not None:
     _jit = _numba.njit(cache=True, nogil=True, error_model="numpy")
 
     @_jit
-    def _pool_forward_nb(y, k, b, relu, mx, out):        # pragma: no cover (compiled)
+    def _pool_forward_nb(y, k, b, relu, out):            # pragma: no cover (compiled)
         f, L = out.shape
         zero = out.dtype.type(0)
         for i in range(f):      # rows as slices: no negative-index checks in the loops
-            m, o, bi = mx[i], out[i], b[i]
+            o, bi = out[i], b[i]
             y0, y1 = y[i, :L], y[i, L:2 * L]
             for p in range(L):
                 a, c = y0[p], y1[p]
-                m[p] = c if c > a else a
+                o[p] = c if c > a else a
             for j in range(2, k):
                 yj = y[i, j * L:(j + 1) * L]
                 for p in range(L):
                     c = yj[p]
-                    m[p] = c if c > m[p] else m[p]
+                    o[p] = c if c > o[p] else o[p]
             for p in range(L):
-                v = m[p] + bi
+                v = o[p] + bi
                 o[p] = (v if v > zero else zero) if relu else v
 
     @_jit
-    def _pool_route_nb(gc, out, y, mx, k, relu, g):      # pragma: no cover (compiled)
+    def _pool_forward_arg_nb(y, k, b, relu, out, arg):   # pragma: no cover (compiled)
+        f, L = out.shape
+        zero = out.dtype.type(0)
+        for i in range(f):
+            o, a, bi = out[i], arg[i], b[i]
+            y0 = y[i, :L]
+            for p in range(L):
+                o[p] = y0[p]
+                a[p] = 0
+            for j in range(1, k):   # strictly larger: the first maximum keeps its place
+                yj = y[i, j * L:(j + 1) * L]
+                for p in range(L):
+                    c = yj[p]
+                    wins = c > o[p]
+                    o[p] = c if wins else o[p]
+                    a[p] = j if wins else a[p]
+            for p in range(L):
+                v = o[p] + bi
+                o[p] = (v if v > zero else zero) if relu else v
+
+    @_jit
+    def _pool_route_nb(gc, out, arg, k, relu, g):        # pragma: no cover (compiled)
         f, L = gc.shape
         zero = gc.dtype.type(0)
-        rest = np.empty(L, gc.dtype)
         for i in range(f):      # rows as slices: no negative-index checks in the loops
-            gi, oi, mi = gc[i], out[i], mx[i]
+            gi, oi, ai = gc[i], out[i], arg[i]
             if relu:
                 for p in range(L):
                     gi[p] = gi[p] if oi[p] > zero else zero
-            for p in range(L):
-                rest[p] = gi[p]
-            for j in range(k - 1):
-                yj, gj = y[i, j * L:(j + 1) * L], g[i, j * L:(j + 1) * L]
+            for j in range(k):
+                gj = g[i, j * L:(j + 1) * L]
                 for p in range(L):
-                    t = rest[p] if yj[p] == mi[p] else zero
-                    gj[p] = t
-                    rest[p] -= t
-            last = g[i, (k - 1) * L:k * L]
-            for p in range(L):
-                last[p] = rest[p]
+                    gj[p] = gi[p] if ai[p] == j else zero
 
     @_jit
     def _grid_from_nb(grad, gq):                         # pragma: no cover (compiled)
@@ -296,30 +314,40 @@ if _numba is not None:
             out[i] = (mi / (np.sqrt(vi) + eps)) * step
 
 
-def pool_forward(y, k, b, relu, mx, out, kernels=None):
-    """Max over the ``k`` window offsets of ``y`` into ``mx``, then ``out = mx + b``
-    (and ReLU). ``mx`` may be ``out`` (inference keeps no maximum apart).
+def argmax_dtype(k):
+    """The smallest unsigned integer type that numbers ``k`` window offsets."""
+    return np.uint8 if k <= 256 else np.uint32
 
-    y: (f, k*L); b: (f,); mx, out: (f, L), C-contiguous.
+
+def pool_forward(y, k, b, relu, out, arg=None, kernels=None):
+    """Max over the ``k`` window offsets of ``y``, then ``out = max + b`` (and ReLU).
+    With ``arg`` (training), the offset of each window's first maximum is written there,
+    for :func:`pool_route`.
+
+    y: (f, k*L); b: (f,); out: (f, L); arg: (f, L) of :func:`argmax_dtype`; each
+    C-contiguous in its rows.
     """
     if k < 2:      # the compiled loop reads two offsets before it checks k
         raise ValueError(f"a pool window of {k} offset(s); need at least 2")
     if (kernels or backend()) == "numba":
-        _pool_forward_nb(y, k, b, bool(relu), mx, out)
+        if arg is None:
+            _pool_forward_nb(y, k, b, bool(relu), out)
+        else:
+            _pool_forward_arg_nb(y, k, b, bool(relu), out, arg)
     else:
-        _pool_forward_np(y, k, b, relu, mx, out)
+        _pool_forward_np(y, k, b, relu, out, arg)
     return out
 
 
-def pool_route(gc, out, y, mx, k, relu, g, kernels=None):
-    """Send each window's gradient to the first of its ``k`` offsets that holds the
-    maximum ``mx``: ``g`` (f, k*L) is ``gc`` there and 0 elsewhere. With ``relu``,
-    ``gc`` (f, L) is first zeroed where ``out`` is not positive, in place (so that the
-    caller can sum it for the bias gradient)."""
+def pool_route(gc, out, arg, k, relu, g, kernels=None):
+    """Send each window's gradient to the offset ``arg`` that held its first maximum
+    (from :func:`pool_forward`): ``g`` (f, k*L) is ``gc`` there and 0 elsewhere. With
+    ``relu``, ``gc`` (f, L) is first zeroed where ``out`` is not positive, in place (so
+    that the caller can sum it for the bias gradient)."""
     if (kernels or backend()) == "numba":
-        _pool_route_nb(gc, out, y, mx, k, bool(relu), g)
+        _pool_route_nb(gc, out, arg, k, bool(relu), g)
     else:
-        _pool_route_np(gc, out, y, mx, k, relu, g)
+        _pool_route_np(gc, out, arg, k, relu, g)
     return g
 
 
