@@ -29,9 +29,9 @@ import os
 
 import numpy as np
 
-__all__ = ["backend", "argmax_dtype", "pool_forward", "pool_route", "grid_from", "im2col_phases",
-           "col2im_phases", "global_max", "sparse_dw", "sparse_dcols", "adam_direction", "adam_moments",
-           "adam_step"]
+__all__ = ["backend", "argmax_dtype", "pool_forward", "pool_route", "grid_from",
+           "im2col_phases", "col2im_phases", "global_max", "sparse_dw", "sparse_dcols",
+           "adam_direction", "adam_moments", "adam_step"]
 
 try:
     if os.environ.get("GRIDNET_KERNELS", "").strip().lower() == "numpy":
