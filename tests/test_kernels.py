@@ -114,6 +114,17 @@ def test_argmax_dtype_numbers_every_offset():
     assert np.iinfo(kernels.argmax_dtype(257)).max >= 256
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.int64])
+def test_an_offset_array_that_cannot_number_the_window_is_refused(dtype):
+    # 300 offsets in a byte would wrap around silently; a signed array is not the contract
+    f, k, L = 2, 300, 3
+    y = np.zeros((f, k * L), np.float32)
+    out, arg = np.empty((f, L), np.float32), np.empty((f, L), dtype)
+    for name in BOTH:
+        with pytest.raises(ValueError, match="cannot number 300 window offsets"):
+            kernels.pool_forward(y, k, np.zeros(f, np.float32), False, out, arg, name)
+
+
 @compiled
 @pytest.mark.parametrize("hq, wq", [(4, 6), (3, 5), (5, 5)])
 def test_grid_from_puts_a_gradient_of_any_strides_in_its_layout(hq, wq):

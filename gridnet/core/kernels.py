@@ -329,6 +329,9 @@ def pool_forward(y, k, b, relu, out, arg=None, kernels=None):
     """
     if k < 2:      # the compiled loop reads two offsets before it checks k
         raise ValueError(f"a pool window of {k} offset(s); need at least 2")
+    if arg is not None and (arg.dtype.kind != "u" or np.iinfo(arg.dtype).max < k - 1):
+        raise ValueError(f"arg of dtype {arg.dtype} cannot number {k} window offsets; "
+                         f"use argmax_dtype({k}) ({np.dtype(argmax_dtype(k))})")
     if (kernels or backend()) == "numba":
         if arg is None:
             _pool_forward_nb(y, k, b, bool(relu), out)
