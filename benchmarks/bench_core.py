@@ -55,18 +55,22 @@ def flops_a_forward(n):
     return 2.0 * n * (conv1 + conv2 + dense)
 
 
-def round_times(fns, steps, rounds=5):
+def round_times(fns, steps, rounds=5, settle=0.0):
     """Mean time per call over ``steps`` calls, for each of ``fns``, in each of
     ``rounds`` rounds: an array ``(rounds, len(fns))``.
 
     The functions take turns within each round, so that gridnet and PyTorch meet the
     same machine (this one is shared and its speed drifts by 2x within minutes). Two
     untimed calls open each turn: right after the other library, its idle threads
-    (OpenMP, OpenBLAS) still spin for a while and slow both.
+    (OpenMP, OpenBLAS) still spin for a while and slow both. ``settle`` seconds of
+    sleep before each turn let them stop spinning altogether (OpenBLAS's spin for
+    about 0.1 s after its last call).
     """
     times = np.empty((rounds, len(fns)))
     for r in range(rounds):
         for k, fn in enumerate(fns):
+            if settle:
+                time.sleep(settle)
             fn()
             fn()
             t0 = time.perf_counter()
@@ -119,15 +123,25 @@ def step_profile(make, rng, steps, rounds):
     convolution + pool counts as one; a Branches step's branches are shown step by
     step), forward and backward, the loss and Adam's update; milliseconds per batch,
     the median over ``rounds`` of the mean over ``steps`` batches (self time: a step
-    that runs others excludes theirs). Returns ``[(what, forward ms, backward ms), ...]``."""
+    that runs others excludes theirs). Returns ``[(what, forward ms, backward ms), ...]``.
+
+    The batch's shards (:mod:`gridnet.core.shards`) run one after the other here, on
+    one thread with the BLAS on one: each row is the time of all shards' share of
+    that step, the work the threads split between them."""
     import time
+    from threadpoolctl import threadpool_limits
     net, shape, k = make()
     net.build(shape, rng)
     loss, opt = g.SoftmaxCrossEntropy(), g.Adam(1e-3)
     x = rng.standard_normal((BATCH,) + shape).astype(np.float32)
     y = rng.integers(0, k, BATCH)
     clock = time.perf_counter
+    # one step first: the replicas of the shards are made before the timers go in
+    net.backward(loss(net.forward(x, training=True), y)[1], input_grad=False)
+    sharding = getattr(net, "_sharding", None)
+    plans = [net.steps] + [steps for _, steps in (sharding._replicas if sharding else ())]
     labelled = _timed_steps(net.steps)
+    everyone = [(i, step) for plan in plans for i, (_, step) in enumerate(_timed_steps(plan))]
     acc = np.zeros((len(labelled) + 2, 2))      # [step, (forward, backward)] seconds
     stack = []                                  # time spent in steps run by the running one
 
@@ -145,10 +159,11 @@ def step_profile(make, rng, steps, rounds):
                     stack[-1] += spent
         return timed
 
-    for i, (_, step) in enumerate(labelled):
+    for i, step in everyone:
         step.forward = wrap(i, 0, step.forward)
         step.backward = wrap(i, 1, step.backward)
     per_round = []
+    limits = threadpool_limits(limits=1, user_api="blas")
     for r in range(rounds + 1):                 # the first round warms the buffers up
         acc[:] = 0
         for _ in range(steps):
@@ -162,7 +177,8 @@ def step_profile(make, rng, steps, rounds):
             acc[-1, 1] += clock() - t
         if r:
             per_round.append(acc.copy() / steps)
-    for _, step in labelled:                    # the instance attributes hid the methods
+    limits.restore_original_limits()
+    for _, step in everyone:                    # the instance attributes hid the methods
         del step.forward, step.backward
     ms = np.median(per_round, axis=0) * 1e3
     ms[-2, 0] -= ms[:-2, 0].sum()               # forward minus its steps: the loss (and calls)
@@ -311,8 +327,8 @@ def main(argv=None):
     for name, rows in profiles.items():
         total = sum(f + b for _, f, b in rows)
         print()
-        print(f"where net {name}'s training step goes (ms per batch of {BATCH}, median of rounds; "
-              f"total {total:.2f} ms):")
+        print(f"where net {name}'s training step goes (ms per batch of {BATCH}, its shards one "
+              f"after the other on one thread, median of rounds; total {total:.2f} ms):")
         print()
         print("| step | forward ms | backward ms | share |")
         print("|---|---:|---:|---:|")

@@ -76,18 +76,22 @@ def main(argv=None):
     p.add_argument("--old", default="7dcec2e", help="the earlier commit (default: before the restructuring)")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--settle", type=float, default=0.0,
+                   help="seconds of sleep before each turn, so that the other core's BLAS "
+                        "threads have stopped spinning (0: none, as before)")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         old = import_old(args.old, tmp)
         print(f"old core: {args.old}; new core: the checkout; batch {BATCH}; "
-              f"{args.rounds} rounds of {args.steps} steps, taking turns")
+              f"{args.rounds} rounds of {args.steps} steps, taking turns"
+              + (f", {args.settle} s of sleep before each turn" if args.settle else ""))
         print(f"| net | phase | old ms | new ms | new / old (median of rounds) |")
         print("|---|---|---:|---:|---:|")
         for name in ("A", "B", "C"):
             fo = step_fns(old, *nets(old)[name])
             fn = step_fns(gridnet, *nets(gridnet)[name])
             for phase, i in (("train", 0), ("infer", 1)):
-                t = round_times([fo[i], fn[i]], args.steps, args.rounds)
+                t = round_times([fo[i], fn[i]], args.steps, args.rounds, args.settle)
                 ratio = float(np.median(t[:, 1] / t[:, 0]))
                 print(f"| {name} | {phase} | {1e3 * np.median(t[:, 0]):.2f} | "
                       f"{1e3 * np.median(t[:, 1]):.2f} | {ratio:.3f}x |")

@@ -205,9 +205,15 @@ class ConvPool(_FusedPair):
         for grid, phase in _phase_pairs(G, dxs, m):
             dx[grid] = phase
 
-    def _chunks(self, n, itemsize, training=True):
+    def column_bytes(self, itemsize=None):
+        """Bytes of im2col columns one sample makes (of the weights' dtype, or
+        ``itemsize``): the passes over memory that run on one core, whatever the BLAS."""
         G = self.geometry
-        per_sample = G["c"] * G["kh"] * G["kw"] * G["ph"] * G["pw"] * G["P"] * itemsize
+        itemsize = itemsize or self.conv.params["W"].dtype.itemsize
+        return G["c"] * G["kh"] * G["kw"] * G["ph"] * G["pw"] * G["P"] * itemsize
+
+    def _chunks(self, n, itemsize, training=True):
+        per_sample = self.column_bytes(itemsize)
         cap = self.conv.chunk_bytes
         return batch_slices(n, per_sample, cap if training else min(cap, INFERENCE_CHUNK_BYTES))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import stack
+from . import shards, stack
 from .conv import Conv2D
 from .layers import (Dense, Dropout, Flatten, GlobalMaxPool, Layer, MaxPool2D, ReLU,
                      check_input, is_onehot)
@@ -132,13 +132,40 @@ class Network:
     (10,)
     >>> net.forward(np.zeros((5, 1, 8, 8), np.float32)).shape
     (5, 10)
+
+    A large batch through fused convolutions and pools (net A of the benchmarks at 64
+    samples; not a sentence CNN) runs as shards on the threads numpy's BLAS may use
+    (:mod:`gridnet.core.shards`); how it is cut depends on the batch's size and the
+    network only, so that the results do not depend on the thread count.
     """
+
+    #: what a run keeps that is not part of the network's state (see __getstate__)
+    _TRANSIENT = ("_sharding", "_shards")
 
     def __init__(self, layers):
         self.layers = list(layers)
         self.in_shape = None
         self.out_shape = None
         self.steps = None
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k not in self._TRANSIENT}
+
+    def _sharded(self, x, training):
+        """The shards ``x`` runs as (None: unsharded), and their steps."""
+        if (not isinstance(x, np.ndarray) or x.shape[0] <= shards.SHARD_SAMPLES
+                or x.shape[1:] != self.in_shape):    # (the layers' errors name the batch)
+            return None, None
+        sharding = self.__dict__.get("_sharding")
+        if sharding is None:        # (its replicas are made when first needed)
+            sharding = self._sharding = shards.Sharding(self.layers, self.steps, stack.plan)
+        cut = shards.shard_slices(x.shape[0], sharding.column_bytes)
+        if len(cut) == 1:
+            return None, None
+        steps = sharding.steps(len(cut), self.steps)
+        if training:
+            sharding.reseed(len(cut))
+        return cut, steps
 
     def build(self, in_shape, rng=None, dtype=np.float32):
         """Create every layer's weights for samples of shape ``in_shape`` ``(c, h, w)``.
@@ -149,6 +176,7 @@ class Network:
         self.in_shape = tuple(int(s) for s in in_shape)
         self.out_shape = stack.build(self.layers, self.in_shape, rng, dtype)
         self.steps = stack.plan(self.layers)
+        self.__dict__.pop("_sharding", None)      # replicas of the old layers
         return self.out_shape
 
     def append(self, layer, rng=None, dtype=np.float32):
@@ -160,6 +188,7 @@ class Network:
         rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         self.out_shape = stack.build(self.layers[-1:], self.out_shape, rng, dtype)
         self.steps = stack.plan(self.layers)
+        self.__dict__.pop("_sharding", None)
         return self.out_shape
 
     def forward(self, x, training=False):
@@ -173,7 +202,12 @@ class Network:
             raise RuntimeError("build the network (network.build(in_shape)) before running it")
         if is_onehot(x) and not isinstance(self.layers[0], (Conv2D, Branches)):
             x = x.toarray()
-        return stack.forward(self.steps, x, training)
+        cut, steps = self._sharded(x, training)
+        self._shards = cut if training else None
+        if cut is None:
+            return stack.forward(self.steps, x, training)
+        return shards.concatenate(self._sharding.run(
+            [lambda s=s, sl=sl: stack.forward(s, x[sl], training) for s, sl in zip(steps, cut)]))
 
     def backward(self, grad, input_grad=True):
         """grad: dL/d(output) (n, *out_shape) -> dL/d(input) (n, c, h, w).
@@ -181,7 +215,15 @@ class Network:
         Fills every layer's ``grads``. With ``input_grad=False`` (training) the gradient
         with respect to the input is not computed and None is returned.
         """
-        return stack.backward(self.steps, grad, input_grad)
+        cut, self._shards = self.__dict__.get("_shards"), None
+        if cut is None:
+            return stack.backward(self.steps, grad, input_grad)
+        sharding = self._sharding
+        steps = sharding.steps(len(cut), self.steps)
+        dx = sharding.run([lambda s=s, sl=sl: stack.backward(s, grad[sl], input_grad)
+                           for s, sl in zip(steps, cut)])
+        sharding.sum_grads(len(cut))
+        return shards.concatenate(dx) if input_grad else None
 
     def parameters(self):
         """List of ``(name, param, grad)`` for every trainable array, in a fixed order.
