@@ -108,7 +108,7 @@ def test_adapters_and_core_stay_apart():
             # threads and threadpoolctl (a scikit-learn dependency, declared): the shards
             allowed = {"__future__", "numpy", "scipy"} | (
                 {"numba", "os"} if name == "gridnet.core.kernels" else set()) | (
-                {"concurrent", "copy", "threadpoolctl"} if name == "gridnet.core.shards"
+                {"concurrent", "copy", "os", "threadpoolctl"} if name == "gridnet.core.shards"
                 else set())
             assert outside <= allowed, (name, outside)
         if name.startswith("gridnet") and not name.startswith("gridnet.cli"):

@@ -3,7 +3,9 @@ each shard run alone, the parameter gradients their sum (and right by finite
 differences), the same weights to the bit on one thread or on two."""
 import copy
 import pickle
+import sys
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -258,3 +260,24 @@ def test_dropout_under_a_generator_that_cannot_spawn_still_draws_other_masks(thr
     x = np.ones((2 * SHARD_SAMPLES, 1, 4, 4), np.float32)
     out = net.forward(x, training=True)
     assert not np.array_equal(out[:SHARD_SAMPLES], out[SHARD_SAMPLES:])
+
+
+def _forward_in(net, x, queue):
+    queue.put(net.forward(x))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="forking a process with threads: Linux")
+def test_a_forked_child_runs_shards_on_threads_of_its_own(threads):
+    import multiprocessing
+    net, shape = built("image")
+    x = np.random.default_rng(8).standard_normal((64,) + shape).astype(np.float32)
+    expected = net.forward(x)                     # the parent's pool and worker exist now
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_forward_in, args=(net, x, queue))
+    with warnings.catch_warnings():               # (Python 3.12 warns of fork with threads)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        child.start()
+    got = queue.get(timeout=60)                   # the pool's dead threads would hang here
+    child.join(timeout=60)
+    np.testing.assert_array_equal(got, expected)

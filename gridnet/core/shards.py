@@ -25,6 +25,7 @@ shards need.
 from __future__ import annotations
 
 import copy
+import os
 
 import numpy as np
 
@@ -107,6 +108,7 @@ class Sharding:
         self._ids = None           # the parameter arrays the replicas share
         self._pool = None
         self._workers = 0
+        self._pid = None
         self._controller = None
 
     # -- replicas ----------------------------------------------------------------------
@@ -178,11 +180,12 @@ class Sharding:
         t = min(self.threads(), len(tasks))
         if t <= 1:
             return [task() for task in tasks]
-        if self._workers < t - 1:
+        if self._workers < t - 1 or self._pid != os.getpid():
+            # (a forked child has the pool but not its threads: a new one)
             from concurrent.futures import ThreadPoolExecutor
             self.close()
             self._pool = ThreadPoolExecutor(t - 1, thread_name_prefix="gridnet-shard")
-            self._workers = t - 1
+            self._workers, self._pid = t - 1, os.getpid()
         results = [None] * len(tasks)
         order = iter(range(len(tasks)))         # each index taken once (the GIL)
 
@@ -202,7 +205,7 @@ class Sharding:
         return results
 
     def close(self):
-        if self._pool is not None:
+        if self._pool is not None and self._pid == os.getpid():
             self._pool.shutdown(wait=False)
         self._pool, self._workers = None, 0
 
