@@ -281,3 +281,25 @@ def test_a_forked_child_runs_shards_on_threads_of_its_own(threads):
     got = queue.get(timeout=60)                   # the pool's dead threads would hang here
     child.join(timeout=60)
     np.testing.assert_array_equal(got, expected)
+
+
+def test_replicas_follow_a_layer_s_configuration_changed_after_they_were_made(threads):
+    # gridnet.explain turns dropout off this way for a training pass
+    net, shape = built("image", dropout=0.5)
+    x = np.random.default_rng(9).standard_normal((64,) + shape).astype(np.float32)
+    net.forward(x, training=True)                 # the replica is made, with dropout
+    dropout = next(layer for layer in net.layers if isinstance(layer, Dropout))
+    dropout.rate = 0.0
+    np.testing.assert_array_equal(net.forward(x, training=True), net.forward(x))
+    dropout.rate = 0.5
+    assert not np.array_equal(net.forward(x, training=True), net.forward(x))
+
+
+def test_explanation_maps_of_a_sharded_batch_are_each_shard_s_own(threads):
+    from gridnet.explain import gradient_x_input
+    net, shape = built("image", dropout=0.5)
+    x = np.random.default_rng(10).standard_normal((64,) + shape).astype(np.float32)
+    codes = np.arange(64) % 3
+    net.forward(x, training=True)                 # replicas made with dropout on
+    alone = np.concatenate([gradient_x_input(net, x[sl], codes[sl]) for sl in shard_slices(64)])
+    np.testing.assert_allclose(gradient_x_input(net, x, codes), alone, rtol=1e-6, atol=1e-7)

@@ -105,22 +105,24 @@ class Sharding:
         #: bytes of columns a sample makes in the network's steps (:func:`column_bytes`)
         self.column_bytes = column_bytes(steps)
         self._replicas = []        # [(layers, steps)] for shards 1, 2, ...
-        self._ids = None           # the parameter arrays the replicas share
+        self._made_of = None           # what the replicas were copied from (see steps)
         self._pool = None
         self._workers = 0
         self._pid = None
         self._controller = None
 
     # -- replicas ----------------------------------------------------------------------
-    def _params(self):
-        return [p for layer in leaves(self.layers) for p in layer.params.values()]
-
     def steps(self, k, steps):
         """The steps of replicas 0 .. k-1 (``steps``, the network's own, first)."""
-        params = self._params()
-        ids = [id(p) for p in params]
-        if ids != self._ids:        # rebuilt, or parameters replaced: start again
-            self._replicas, self._ids = [], ids
+        own = list(leaves(self.layers))
+        params = [p for layer in own for p in layer.params.values()]
+        # what the replicas were copied from: the parameter arrays (rebuilt or replaced?)
+        # and each layer's configuration (a dropout rate set to 0 for an explanation)
+        made_of = ([id(p) for p in params],
+                   [(type(layer), layer.get_config()) for layer in own
+                    if not hasattr(layer, "branches")])
+        if made_of != self._made_of:    # start again
+            self._replicas, self._made_of = [], made_of
         while len(self._replicas) < k - 1:
             # the same parameter arrays (updated in place by the optimizers), the rest
             # copied: caches, work buffers (empty: not part of a layer's state), grads
