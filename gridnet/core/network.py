@@ -152,7 +152,8 @@ class Network:
         return {k: v for k, v in self.__dict__.items() if k not in self._TRANSIENT}
 
     def _sharded(self, x, training):
-        """The shards ``x`` runs as (None: unsharded), and their steps."""
+        """The shards ``x`` runs as (None: unsharded), and their replicas ``(layers,
+        steps)``."""
         if (not isinstance(x, np.ndarray) or x.shape[0] <= shards.SHARD_SAMPLES
                 or x.shape[1:] != self.in_shape):    # (the layers' errors name the batch)
             return None, None
@@ -162,10 +163,10 @@ class Network:
         cut = shards.shard_slices(x.shape[0], sharding.column_bytes)
         if len(cut) == 1:
             return None, None
-        steps = sharding.steps(len(cut), self.steps)
+        replicas = sharding.replicas(len(cut), self.steps)
         if training:
-            sharding.reseed(len(cut))
-        return cut, steps
+            sharding.reseed(replicas)
+        return cut, replicas
 
     def build(self, in_shape, rng=None, dtype=np.float32):
         """Create every layer's weights for samples of shape ``in_shape`` ``(c, h, w)``.
@@ -202,12 +203,13 @@ class Network:
             raise RuntimeError("build the network (network.build(in_shape)) before running it")
         if is_onehot(x) and not isinstance(self.layers[0], (Conv2D, Branches)):
             x = x.toarray()
-        cut, steps = self._sharded(x, training)
-        self._shards = cut if training else None
+        cut, replicas = self._sharded(x, training)
+        self._shards = (cut, replicas) if training and cut is not None else None
         if cut is None:
             return stack.forward(self.steps, x, training)
         return shards.concatenate(self._sharding.run(
-            [lambda s=s, sl=sl: stack.forward(s, x[sl], training) for s, sl in zip(steps, cut)]))
+            [lambda s=s, sl=sl: stack.forward(s, x[sl], training)
+             for (_, s), sl in zip(replicas, cut)]))
 
     def backward(self, grad, input_grad=True):
         """grad: dL/d(output) (n, *out_shape) -> dL/d(input) (n, c, h, w).
@@ -215,14 +217,13 @@ class Network:
         Fills every layer's ``grads``. With ``input_grad=False`` (training) the gradient
         with respect to the input is not computed and None is returned.
         """
-        cut, self._shards = self.__dict__.get("_shards"), None
-        if cut is None:
+        ran, self._shards = self.__dict__.get("_shards"), None
+        if ran is None:
             return stack.backward(self.steps, grad, input_grad)
-        sharding = self._sharding
-        steps = sharding.steps(len(cut), self.steps)
-        dx = sharding.run([lambda s=s, sl=sl: stack.backward(s, grad[sl], input_grad)
-                           for s, sl in zip(steps, cut)])
-        sharding.sum_grads(len(cut))
+        cut, replicas = ran            # the replicas that hold the forward pass's caches
+        dx = self._sharding.run([lambda s=s, sl=sl: stack.backward(s, grad[sl], input_grad)
+                                 for (_, s), sl in zip(replicas, cut)])
+        shards.Sharding.sum_grads(replicas)
         return shards.concatenate(dx) if input_grad else None
 
     def parameters(self):

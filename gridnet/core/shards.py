@@ -112,8 +112,9 @@ class Sharding:
         self._controller = None
 
     # -- replicas ----------------------------------------------------------------------
-    def steps(self, k, steps):
-        """The steps of replicas 0 .. k-1 (``steps``, the network's own, first)."""
+    def replicas(self, k, steps):
+        """Replicas 0 .. k-1 as ``(layers, steps)``, the network's own (its ``steps``)
+        first."""
         own = list(leaves(self.layers))
         params = [p for layer in own for p in layer.params.values()]
         # what the replicas were copied from: the parameter arrays (rebuilt or replaced?)
@@ -128,27 +129,29 @@ class Sharding:
             # copied: caches, work buffers (empty: not part of a layer's state), grads
             layers = copy.deepcopy(self.layers, {id(p): p for p in params})
             self._replicas.append((layers, self.plan(layers)))
-        out = [steps] + [s for _, s in self._replicas[:k - 1]]
-        for rep in out[1:]:
+        out = [(self.layers, steps)] + self._replicas[:k - 1]
+        for _, rep in out[1:]:
             _same_kernels(steps, rep)
         return out
 
-    def reseed(self, k):
-        """Give the dropout layers of replicas 1 .. k-1 generators of their own, spawned
-        from the network's (before a training pass: each shard its own masks)."""
-        for r in range(k - 1):
-            for own, rep in zip(leaves(self.layers), leaves(self._replicas[r][0])):
+    @staticmethod
+    def reseed(replicas):
+        """Give the dropout layers of ``replicas`` but the first generators of their own,
+        spawned from the first's (before a training pass: each shard its own masks)."""
+        for layers, _ in replicas[1:]:
+            for own, rep in zip(leaves(replicas[0][0]), leaves(layers)):
                 if getattr(own, "_rng", None) is not None:
                     try:
                         rep._rng = own._rng.spawn(1)[0]
                     except TypeError:   # a generator without a SeedSequence: a seed drawn
                         rep._rng = np.random.default_rng(own._rng.integers(2**63))
 
-    def sum_grads(self, k):
-        """Each parameter's gradient: the sum over shards 0 .. k-1, in order, into the
-        network's own layers (the replicas' arrays are left as they are)."""
-        reps = [list(leaves(layers)) for layers, _ in self._replicas[:k - 1]]
-        own = list(leaves(self.layers))
+    @staticmethod
+    def sum_grads(replicas):
+        """Each parameter's gradient: the sum over ``replicas``, in order, into the first's
+        layers (the network's own; the others' arrays are left as they are)."""
+        own = list(leaves(replicas[0][0]))
+        reps = [list(leaves(layers)) for layers, _ in replicas[1:]]
         for i, layer in enumerate(own):
             if hasattr(layer, "_collect"):      # Branches: its layers' arrays, summed below
                 continue
