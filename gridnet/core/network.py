@@ -207,7 +207,7 @@ class Network:
         self._shards = (cut, replicas) if training and cut is not None else None
         if cut is None:
             return stack.forward(self.steps, x, training)
-        return shards.concatenate(self._sharding.run(
+        return np.concatenate(self._sharding.run(
             [lambda s=s, sl=sl: stack.forward(s, x[sl], training)
              for (_, s), sl in zip(replicas, cut)]))
 
@@ -224,7 +224,7 @@ class Network:
         dx = self._sharding.run([lambda s=s, sl=sl: stack.backward(s, grad[sl], input_grad)
                                  for (_, s), sl in zip(replicas, cut)])
         shards.Sharding.sum_grads(replicas)
-        return shards.concatenate(dx) if input_grad else None
+        return np.concatenate(dx) if input_grad else None
 
     def parameters(self):
         """List of ``(name, param, grad)`` for every trainable array, in a fixed order.

@@ -15,12 +15,13 @@ CNN's matmuls already use every thread), runs unsharded, as before. How a batch 
 cut depends on the batch's size and the network only, never on the number of threads:
 the same seed gives the same weights, to the bit, on one thread or on many (which
 costs this: on one thread, net A's sharded step takes about 10% longer than its
-unsharded one). The thread count follows the BLAS's
-own setting, so that ``threadpoolctl.threadpool_limits(1)`` (or
-``OPENBLAS_NUM_THREADS=1``) runs the shards one after the other on the calling thread.
-While shards run on several threads the BLAS is held at one thread (a process-wide
-setting, restored afterwards): its own threads would otherwise spin on the cores the
-shards need.
+unsharded one). The thread count follows the BLAS's own setting, so that
+``threadpoolctl.threadpool_limits(1)`` (or ``OPENBLAS_NUM_THREADS=1``) runs the shards
+one after the other on the calling thread. While shards run on several threads the BLAS
+is held at one thread (a process-wide setting, restored afterwards): its own threads
+would otherwise spin on the cores the shards need. Right after numpy's BLAS ran a
+matmul on several threads, its threads still spin for about 0.1 s and slow the shards
+(the audio preset's sharded steps by about a quarter over the next 10).
 """
 from __future__ import annotations
 
@@ -223,8 +224,3 @@ def _same_kernels(steps, rep):
             other.kernels = own.kernels
         for a, b in zip(getattr(own, "steps", None) or (), getattr(other, "steps", None) or ()):
             _same_kernels(a, b)
-
-
-def concatenate(parts):
-    """The shards' outputs back in one array (a batch's rows in order)."""
-    return np.concatenate(parts, axis=0)
