@@ -303,3 +303,13 @@ def test_explanation_maps_of_a_sharded_batch_are_each_shard_s_own(threads):
     net.forward(x, training=True)                 # replicas made with dropout on
     alone = np.concatenate([gradient_x_input(net, x[sl], codes[sl]) for sl in shard_slices(64)])
     np.testing.assert_allclose(gradient_x_input(net, x, codes), alone, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("rows", [63, 65])
+def test_a_gradient_for_another_batch_size_is_an_error_not_rows_dropped(rows, threads):
+    net, shape = built("image")
+    out = net.forward(np.zeros((64,) + shape, np.float32), training=True)
+    grad = np.zeros((rows,) + out.shape[1:], np.float32)
+    with pytest.raises(ValueError, match=f"a gradient for {rows} samples after a forward "
+                                         f"pass of 64"):
+        net.backward(grad)

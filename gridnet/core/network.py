@@ -221,6 +221,9 @@ class Network:
         if ran is None:
             return stack.backward(self.steps, grad, input_grad)
         cut, replicas = ran            # the replicas that hold the forward pass's caches
+        if len(grad) != cut[-1].stop:  # (slicing it by the shards would drop or miss rows)
+            raise ValueError(f"a gradient for {len(grad)} samples after a forward pass of "
+                             f"{cut[-1].stop}")
         dx = self._sharding.run([lambda s=s, sl=sl: stack.backward(s, grad[sl], input_grad)
                                  for (_, s), sl in zip(replicas, cut)])
         shards.Sharding.sum_grads(replicas)
