@@ -25,6 +25,7 @@ import numpy as np
 
 from .core import Branches, Dense, Dropout, Flatten, GlobalMaxPool, is_onehot
 from .core.layers import ReLU
+from .core.stack import leaves
 
 __all__ = ["margin_gradient", "gradient_x_input", "winning_windows"]
 
@@ -37,17 +38,10 @@ def margin_gradient(k, codes):
     return g
 
 
-def _dropouts(layers):
-    for layer in layers:
-        if isinstance(layer, Dropout):
-            yield layer
-        yield from _dropouts(getattr(layer, "sublayers", []))
-
-
 @contextlib.contextmanager
 def _without_dropout(net):
     """The network as at inference (dropout off) while keeping what backward needs."""
-    layers = list(_dropouts(net.layers))
+    layers = [layer for layer in leaves(net.layers) if isinstance(layer, Dropout)]
     rates = [layer.rate for layer in layers]
     try:
         for layer in layers:

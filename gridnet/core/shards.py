@@ -30,6 +30,8 @@ import os
 
 import numpy as np
 
+from .stack import leaves
+
 __all__ = ["SHARD_SAMPLES", "SHARD_BYTES", "MAX_SHARDS", "shard_slices", "column_bytes",
            "Sharding"]
 
@@ -82,15 +84,6 @@ def column_bytes(steps):
         for branch in getattr(step, "steps", None) or ():
             total += column_bytes(branch)
     return total
-
-
-def leaves(layers):
-    """Every layer of ``layers``, those inside :class:`~gridnet.core.network.Branches`
-    included (depth first, in order)."""
-    for layer in layers:
-        yield layer
-        for branch in getattr(layer, "branches", ()):
-            yield from leaves(branch)
 
 
 class Sharding:
@@ -154,7 +147,7 @@ class Sharding:
         own = list(leaves(replicas[0][0]))
         reps = [list(leaves(layers)) for layers, _ in replicas[1:]]
         for i, layer in enumerate(own):
-            if hasattr(layer, "_collect"):      # Branches: its layers' arrays, summed below
+            if hasattr(layer, "branches"):      # Branches: its layers' arrays, summed below
                 continue
             for key in layer.params:
                 total = layer.grads[key]
@@ -164,7 +157,7 @@ class Sharding:
                     total += rep[i].grads[key]
                 layer.grads[key] = total
         for layer in reversed(own):             # Branches expose their layers' grads
-            if hasattr(layer, "_collect"):
+            if hasattr(layer, "branches"):
                 layer._collect()
 
     # -- threads -----------------------------------------------------------------------

@@ -13,7 +13,7 @@ import numpy as np
 from .fused import ConvMax, ConvPool
 from .layers import ReLU
 
-__all__ = ["build", "plan", "forward", "backward", "layer_config"]
+__all__ = ["build", "plan", "forward", "backward", "leaves", "layer_config"]
 
 
 def build(layers, in_shape, rng, dtype=np.float32):
@@ -66,6 +66,15 @@ def backward(steps, grad, input_grad=True):
     for k in range(len(steps) - 1, -1, -1):
         grad = steps[k].backward(grad, input_grad=input_grad or k > 0)
     return grad
+
+
+def leaves(layers):
+    """Every layer of ``layers``, those inside :class:`~gridnet.core.network.Branches`
+    included (depth first, in order; a Branches before its layers)."""
+    for layer in layers:
+        yield layer
+        for branch in getattr(layer, "branches", ()):
+            yield from leaves(branch)
 
 
 def layer_config(layer):
