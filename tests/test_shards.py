@@ -142,11 +142,26 @@ class Spy(Layer):
         return grad
 
 
+class Meet(Spy):
+    """A Spy whose first two shards wait for each other: if one thread ran them both it
+    would wait alone and time out, so two threads are seen however busy the machine is
+    (without it the calling thread could take every trivial shard before the worker
+    started)."""
+    barrier = None
+
+    def forward(self, x, training=False):
+        out = super().forward(x, training)
+        if len(Spy.seen) <= 2 and Meet.barrier is not None:
+            Meet.barrier.wait()
+        return out
+
+
 def test_shards_run_on_threads_with_the_blas_held_at_one_and_given_back(threads):
     before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
-    net = Network([Flatten(), Spy(), Dense(2)])
+    net = Network([Flatten(), Meet(), Dense(2)])
     net.build((1, 2, 2), np.random.default_rng(0))
     Spy.seen.clear()
+    Meet.barrier = threading.Barrier(2, timeout=60) if threads == 2 else None
     net.forward(np.zeros((4 * SHARD_SAMPLES, 1, 2, 2), np.float32))
     assert len(Spy.seen) == 4
     idents = {ident for ident, _ in Spy.seen}
@@ -156,6 +171,7 @@ def test_shards_run_on_threads_with_the_blas_held_at_one_and_given_back(threads)
     else:
         assert len(idents) == 2
         assert {b for _, b in Spy.seen} == {1}
+    Meet.barrier = None
     assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
 
 
