@@ -6,10 +6,16 @@ import numpy as np
 
 from . import shards, stack
 from .conv import Conv2D
+from .bag import NgramBag
+from .embedding import Embedding
 from .layers import (Dense, Dropout, Flatten, GlobalMaxPool, Layer, MaxPool2D, ReLU,
                      check_input, is_onehot)
 
 __all__ = ["Network", "Branches", "layer_from_config", "LAYER_TYPES"]
+
+
+#: first layers that read a one-hot grid as it is (others get it made dense)
+ONEHOT_READERS = (Conv2D, Embedding, NgramBag)
 
 
 class Branches(Layer):
@@ -70,20 +76,23 @@ class Branches(Layer):
         return self.out_shape
 
     def _collect(self):
-        """Expose the sublayers' arrays as ``params``/``grads`` with prefixed keys."""
-        self.params, self.grads = {}, {}
+        """Expose the sublayers' arrays as ``params``/``grads``/``buffers`` with prefixed
+        keys."""
+        self.params, self.grads, self.buffers = {}, {}, {}
         for b, branch in enumerate(self.branches):
             for i, layer in enumerate(branch):
                 for key, value in layer.params.items():
                     self.params[f"{b}.{i}.{key}"] = value
                 for key, value in layer.grads.items():
                     self.grads[f"{b}.{i}.{key}"] = value
+                for key, value in getattr(layer, "buffers", {}).items():
+                    self.buffers[f"{b}.{i}.{key}"] = value
 
     def forward(self, x, training=False):
         check_input(self, x, self.in_shape)
         outs = []
         for branch, steps in zip(self.branches, self.steps):
-            y = x.toarray() if is_onehot(x) and not isinstance(branch[0], Conv2D) else x
+            y = x.toarray() if is_onehot(x) and not isinstance(branch[0], ONEHOT_READERS) else x
             outs.append(stack.forward(steps, y, training))
         return np.concatenate(outs, axis=1)
 
@@ -93,7 +102,7 @@ class Branches(Layer):
         for steps, (a, b) in zip(self.steps, self._splits):
             g = grad[:, a:b]
             g = stack.backward(steps, g, input_grad)
-            if input_grad:
+            if input_grad and g is not None:     # (an n-gram bag gives none: data)
                 dx = g if dx is None else dx + g
         self._collect()
         return dx
@@ -101,7 +110,7 @@ class Branches(Layer):
 
 #: Layer classes by name, for :func:`layer_from_config`.
 LAYER_TYPES = {cls.__name__: cls for cls in (
-    Conv2D, ReLU, MaxPool2D, GlobalMaxPool, Flatten, Dense, Dropout, Branches)}
+    Conv2D, Embedding, NgramBag, ReLU, MaxPool2D, GlobalMaxPool, Flatten, Dense, Dropout, Branches)}
 
 
 def layer_from_config(config):
@@ -201,7 +210,7 @@ class Network:
         """
         if self.steps is None:
             raise RuntimeError("build the network (network.build(in_shape)) before running it")
-        if is_onehot(x) and not isinstance(self.layers[0], (Conv2D, Branches)):
+        if is_onehot(x) and not isinstance(self.layers[0], ONEHOT_READERS + (Branches,)):
             x = x.toarray()
         cut, replicas = self._sharded(x, training)
         self._shards = (cut, replicas) if training and cut is not None else None
@@ -240,13 +249,22 @@ class Network:
                 out.append((f"{i}.{key}", layer.params[key], layer.grads.get(key)))
         return out
 
+    def buffers(self):
+        """List of ``(name, array)`` for every array a layer keeps that no optimizer
+        updates (an :class:`~gridnet.core.embedding.Embedding`'s fixed vectors), in a
+        fixed order; saved with the weights."""
+        return [(f"{i}.{key}", b) for i, layer in enumerate(self.layers)
+                for key, b in getattr(layer, "buffers", {}).items()]
+
     def get_weights(self):
-        """A dict ``name -> copy of the array``."""
-        return {name: p.copy() for name, p, _ in self.parameters()}
+        """A dict ``name -> copy of the array``: the parameters and the buffers."""
+        return {name: p.copy() for name, p in
+                [(n, p) for n, p, _ in self.parameters()] + self.buffers()}
 
     def set_weights(self, weights):
         """Copy arrays from ``weights`` (as from :meth:`get_weights`) into the network."""
         own = {name: p for name, p, _ in self.parameters()}
+        own.update(self.buffers())
         missing = sorted(set(own) - set(weights))
         extra = sorted(set(weights) - set(own))
         if missing or extra:

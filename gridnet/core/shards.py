@@ -110,7 +110,9 @@ class Sharding:
         """Replicas 0 .. k-1 as ``(layers, steps)``, the network's own (its ``steps``)
         first."""
         own = list(leaves(self.layers))
-        params = [p for layer in own for p in layer.params.values()]
+        # (the fixed buffers too: shared, like the parameters, never copied)
+        params = [p for layer in own
+                  for p in (*layer.params.values(), *getattr(layer, "buffers", {}).values())]
         # what the replicas were copied from: the parameter arrays (rebuilt or replaced?)
         # and each layer's configuration (a dropout rate set to 0 for an explanation)
         made_of = ([id(p) for p in params],

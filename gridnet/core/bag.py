@@ -1,0 +1,133 @@
+"""A bag of n-grams read from a one-hot word grid: fastText's sentence vector.
+
+The words of a sentence (the hot columns of a one-hot grid, in order) and the pairs of
+neighbouring words are hashed into ``buckets`` rows of a trained table; the sentence's
+vector is the mean of its rows. Beside a sentence CNN (in
+:class:`~gridnet.core.network.Branches`, before the output layer) it adds what a
+bag-of-n-grams linear model knows to the network's logits, learned in the same fit.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .layers import Layer, check_input, is_onehot
+
+__all__ = ["NgramBag", "ngram_ids"]
+
+#: multipliers of the hash of a word pair (odd, so that a pair's two words never cancel)
+_A, _B = 1_000_003, 7_919
+
+
+def ngram_ids(idx, trained, buckets, n=2):
+    """The hashed n-grams of word index rows ``idx`` ``(s, h)`` (-1: padding, indices
+    from ``trained`` on: words training never saw, as 0, the unknown word): ``(rows,
+    ids)``, the sentence of each n-gram and its row in ``[0, buckets)``. Unigram ``w``
+    is ``w % buckets``; a pair ``(a, b)`` of neighbours ``(a * A + b * B + 1) %
+    buckets``, where either is a word (padding ends a sentence).
+
+    >>> ngram_ids(np.array([[3, 5, -1]]), trained=10, buckets=1000)
+    (array([0, 0, 0]), array([  3,   5, 605]))
+    """
+    idx = np.asarray(idx, dtype=np.int64)
+    words = np.where(idx >= trained, 0, idx)
+    s = np.broadcast_to(np.arange(idx.shape[0])[:, None], idx.shape)
+    keep = idx >= 0
+    rows, ids = [s[keep]], [words[keep] % buckets]
+    if n >= 2 and idx.shape[1] > 1:
+        a, b = words[:, :-1], words[:, 1:]
+        pair = (idx[:, :-1] >= 0) & (idx[:, 1:] >= 0)
+        rows.append(s[:, :-1][pair])
+        ids.append((a[pair] * _A + b[pair] * _B + 1) % buckets)
+    return np.concatenate(rows), np.concatenate(ids)
+
+
+class NgramBag(Layer):
+    """One-hot word grid ``(n, 1, h, w)`` -> ``(n, dim, 1, 1)``: the mean of the trained
+    rows (``params["T"]``, ``(buckets, dim)``, starting at 0) of the sentence's words
+    and neighbouring word pairs (see :func:`ngram_ids`); an empty sentence gives 0.
+
+    Parameters
+    ----------
+    dim : int
+        Width of the sentence vector.
+    buckets : int
+        Rows of the table the n-grams are hashed into.
+    trained : int or None
+        Word columns from ``trained`` on count as the unknown word (column 0). None:
+        every column is a word of its own.
+    n : {1, 2}, default 2
+        Words only, or words and pairs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gridnet.core.bag import NgramBag
+    >>> bag = NgramBag(4, buckets=64)
+    >>> bag.build((1, 5, 10), np.random.default_rng(0))
+    (4, 1, 1)
+    """
+
+    trainable = True
+    _TRANSIENT = Layer._TRANSIENT + ("_bag",)
+
+    def __init__(self, dim, buckets=2**17, trained=None, n=2):
+        super().__init__()
+        if int(dim) < 1 or int(buckets) < 1:
+            raise ValueError(f"dim and buckets must be positive ints; got {dim!r}, {buckets!r}")
+        if n not in (1, 2):
+            raise ValueError(f"n must be 1 or 2; got {n!r}")
+        self.dim = int(dim)
+        self.buckets = int(buckets)
+        self.trained = None if trained is None else int(trained)
+        self.n = int(n)
+
+    def get_config(self):
+        return {"dim": self.dim, "buckets": self.buckets, "trained": self.trained, "n": self.n}
+
+    def describe(self):
+        return f"NgramBag({self.dim}, {self.buckets} buckets, {self.n}-grams)"
+
+    def build(self, in_shape, rng, dtype=np.float32):
+        if len(in_shape) != 3 or in_shape[0] != 1:
+            raise ValueError(f"NgramBag needs one-channel word grids (1, positions, width); "
+                             f"got samples of shape {tuple(in_shape)}")
+        self.in_shape = tuple(in_shape)
+        self.out_shape = (self.dim, 1, 1)
+        self.params = {"T": np.zeros((self.buckets, self.dim), dtype=dtype)}
+        self.grads = {"T": np.zeros_like(self.params["T"])}
+        return self.out_shape
+
+    def _mean(self, idx, n_rows):
+        """The sparse (n, buckets) matrix that averages each sentence's n-gram rows."""
+        from scipy import sparse
+        trained = self.in_shape[2] if self.trained is None else self.trained
+        rows, ids = ngram_ids(idx, trained, self.buckets, self.n)
+        counts = np.bincount(rows, minlength=n_rows)
+        weight = (1.0 / np.maximum(counts, 1))[rows].astype(self.params["T"].dtype)
+        return sparse.csr_matrix((weight, (rows, ids)), shape=(n_rows, self.buckets))
+
+    def forward(self, x, training=False):
+        """x: one-hot grid (n, 1, h, w) -> (n, dim, 1, 1)"""
+        if not is_onehot(x):
+            check_input(self, x, self.in_shape)
+            x = np.asarray(x)
+            if not np.isin(x, (0, 1)).all() or (x.sum(axis=3) > 1).any():
+                raise ValueError("NgramBag reads one-hot word grids: each row one 1 (or none)")
+            idx = np.where(x[:, 0].any(axis=2), x[:, 0].argmax(axis=2), -1)
+        else:
+            if tuple(x.shape[1:]) != self.in_shape:
+                check_input(self, x, self.in_shape)
+            idx = np.asarray(x.indices)
+        M = self._mean(idx, idx.shape[0])
+        self._bag = M if training else None
+        return np.asarray(M @ self.params["T"])[:, :, None, None]
+
+    def backward(self, grad, input_grad=True):
+        """grad: (n, dim, 1, 1) -> None: the input is data (word indices); the input's
+        gradient is 0 almost everywhere and is not computed (None)."""
+        M = self.__dict__.get("_bag")
+        if M is None:
+            raise RuntimeError("backward called without a training forward pass")
+        self._bag = None
+        self.grads["T"] = np.asarray(M.T @ grad[:, :, 0, 0])
+        return None
