@@ -11,8 +11,11 @@ renamed over it, so that a crash never leaves half a model where a good one was.
 
 This module knows the container, not what is in it: the classifier
 (:mod:`gridnet.estimator`) writes and reads its own header fields, an adapter its own
-state (the command line keeps it under the header's ``extra``). It imports nothing
-from the rest of gridnet.
+state (the command line keeps it under the header's ``extra``). Large values in
+``extra`` (an array or a list of strings of more than :data:`LARGE` items, such as a
+pretrained vocabulary) are kept in the archive's arrays under ``x/`` instead of the JSON,
+which names them (``{"__stored__": name, "kind": "array" | "strings"}``); the checksum
+covers them too. It imports nothing from the rest of gridnet.
 """
 from __future__ import annotations
 
@@ -24,11 +27,54 @@ import zipfile
 
 import numpy as np
 
-__all__ = ["write_model", "read_model", "check_writable", "FORMAT", "VERSION", "READABLE"]
+__all__ = ["write_model", "read_model", "check_writable", "FORMAT", "VERSION", "READABLE", "LARGE"]
 
 FORMAT = "gridnet-classifier"
 VERSION = 2
 READABLE = (1, 2)
+#: values in ``extra`` with more items than this go to the archive's arrays
+LARGE = 1000
+_SEP = "\n"         # between the strings of a stored list (none may hold one)
+
+
+def _pack(value, arrays, name):
+    """``value`` with its large parts moved into ``arrays`` (see the module's doc)."""
+    if isinstance(value, dict):
+        if "__array__" in value and value.get("dtype") != "object":
+            a = np.asarray(value["__array__"], dtype=value["dtype"])
+            if a.size > LARGE:
+                arrays[name] = a
+                return {"__stored__": name, "kind": "array"}
+            return value
+        return {k: _pack(v, arrays, f"{name}/{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        if (len(value) > LARGE and all(isinstance(v, str) for v in value)
+                and not any(_SEP in v for v in value)):
+            arrays[name] = np.frombuffer(_SEP.join(value).encode("utf-8"), dtype=np.uint8)
+            return {"__stored__": name, "kind": "strings", "count": len(value)}
+        return [_pack(v, arrays, f"{name}/{i}") for i, v in enumerate(value)]
+    return value
+
+
+def _unpack(value, arrays):
+    """The inverse of :func:`_pack`: the stored parts read back from ``arrays``."""
+    if isinstance(value, dict):
+        if "__stored__" in value:
+            a = arrays.get(value["__stored__"])
+            if a is None:
+                raise ValueError(f"the header names a stored value {value['__stored__']!r} "
+                                 "that the archive lacks")
+            if value.get("kind") == "strings":
+                words = a.tobytes().decode("utf-8").split(_SEP) if a.size else []
+                if len(words) != value.get("count"):
+                    raise ValueError(f"{value['__stored__']!r} holds {len(words)} strings; "
+                                     f"the header says {value.get('count')}")
+                return words
+            return a
+        return {k: _unpack(v, arrays) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unpack(v, arrays) for v in value]
+    return value
 
 
 def _digest(weights):
@@ -64,6 +110,11 @@ def write_model(path, header, weights):
     """Write ``header`` (a JSON-able dict) and ``weights`` (name -> array) to ``path``,
     atomically (a temporary file in the same folder, then renamed)."""
     check_writable(path)
+    stored = {}
+    header = dict(header)
+    if header.get("extra") is not None:
+        header["extra"] = _pack(header["extra"], stored, "extra")
+    weights = {**weights, **{f"x/{k}": a for k, a in stored.items()}}
     doc = {"format": FORMAT, "version": VERSION, **header}
     doc["sha256"] = _sealed(doc, weights)
     try:
@@ -112,4 +163,10 @@ def read_model(path):
     elif _sealed(doc, weights) != doc.get("sha256"):
         raise ValueError(f"{name}: the header and weights do not match their recorded checksum "
                          "(file altered or corrupt)")
+    stored = {k[2:]: weights.pop(k) for k in [k for k in weights if k.startswith("x/")]}
+    if doc.get("extra") is not None:
+        try:
+            doc["extra"] = _unpack(doc["extra"], stored)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{name} is not a readable gridnet model file ({exc})") from None
     return doc, weights

@@ -64,3 +64,39 @@ def test_the_kept_epoch_survives_save_and_load(tmp_path):
     clf.save(tmp_path / "m.gridnet")
     back = gridnet.load(tmp_path / "m.gridnet")
     assert (back.best_epoch_, back.best_validation_score_) == (clf.best_epoch_, clf.best_validation_score_)
+
+
+def _rewrite(path, change):
+    """Write the archive at ``path`` again with ``change(arrays)`` applied (no new seal)."""
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    change(arrays)
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def test_large_extra_values_go_to_the_arrays_and_come_back_checked(tmp_path):
+    words = [f"w{i}é" for i in range(persist.LARGE + 1)]
+    table = {"__array__": np.arange(persist.LARGE + 1).tolist(), "dtype": "int32"}
+    small = {"__array__": [1, 2], "dtype": "float32"}
+    extra = {"adapter": {"fitted": {"words_": words, "table_": table, "small_": small,
+                                    "few_": ["a", "b"]}}}
+    path = tmp_path / "m.gridnet"
+    persist.write_model(path, {"extra": extra}, {"0.W": np.ones(2, np.float32)})
+    with np.load(path, allow_pickle=False) as data:
+        header = str(data["__gridnet__"])
+        assert "w1000" not in header and {"w/x/extra/adapter/fitted/words_",
+                                          "w/x/extra/adapter/fitted/table_"} <= set(data.files)
+    doc, weights = persist.read_model(path)
+    fitted = doc["extra"]["adapter"]["fitted"]
+    assert fitted["words_"] == words and fitted["few_"] == ["a", "b"] and fitted["small_"] == small
+    np.testing.assert_array_equal(fitted["table_"], np.arange(persist.LARGE + 1))
+    assert fitted["table_"].dtype == np.int32 and set(weights) == {"0.W"}
+    # the checksum covers the stored values: one changed byte is refused
+    def flip(arrays):
+        a = arrays["w/x/extra/adapter/fitted/words_"].copy()
+        a[0] ^= 1
+        arrays["w/x/extra/adapter/fitted/words_"] = a
+    _rewrite(path, flip)
+    with pytest.raises(ValueError, match="do not match their recorded checksum"):
+        persist.read_model(path)
