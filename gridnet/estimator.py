@@ -172,7 +172,11 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
       height in ``kernel_size`` (3, 4, 5) with ReLU and max over positions,
       concatenated, Dropout, Dense(classes). When the one-hot grid carries starting
       vectors (``TextAdapter(embedding=...)``), the word vectors start from them (and
-      ``embed_dim`` is their width): Kim's CNN-non-static.
+      ``embed_dim`` is their width): Kim's CNN-non-static; when it also carries fixed
+      vectors (pretrained, the default), they are a second, untrained channel beside
+      them (Kim's multichannel). ``ngram_dim`` > 0 adds a bag of the sentence's words
+      and word pairs (fastText's sentence vector, ``ngram_dim`` wide) beside the CNN,
+      joined before the output layer.
 
     Parameters
     ----------
@@ -181,7 +185,7 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         The body of the network; it is copied for each fit, a Flatten is added if it
         ends in a grid, and the output Dense(n_classes) is appended.
     conv_blocks, filters, kernel_size, pool_size, pool_stride, dense_units, dropout,
-    embed_dim : architecture hyperparameters (None: the preset's). ``filters`` may be a
+    embed_dim, ngram_dim : architecture hyperparameters (None: the preset's). ``filters`` may be a
         list, one per block; ``dense_units=0`` drops the hidden dense layer.
     batch_size : int, default 32
     max_epochs : int, default 100
@@ -252,7 +256,7 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, preset=None, layers=None, *, conv_blocks=None, filters=None,
                  kernel_size=None, pool_size=None, pool_stride=None, dense_units=None,
-                 dropout=None, embed_dim=None, batch_size=32, max_epochs=100,
+                 dropout=None, embed_dim=None, ngram_dim=None, batch_size=32, max_epochs=100,
                  learning_rate=1e-3, optimizer="adam", momentum=0.9, weight_decay=0.0,
                  class_weight=None, early_stopping=True, validation_fraction=0.1,
                  n_iter_no_change=None, tol=1e-4, augment="auto", ema_momentum="auto",
@@ -267,6 +271,7 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         self.dense_units = dense_units
         self.dropout = dropout
         self.embed_dim = embed_dim
+        self.ngram_dim = ngram_dim
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.learning_rate = learning_rate
@@ -311,7 +316,7 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         return _validate_grids(self, X, reset)
 
     # -- architecture --------------------------------------------------------------------
-    def _body(self, grid_shape, embedding=None):
+    def _body(self, grid_shape, embedding=None, fixed=None, trained=None):
         if self.layers is not None:
             body = copy.deepcopy(list(self.layers))
             if not body:
@@ -320,21 +325,27 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         hp = architectures.hyperparameters(
             self.preset_, **{name: getattr(self, name) for name in (
                 "conv_blocks", "filters", "kernel_size", "pool_size", "pool_stride",
-                "dense_units", "dropout", "embed_dim")})
-        return architectures.preset_layers(self.preset_, grid_shape, hp, embedding, self.embed_dim)
+                "dense_units", "dropout", "embed_dim", "ngram_dim")})
+        return architectures.preset_layers(self.preset_, grid_shape, hp, embedding, self.embed_dim,
+                                           fixed, trained)
 
-    def _make_network(self, grid_shape, n_classes, rng, embedding=None):
-        """The network for grids ``grid_shape``; ``embedding`` ``(w, d)``: starting
-        vectors for the text preset's embedding columns (zero rows: random start)."""
+    def _make_network(self, grid_shape, n_classes, rng, grid=None):
+        """The network for grids ``grid_shape``; a one-hot ``grid``'s ``embedding`` ``(w,
+        d)``: starting vectors for the text preset's embedding columns (zero rows: random
+        start), its ``fixed`` ``(w, d)``: vectors the network keeps fixed beside them."""
         text = self.layers is None and self.preset_ == "text"
-        if embedding is not None and not text:
-            logger.info("the grid carries a starting embedding; only the text preset uses it")
-        embedding = embedding if text else None
-        net = architectures.classifier_network(self._body(grid_shape, embedding), grid_shape,
-                                               n_classes, rng)
+        embedding, fixed = getattr(grid, "embedding", None), getattr(grid, "fixed", None)
+        if (embedding is not None or fixed is not None) and not text:
+            logger.info("the grid carries word vectors; only the text preset uses them")
+        embedding, fixed = (embedding, fixed) if text else (None, None)
+        body = self._body(grid_shape, embedding, fixed, getattr(grid, "trained", None))
+        net = architectures.classifier_network(body, grid_shape, n_classes, rng)
         self.embedding_started_ = 0
         if embedding is not None:
-            self.embedding_started_ = architectures.start_embedding(net.layers[0], embedding)
+            self.embedding_started_ = architectures.start_embedding(
+                architectures.word_vectors_layer(net), embedding)
+        if fixed is not None:
+            architectures.set_fixed(architectures.word_vectors_layer(net), fixed)
         return net
 
     # -- training ------------------------------------------------------------------------
@@ -363,12 +374,12 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
             self.classes_ = classes_
         return grid, codes, first
 
-    def _initialize(self, grid, rng, embedding=None):
+    def _initialize(self, grid, rng):
         grid_shape = self.grid_shape_
         self.preset_ = (None if self.layers is not None else
                         architectures.infer_preset(grid_shape, is_onehot(grid)) if self.preset is None
                         else self.preset)
-        self.network_ = self._make_network(grid_shape, len(self.classes_), rng, embedding)
+        self.network_ = self._make_network(grid_shape, len(self.classes_), rng, grid)
         self._optimizer = None
         self.history_, self.loss_curve_, self.validation_scores_ = [], [], []
         self.best_loss_, self.n_iter_ = np.inf, 0
@@ -405,7 +416,7 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         weights = _sample_weights(sample_weight, grid)
         streams = self._streams()
         if first:
-            self._initialize(grid, streams["init"], getattr(grid, "embedding", None))
+            self._initialize(grid, streams["init"])
         if getattr(self, "_optimizer", None) is None:     # new, or loaded from a file
             self._optimizer = make_optimizer(self.optimizer, self.learning_rate,
                                              self.weight_decay, self.momentum)

@@ -12,7 +12,7 @@ SENTS = ["The cat sat on the mat .", "The dog sat on the log !", "A cat and a do
 
 
 def test_onehot_grid_shape_vocab_and_axes():
-    t = TextAdapter().fit(SENTS)
+    t = TextAdapter(embedding=None).fit(SENTS)         # the literal grid: training words only
     g = t.transform(SENTS)
     assert isinstance(g, OneHotGrid) and g.shape == (4, 1, 7, len(t.vocabulary_) + 1)
     assert t.vocabulary_["the"] == 1                      # most frequent word first
@@ -26,7 +26,7 @@ def test_onehot_grid_shape_vocab_and_axes():
 
 
 def test_min_count_max_vocab_and_unknown_words():
-    t = TextAdapter(min_count=2, lowercase=True).fit(SENTS)
+    t = TextAdapter(min_count=2, lowercase=True, embedding=None).fit(SENTS)
     assert set(t.vocabulary_) == {"the", "cat", "sat", "on", "dog", "a"}
     assert TextAdapter(max_vocab=3, lowercase=True).fit(SENTS).vocabulary_ == {"the": 1, "cat": 2, "sat": 3}
     # case kept (the default): "The" and "the" are two words, each seen twice
@@ -131,7 +131,7 @@ def test_large_vocabulary_stays_small_in_memory():
     rng = np.random.default_rng(0)
     words = [f"w{i}" for i in range(12000)]
     sents = [" ".join(rng.choice(words, size=30)) for _ in range(5000)]
-    t = TextAdapter(max_vocab=10000, positions=40).fit(sents)
+    t = TextAdapter(max_vocab=10000, positions=40, embedding=None).fit(sents)
     g = t.transform(sents)
     assert g.shape == (5000, 1, 40, 10001)
     assert g.indices.nbytes == 5000 * 40 * 4        # 0.8 MB, where the dense grid is 8 GB
@@ -187,7 +187,7 @@ def test_svd_embedding_rides_on_the_onehot_grid():
     assert g[[1]].embedding is E and g[1].embedding is E
     assert t.embedding_coverage_ == pytest.approx(np.any(E[1:] != 0, axis=1).mean())
     # without embedding nothing rides along
-    assert TextAdapter().fit(train).transform(train).embedding is None
+    assert TextAdapter(embedding=None).fit(train).transform(train).embedding is None
 
 
 def test_embedding_from_a_vectors_file(tmp_path):

@@ -94,8 +94,9 @@ def build_parser():
                      help="text: lower-case the words (None: case kept, TextAdapter's default)")
     fit.add_argument("--corpus", default=None, help="text: unlabeled sentences, one a line, to fit "
                      "starting word vectors on (with the training sentences)")
-    fit.add_argument("--vectors", default=None, help="text: a word2vec/GloVe text file of "
-                     "starting word vectors")
+    fit.add_argument("--vectors", default=None, help="text: the starting word vectors: "
+                     "'glove' (pretrained GloVe, the default), 'none' (a random start), or a "
+                     "word2vec/GloVe text file")
     fit.add_argument("--n-jobs", type=int, default=None,
                      help="audio: parallel jobs reading clips (joblib; -1: all cores)")
     fit.add_argument("--text-column", default="text", help="text: the CSV column of sentences")

@@ -145,8 +145,10 @@ def fit(args):
     except (OSError, ValueError) as exc:
         raise CLIError(f"{args.output}: cannot write the model ({exc})") from None
     if getattr(adapter, "embedding_coverage_", None) is not None:
-        print(f"word vectors started from {'--vectors' if args.vectors else '--corpus'} for "
-              f"{adapter.embedding_coverage_:.1%} of the vocabulary")
+        source = adapter.embedding_source_
+        source = source if source in ("glove",) else "--vectors" if args.vectors else "--corpus"
+        print(f"word vectors started from {source} for {adapter.embedding_coverage_:.1%} of "
+              "the vocabulary")
     print(f"trained on {len(y)} samples, {len(clf.classes_)} classes, grids {clf.grid_shape_}, "
           f"{clf.n_iter_} epochs in {time.perf_counter() - t0:.1f}s; saved {args.output}")
     return 0

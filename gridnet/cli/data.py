@@ -231,14 +231,21 @@ def make_adapter(args, modality):
 
 
 def text_start(args):
-    """--corpus FILE (one sentence a line) or --vectors FILE: the TextAdapter arguments
-    that start the word vectors from them."""
+    """--corpus FILE (one sentence a line) or --vectors glove|none|FILE: the TextAdapter
+    arguments that start the word vectors from them (neither: TextAdapter's default,
+    the pretrained vectors). A name wins over a file of that name, as in TextAdapter."""
+    from adapters.word_vectors import PRETRAINED
     corpus, vectors = getattr(args, "corpus", None), getattr(args, "vectors", None)
     if corpus and vectors:
         raise CLIError("give --corpus or --vectors, not both")
+    if vectors in PRETRAINED:
+        return {"embedding": vectors}
+    if vectors == "none":
+        return {"embedding": None}
     if vectors:
         if not os.path.isfile(vectors):
-            raise CLIError(f"{vectors}: no such word-vector file")
+            raise CLIError(f"{vectors}: no such word-vector file (or name: "
+                           f"{', '.join(sorted(PRETRAINED))}, none)")
         return {"embedding": vectors, "encoding": args.encoding}
     if corpus:
         try:
