@@ -25,7 +25,7 @@ PRESETS = {
     "audio": dict(conv_blocks=3, filters=16, kernel_size=3, pool_size=2, dense_units=128,
                   dropout=0.3, global_pool=False),
     "text": dict(filters=100, kernel_size=(3, 4, 5), embed_dim=128, dense_units=0,
-                 dropout=0.5, ngram_dim=0),
+                 dropout=0.5, ngram_dim=None),
 }
 
 #: Training defaults of each preset, for ``augment="auto"``, ``n_iter_no_change=None``
@@ -64,8 +64,13 @@ EMBED_START_STD = 0.05
 
 _NAMES = ("conv_blocks", "filters", "kernel_size", "pool_size", "pool_stride", "dense_units",
           "dropout", "embed_dim", "ngram_dim")
-#: rows of the text preset's n-gram bag (its words and word pairs are hashed into them)
+#: The text preset's n-gram bag beside the CNN when the grid carries pretrained vectors
+#: (``ngram_dim=None``; 0 otherwise, as before): its width, its rows (the words and word
+#: pairs are hashed into them) and how much faster than the CNN it learns (the layer's
+#: ``scale``). Chosen on dev data; the figures are in docs/benchmarks.md.
+NGRAM_DIM = 16
 NGRAM_BUCKETS = 2**17
+NGRAM_SCALE = 30.0
 
 
 def hyperparameters(preset, **given):
@@ -160,7 +165,8 @@ def text_layers(grid_shape, *, filters, kernel_size, embed_dim, dense_units=0, d
               Branches([[Conv2D(int(filters), (k, 1), padding="same", activation="relu"),
                          GlobalMaxPool("height")] for k in heights])]
     if int(ngram_dim or 0):
-        layers = [Branches([layers, [NgramBag(int(ngram_dim), NGRAM_BUCKETS, trained)]])]
+        bag = NgramBag(int(ngram_dim), NGRAM_BUCKETS, trained, scale=NGRAM_SCALE)
+        layers = [Branches([layers, [bag]])]
     return layers + head_layers(dense_units, dropout)
 
 
@@ -177,6 +183,8 @@ def preset_layers(preset, grid_shape, hp, embedding=None, embed_dim_given=None, 
         return conv_layers(grid_shape, **hp)
     if fixed is not None:
         hp = {**hp, "fixed_dim": int(fixed.shape[1]), "trained": trained}
+    if hp.get("ngram_dim") is None:
+        hp = {**hp, "ngram_dim": NGRAM_DIM if fixed is not None else 0}
     dim = None
     if embedding is not None:
         dim = int(embedding.shape[1])

@@ -174,9 +174,10 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
       vectors (``TextAdapter(embedding=...)``), the word vectors start from them (and
       ``embed_dim`` is their width): Kim's CNN-non-static; when it also carries fixed
       vectors (pretrained, the default), they are a second, untrained channel beside
-      them (Kim's multichannel). ``ngram_dim`` > 0 adds a bag of the sentence's words
-      and word pairs (fastText's sentence vector, ``ngram_dim`` wide) beside the CNN,
-      joined before the output layer.
+      them (Kim's multichannel), and a bag of the sentence's words and word pairs
+      (fastText's sentence vector, ``ngram_dim`` wide, learning faster than the CNN)
+      runs beside the CNN, joined before the output layer (``ngram_dim=0``: none; a
+      grid without pretrained vectors has none unless ``ngram_dim`` is given).
 
     Parameters
     ----------

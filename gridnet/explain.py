@@ -23,7 +23,7 @@ import contextlib
 
 import numpy as np
 
-from .core import Branches, Dense, Dropout, Flatten, GlobalMaxPool, is_onehot
+from .core import Branches, Dense, Dropout, Flatten, GlobalMaxPool, NgramBag, is_onehot
 from .core.layers import ReLU
 from .core.stack import leaves
 
@@ -67,18 +67,29 @@ def gradient_x_input(net, x, codes):
     return (dx * x).sum(axis=1).astype(np.float32)
 
 
+def _beside_a_bag(layers):
+    """``layers`` as a sentence CNN's: a first Branches of [the CNN's layers] and
+    [an n-gram bag] stands for the CNN's layers (its features come first)."""
+    first = layers[0] if layers else None
+    if (isinstance(first, Branches) and len(first.branches) == 2
+            and [type(layer) for layer in first.branches[1]] == [NgramBag]):
+        return list(first.branches[0]) + list(layers[1:])
+    return list(layers)
+
+
 def _sentence_cnn(net):
     """(layers before the Branches, the Branches, the output Dense) of a sentence CNN
     (branches ending in a max over positions; only Flatten/Dropout between them and
-    the output), else a ValueError."""
-    where = [i for i, layer in enumerate(net.layers) if isinstance(layer, Branches)]
+    the output; an n-gram bag may sit beside it), else a ValueError."""
+    layers = _beside_a_bag(net.layers)
+    where = [i for i, layer in enumerate(layers) if isinstance(layer, Branches)]
     reason = None
     if len(where) != 1:
         reason = "it has no Branches block" if not where else "it has several Branches blocks"
     else:
         b = where[0]
-        branches = net.layers[b]
-        after = net.layers[b + 1:]
+        branches = layers[b]
+        after = layers[b + 1:]
         if not all(isinstance(br[-1], GlobalMaxPool) and br[-1].axis == "height"
                    for br in branches.branches):
             reason = "its branches do not end in a max over positions"
@@ -91,7 +102,7 @@ def _sentence_cnn(net):
         raise ValueError(f"winning windows need a sentence CNN (the 'text' preset without a "
                          f"hidden dense layer); this network does not qualify: {reason}. "
                          "explain() works for every network")
-    return net.layers[:b], net.layers[b], net.layers[-1]
+    return layers[:b], layers[b], layers[-1]
 
 
 def winning_windows(net, x, codes, top=3):

@@ -42,7 +42,7 @@ def test_ngram_ids_by_hand():
 
 def test_forward_is_the_mean_of_the_rows_and_gradients_match_finite_differences():
     rng = np.random.default_rng(0)
-    bag = NgramBag(3, buckets=13, trained=6)
+    bag = NgramBag(3, buckets=13, trained=6, scale=2.5)
     bag.build((1, 4, 9), rng, dtype=np.float64)
     assert not bag.params["T"].any()                     # it starts at 0
     T = bag.params["T"]
@@ -52,7 +52,7 @@ def test_forward_is_the_mean_of_the_rows_and_gradients_match_finite_differences(
     out = bag.forward(grid, training=True)[:, :, 0, 0]
     for s in range(3):
         rows, ids = ngram_ids(idx[s:s + 1], 6, 13)
-        expected = T[ids].mean(axis=0) if len(ids) else np.zeros(3)
+        expected = 2.5 * T[ids].mean(axis=0) if len(ids) else np.zeros(3)
         np.testing.assert_allclose(out[s], expected, rtol=0, atol=1e-12)
     r = rng.standard_normal((3, 3, 1, 1))
     assert bag.backward(r) is None                        # data: no input gradient

@@ -192,3 +192,25 @@ def test_text_map_ranks_the_key_word_first():
     top_has_key = [keys[lab] in tokens[i][s:e]
                    for i, (lab, ((s, e, _), *_)) in enumerate(zip(labels[450:], windows))]
     assert np.mean(top_has_key) >= 0.95
+
+
+def test_winning_windows_beside_an_ngram_bag_are_the_cnn_s_own():
+    from gridnet.core import Embedding, NgramBag
+    rng = np.random.default_rng(3)
+    width, positions = 9, 8
+    emb = Embedding(4, trained=6, fixed_dim=2)
+    convs = Branches([[Conv2D(5, (k, 1), padding="same", activation="relu"),
+                       GlobalMaxPool("height")] for k in (2, 3)])
+    bag = NgramBag(3, buckets=31, trained=6)
+    net = Network([Branches([[emb, convs], [bag]]), Flatten(), Dropout(0.5), Dense(3)])
+    net.build((1, positions, width), rng)
+    bag.params["T"][...] = rng.standard_normal(bag.params["T"].shape)
+    # the CNN alone, with the output rows of its 10 features
+    alone = Network([emb, convs, Flatten(), Dropout(0.5), Dense(3)])
+    alone.build((1, positions, width), rng)
+    alone.layers[-1].params["W"][...] = net.layers[-1].params["W"][:10]
+    alone.layers[-1].params["b"][...] = net.layers[-1].params["b"]
+    grid = OneHotGrid(rng.integers(0, width, size=(5, positions)), width)
+    codes = np.array([0, 1, 2, 0, 1])
+    assert winning_windows(net, grid, codes, top=100) == winning_windows(alone, grid, codes, top=100)
+    assert any(winning_windows(net, grid, codes, top=100))

@@ -51,7 +51,8 @@ def test_auto_means_glove_for_word_onehot_grids_and_records_it():
 def test_unseen_words_with_different_vectors_give_different_logits():
     adapter, clf = fitted()
     clf.fit(adapter.transform(TRAIN), LABELS)
-    assert isinstance(clf.network_.layers[0], Embedding)
+    from gridnet.architectures import word_vectors_layer
+    assert isinstance(word_vectors_layer(clf.network_), Embedding)
     a, b, unknown = clf.decision_function(adapter.transform(
         ["a superb film", "a dreadful film", "a zzqxv film"]))
     assert not np.allclose(a, b)
@@ -148,3 +149,23 @@ def test_bad_embedding_names_are_refused():
         TextAdapter(embedding="glove300").fit(TRAIN)
     with pytest.raises(ValueError, match="goes with level='word'"):
         TextAdapter(embedding="glove", level="char").fit(TRAIN)
+
+
+def test_the_ngram_bag_joins_by_default_beside_pretrained_vectors_only():
+    from gridnet.architectures import NGRAM_DIM, NGRAM_SCALE
+    from gridnet.core import NgramBag
+    from gridnet.core.stack import leaves
+
+    def bags(clf):
+        return [layer for layer in leaves(clf.network_.layers) if isinstance(layer, NgramBag)]
+    adapter, clf = fitted()
+    clf.fit(adapter.transform(TRAIN), LABELS)
+    (bag,) = bags(clf)
+    assert (bag.dim, bag.scale, bag.trained) == (NGRAM_DIM, NGRAM_SCALE, adapter.n_trained_)
+    assert bag.params["T"].any()                         # it learned
+    _, off = fitted(ngram_dim=0)
+    assert not bags(off.fit(adapter.transform(TRAIN), LABELS))
+    for kw in (dict(embedding=None), dict(level="char")):
+        t = TextAdapter(positions=6, **kw).fit(TRAIN)
+        plain = GridNetClassifier(random_state=0, max_epochs=2, early_stopping=False)
+        assert not bags(plain.fit(t.transform(TRAIN), LABELS))
