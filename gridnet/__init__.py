@@ -2,7 +2,7 @@
 
 The engine (:mod:`gridnet.core`: layers, networks, losses, optimizers) needs numpy and
 scipy, and numba for a few compiled loops (with numpy twins), and is imported eagerly. The scikit-learn side (``GridNetClassifier``,
-``load``, ``locality_check``, ``LocalityReport``) is imported on first use, so that
+``save``, ``load``, ``locality_check``, ``LocalityReport``) is imported on first use, so that
 ``import gridnet`` works, and stays fast, without scikit-learn.
 """
 from importlib import import_module
@@ -13,12 +13,12 @@ from .core import (SGD, Adam, Branches, Conv2D, Dense, Dropout, Flatten, GlobalM
 __version__ = "0.1.0"
 
 # public name -> module that defines it (imported on first access)
-_LAZY = {"GridNetClassifier": ".estimator", "load": ".estimator",
+_LAZY = {"GridNetClassifier": ".estimator", "load": ".estimator", "save": ".model_file",
          "locality_check": ".locality", "LocalityReport": ".locality",
          "plot_history": ".plotting", "plot_confusion_matrix": ".plotting",
          "predict_windows": ".recordings"}
 
-__all__ = ["GridNetClassifier", "load", "locality_check", "LocalityReport", "plot_history",
+__all__ = ["GridNetClassifier", "load", "save", "locality_check", "LocalityReport", "plot_history",
            "plot_confusion_matrix", "predict_windows", "Network", "Conv2D",
            "ReLU", "MaxPool2D", "GlobalMaxPool", "Flatten", "Dense", "Dropout", "Branches",
            "SoftmaxCrossEntropy", "softmax", "SGD", "Adam"]

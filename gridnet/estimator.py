@@ -14,9 +14,8 @@ from sklearn.utils.validation import (_check_sample_weight, check_array, check_i
                                       column_or_1d, validate_data)
 from tqdm.auto import tqdm
 
-from . import architectures, persist, training
-from .core import Network, is_onehot, layer_from_config, make_optimizer, softmax
-from .core.stack import layer_config
+from . import architectures, model_file, training
+from .core import is_onehot, make_optimizer, softmax
 
 __all__ = ["GridNetClassifier", "load", "check_missing_labels"]
 
@@ -569,10 +568,9 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
 
     def save(self, path, extra=None):
         """Save to ``path`` (.npz, no pickle); read back with :func:`gridnet.load`.
-        ``extra`` (a JSON-able dict) is stored beside the model (the command line
-        keeps its adapter's state there)."""
-        check_is_fitted(self)
-        persist.write_model(path, _header(self, extra), self.network_.get_weights())
+        ``extra`` (a JSON-able dict) is stored beside the model. To keep the adapter
+        too, save the pipeline: ``gridnet.save(make_pipeline(adapter, clf), path)``."""
+        model_file.save(self, path, extra)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -580,45 +578,11 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
 
-# -- the model file -------------------------------------------------------------------------
-_CLASS_KINDS = {"str": str, "int": int, "float": float, "bool": bool}
-
-
-def _classes_to_json(classes):
-    for kind, typ in (("bool", (bool, np.bool_)), ("int", (int, np.integer)),
-                      ("float", (float, np.floating)), ("str", (str, np.str_))):
-        if all(isinstance(c, typ) for c in classes):
-            return kind, [_CLASS_KINDS[kind](c) for c in classes]
-    raise ValueError("only str, int, float or bool class labels can be saved without pickle; "
-                     f"got {sorted({type(c).__name__ for c in classes})}; use pickle or joblib")
-
-
-def _header(clf, extra):
-    """The JSON header of a fitted classifier's model file. An ``augment`` callable is
-    not saved (it only matters for training); neither is the optimizer's state
-    (training a loaded model with ``warm_start`` starts the optimizer afresh)."""
-    params = clf.get_params(deep=False)
-    params["augment"] = params["augment"] if isinstance(params["augment"], str) else None
-    if params["layers"] is not None:
-        params["layers"] = [layer_config(layer) for layer in params["layers"]]
-    if not (params["random_state"] is None or isinstance(params["random_state"], int)):
-        params["random_state"] = None
-    if isinstance(params.get("class_weight"), dict):
-        params["class_weight"] = None
-    kind, classes = _classes_to_json(list(clf.classes_))
-    return {
-        "params": params, "network": clf.network_.get_config(), "grid_shape": list(clf.grid_shape_),
-        "n_features_in": int(clf.n_features_in_), "classes_kind": kind, "classes": classes,
-        "feature_names_in": list(map(str, getattr(clf, "feature_names_in_", []))) or None,
-        "history": clf.history_, "n_iter": int(clf.n_iter_),
-        "embedding_started": int(getattr(clf, "embedding_started_", 0)),
-        "preset": getattr(clf, "preset_", clf.preset), "extra": extra,
-        "best_epoch": getattr(clf, "best_epoch_", None),
-    }
-
-
 def load(path, return_extra=False):
-    """Load a classifier saved by :meth:`GridNetClassifier.save`.
+    """The model saved at ``path`` (:mod:`gridnet.model_file`): a pipeline (adapter +
+    classifier) when the file holds an adapter, as ``gridnet fit`` files and pipelines
+    saved with :func:`gridnet.save` do, a :class:`GridNetClassifier` otherwise; with
+    ``return_extra``, ``(model, extra)``.
 
     Examples
     --------
@@ -631,36 +595,4 @@ def load(path, return_extra=False):
     >>> bool((gridnet.load(path).predict(d.images[:5]) == clf.predict(d.images[:5])).all())
     True
     """
-    doc, weights = persist.read_model(path)
-    name = str(path)
-    try:
-        params = dict(doc["params"])
-        if params.get("layers") is not None:
-            params["layers"] = [layer_from_config(c) for c in params["layers"]]
-        clf = GridNetClassifier(**params)
-        net = Network.from_config(doc["network"])
-        net.build(tuple(doc["grid_shape"]), np.random.default_rng(0))
-        net.set_weights(weights)
-        kind = doc["classes_kind"]
-        classes = np.array([_CLASS_KINDS[kind](c) for c in doc["classes"]])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{name} holds an invalid gridnet model ({type(exc).__name__}: {exc})") from None
-    clf.network_ = net
-    clf.classes_ = classes
-    clf.grid_shape_ = tuple(doc["grid_shape"])
-    clf.n_features_in_ = int(doc["n_features_in"])
-    if doc.get("feature_names_in"):
-        clf.feature_names_in_ = np.array(doc["feature_names_in"], dtype=object)
-    clf.history_ = doc.get("history") or []
-    clf.loss_curve_ = [h["loss"] for h in clf.history_]
-    clf.validation_scores_ = [h["val_score"] for h in clf.history_ if h.get("val_score") is not None]
-    clf.n_iter_ = int(doc.get("n_iter", 0))
-    clf.embedding_started_ = int(doc.get("embedding_started", 0))
-    clf.preset_ = doc.get("preset", params.get("preset"))
-    clf.best_loss_ = min(clf.loss_curve_) if clf.loss_curve_ else float("nan")
-    best = doc.get("best_epoch")
-    clf.best_epoch_ = int(best) if isinstance(best, int) and 0 < best <= len(clf.history_) else None
-    clf.best_validation_score_ = (clf.history_[clf.best_epoch_ - 1].get("val_score")
-                                  if clf.best_epoch_ else None)
-    clf._optimizer = None
-    return (clf, doc.get("extra")) if return_extra else clf
+    return model_file.load(path, GridNetClassifier, return_extra)

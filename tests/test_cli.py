@@ -247,8 +247,8 @@ def test_a_lowercased_text_model_lowercases_what_it_predicts(tmp_path, capsys):
     model = tmp_path / "m.gridnet"
     assert main(["fit", str(data), "--modality", "text", "-o", str(model), "--epochs", "1",
                  "--positions", "5", "--lowercase", "--quiet"]) == 0
-    from gridnet.cli.commands import _load_model
-    _, _, adapter = _load_model(model)
+    from gridnet.cli.inputs import load_model
+    _, _, adapter = load_model(model)
     assert adapter.lowercase is True
     # the saved adapter reads "GOOD" and "good" as one word, as it did in fit
     grids = adapter.transform(["GOOD film", "good film"])

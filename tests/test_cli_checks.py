@@ -189,8 +189,8 @@ def test_missing_labels_are_dropped_and_named_in_fit_and_evaluate(tmp_path, caps
     out = capsys.readouterr().out
     assert "2 rows with a missing label (empty, NA, N/A, ?, null or None) dropped (lines 5, 13)" in out
     assert "trained on 18 samples, 2 classes" in out
-    clf, _ = gridnet.load(model, return_extra=True)
-    assert sorted(clf.classes_) == ["a", "b"]
+    pipe, _ = gridnet.load(model, return_extra=True)
+    assert sorted(pipe[-1].classes_) == ["a", "b"]
     assert main(["evaluate", str(model), str(path)]) == 0
     out = capsys.readouterr().out
     assert "dropped (lines 5, 13)" in out and "(18 samples)" in out

@@ -29,10 +29,12 @@ def _inputs(kind):
 
 @pytest.mark.parametrize("kind", ["text", "table", "audio"])
 def test_command_line_models_of_format_1_load_with_their_adapter(kind):
-    clf, extra = gridnet.load(DATA / f"{kind}.gridnet", return_extra=True)
+    model, extra = gridnet.load(DATA / f"{kind}.gridnet", return_extra=True)
     adapter = adapters.from_state(extra["adapter"])
-    proba = clf.predict_proba(adapter.transform(_inputs(kind)))
+    proba = model[-1].predict_proba(adapter.transform(_inputs(kind)))
     np.testing.assert_allclose(proba, EXPECTED[kind]["proba"], rtol=1e-5, atol=1e-6)
+    # gridnet.load gives the pipeline, which predicts the same
+    np.testing.assert_allclose(model.predict_proba(_inputs(kind)), proba, rtol=0, atol=0)
 
 
 def test_a_python_model_of_format_1_loads():

@@ -125,16 +125,16 @@ def test_the_model_file_holds_its_vectors_and_predicts_the_same_without_the_pack
     adapter, clf = fitted()
     clf.fit(adapter.transform(TRAIN), LABELS)
     path = tmp_path / "m.gridnet"
-    gridnet.GridNetClassifier.save(clf, path, extra={"adapter": adapter.to_state()})
+    from sklearn.pipeline import make_pipeline
+    gridnet.save(make_pipeline(adapter, clf), path)
     test = ["a superb film", "Dreadful acting", "zzqxv"]
     expected = clf.predict_proba(adapter.transform(test))
     code = HIDE + f"""
-import numpy as np, adapters, gridnet
+import numpy as np, gridnet
 from adapters.word_vectors import missing_pretrained
 assert missing_pretrained("glove") is not None
-clf, extra = gridnet.load({str(path)!r}, return_extra=True)
-a = adapters.from_state(extra["adapter"])
-np.save({str(tmp_path / 'p.npy')!r}, clf.predict_proba(a.transform({test!r})))
+pipe = gridnet.load({str(path)!r})
+np.save({str(tmp_path / 'p.npy')!r}, pipe.predict_proba({test!r}))
 """
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
     np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), expected)

@@ -8,9 +8,10 @@ import time
 
 import numpy as np
 
-from .data import (AUDIO_EXT, IMAGE_EXT, MODALITIES, CLIError, check_options, collect_inputs,
-                   given, load_data, make_adapter, missing_labels, read_table, table_notes,
-                   text_rows, text_table, to_grids)
+from .data import (MODALITIES, CLIError, check_options, collect_inputs, given, load_data,
+                   make_adapter, missing_labels, read_table, table_notes, text_rows, text_table,
+                   to_grids)
+from .inputs import article, check_inputs, load_model, read_lines
 
 __all__ = ["demo", "locality", "fit", "predict", "evaluate", "explain"]
 
@@ -138,10 +139,12 @@ def fit(args):
         clf.fit(grids, y)
     except (ValueError, FloatingPointError) as exc:   # e.g. grids too small for the preset
         raise CLIError(str(exc)) from None
-    extra = {"modality": args.modality, "adapter": adapter.to_state(),
-             "label_column": args.label_column, "text_column": args.text_column}
+    from sklearn.pipeline import make_pipeline
+
+    from ..model_file import save
     try:
-        clf.save(args.output, extra=extra)
+        save(make_pipeline(adapter, clf), args.output,
+             extra={"label_column": args.label_column, "text_column": args.text_column})
     except (OSError, ValueError) as exc:
         raise CLIError(f"{args.output}: cannot write the model ({exc})") from None
     if getattr(adapter, "embedding_coverage_", None) is not None:
@@ -154,76 +157,10 @@ def fit(args):
     return 0
 
 
-def _load_model(path):
-    import adapters
-
-    from ..estimator import load
-    try:
-        clf, extra = load(path, return_extra=True)
-    except (FileNotFoundError, ValueError) as exc:
-        raise CLIError(str(exc)) from None
-    if not isinstance(extra, dict) or "adapter" not in extra:
-        raise CLIError(f"{path}: not a model saved by 'gridnet fit' (it carries no adapter)")
-    if extra.get("modality") not in MODALITIES:
-        raise CLIError(f"{path}: the model file names no known modality ({extra.get('modality')!r}; "
-                       f"expected one of {', '.join(MODALITIES)})")
-    try:
-        adapter = adapters.from_state(extra["adapter"])
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise CLIError(f"{path}: the model's adapter cannot be read: {exc}") from None
-    return clf, extra, adapter
-
-
-def _check_inputs(modality, inputs):
-    """A file of the wrong kind for the model is an error that says so."""
-    from adapters.files import file_kind
-    for p in inputs:
-        if modality == "text":
-            if not os.path.isfile(p):
-                continue                     # a sentence
-            kind, fmt = file_kind(p)
-            if kind not in ("audio", "image") and p.lower().endswith(AUDIO_EXT + IMAGE_EXT):
-                kind, fmt = ("audio" if p.lower().endswith(AUDIO_EXT) else "image"), "by its name"
-            if kind in ("audio", "image"):
-                raise CLIError(f"{p}: an {kind} file ({fmt}); this is a text model, which "
-                               "classifies sentences: pass them as arguments, or --file FILE "
-                               "with one sentence a line")
-            # any other file named where a sentence goes: its name would be classified
-            raise CLIError(f"{p} is a file, not a sentence; this is a text model: pass "
-                           f"sentences as arguments, --file {p} to read one a line, or one "
-                           "CSV file with the sentences in its text column")
-        if os.path.isdir(p):
-            raise CLIError(f"{p} is a folder; give the {modality} files themselves")
-        if not os.path.isfile(p):
-            raise CLIError(f"{p}: no such file")
-        kind, fmt = file_kind(p)
-        if kind is not None and kind != modality:
-            what = "a text file" if kind == "text" else f"{_a(kind)} {kind} file ({fmt})"
-            raise CLIError(f"{p}: {what}, not {_a(modality)} {modality} file; this is "
-                           f"{_a(modality)} {modality} model")
-
-
 def _short(label, most=40):
     """A label as it reads in a message: quoted, and cut when long."""
     text = repr(label)
     return text if len(text) <= most else text[:most - 4] + "...'"
-
-
-def _a(word):
-    return "an" if word[0] in "aeiou" else "a"
-
-
-def _read_lines(path, encoding):
-    try:
-        with open(path, encoding=encoding) as fh:
-            return [line.rstrip("\r\n") for line in fh if line.strip()]
-    except FileNotFoundError:
-        raise CLIError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise CLIError(f"{path} is a folder; --file reads a text file, one input a line") from None
-    except UnicodeDecodeError as exc:
-        raise CLIError(f"{path}: not {encoding} text ({exc.reason} at byte {exc.start}); "
-                       "pass --encoding") from None
 
 
 def _timelines(args, clf, adapter, inputs):
@@ -255,18 +192,18 @@ def _timelines(args, clf, adapter, inputs):
 
 def explain(args):
     from . import explain as explaining
-    return explaining.explain(args, _load_model, _check_inputs, _read_lines)
+    return explaining.explain(args)
 
 
 def predict(args):
-    clf, extra, adapter = _load_model(args.model)
+    clf, extra, adapter = load_model(args.model)
     modality = extra["modality"]
     if (args.hop is not None or args.csv) and not args.windows:
         raise CLIError("--hop and --csv go with --windows")
     if args.windows and modality != "audio":
-        raise CLIError(f"--windows slides over audio recordings; this is {_a(modality)} "
+        raise CLIError(f"--windows slides over audio recordings; this is {article(modality)} "
                        f"{modality} model")
-    inputs = collect_inputs(args, modality, _read_lines)
+    inputs = collect_inputs(args, modality, read_lines)
     if not inputs:
         raise CLIError("nothing to predict: give inputs as arguments, with --file, or - for stdin")
     if modality == "table":
@@ -277,7 +214,7 @@ def predict(args):
     elif modality == "text" and text_table(inputs):
         data, names = text_rows(inputs[0], extra, args.encoding)
     else:
-        _check_inputs(modality, inputs)
+        check_inputs(modality, inputs)
         if args.windows:
             return _timelines(args, clf, adapter, inputs)
         data, names = inputs, inputs
@@ -290,7 +227,7 @@ def predict(args):
 
 def evaluate(args):
     from sklearn.metrics import classification_report, confusion_matrix
-    clf, extra, adapter = _load_model(args.model)
+    clf, extra, adapter = load_model(args.model)
     modality = extra["modality"]
     args.label_column = args.label_column or extra.get("label_column") or "label"
     args.text_column = args.text_column or extra.get("text_column") or "text"

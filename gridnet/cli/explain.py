@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from .data import CLIError, collect_inputs, read_table, text_rows, text_table, to_grids
+from .inputs import check_inputs, load_model, read_lines
 
 __all__ = ["explain", "axes_of"]
 
@@ -47,7 +48,7 @@ def _out_name(out, label, used):
     return os.path.join(out, name + ".png")
 
 
-def explain(args, load_model, check_inputs, read_lines):
+def explain(args):
     from ..plotting import plot_map, plot_words, pyplot
     try:
         plt = pyplot()

@@ -1,0 +1,165 @@
+"""The model file: what a fitted classifier, or a pipeline of an adapter and a
+classifier, writes and reads. The one owner of the file's content.
+
+:mod:`gridnet.persist` is the container (a JSON header and named arrays in a
+pickle-free ``.npz``, one checksum over both, large values of ``extra`` kept as arrays).
+This module fills it: the classifier's parameters, network configuration, classes and
+history, the network's weights and buffers, and, for a pipeline, the adapter's fitted
+state under ``extra["adapter"]`` with its modality (as ``gridnet fit`` writes it), so
+that a model saved from Python runs in ``gridnet predict`` and a ``gridnet fit`` model
+loads in Python as the pipeline it is. Version-1 and version-2 files load.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import persist
+from .core import Network, layer_from_config
+from .core.stack import layer_config
+
+__all__ = ["save", "load", "MODALITIES"]
+
+#: the command line's modality of each adapter class
+MODALITIES = {"AudioAdapter": "audio", "TextAdapter": "text", "ImageAdapter": "image",
+              "TabularAdapter": "table"}
+
+_CLASS_KINDS = {"str": str, "int": int, "float": float, "bool": bool}
+
+
+def _classes_to_json(classes):
+    for kind, typ in (("bool", (bool, np.bool_)), ("int", (int, np.integer)),
+                      ("float", (float, np.floating)), ("str", (str, np.str_))):
+        if all(isinstance(c, typ) for c in classes):
+            return kind, [_CLASS_KINDS[kind](c) for c in classes]
+    raise ValueError("only str, int, float or bool class labels can be saved without pickle; "
+                     f"got {sorted({type(c).__name__ for c in classes})}; use pickle or joblib")
+
+
+def _header(clf, extra):
+    """The JSON header of a fitted classifier's model file. An ``augment`` callable is
+    not saved (it only matters for training); neither is the optimizer's state
+    (training a loaded model with ``warm_start`` starts the optimizer afresh)."""
+    params = clf.get_params(deep=False)
+    params["augment"] = params["augment"] if isinstance(params["augment"], str) else None
+    if params["layers"] is not None:
+        params["layers"] = [layer_config(layer) for layer in params["layers"]]
+    if not (params["random_state"] is None or isinstance(params["random_state"], int)):
+        params["random_state"] = None
+    if isinstance(params.get("class_weight"), dict):
+        params["class_weight"] = None
+    kind, classes = _classes_to_json(list(clf.classes_))
+    return {
+        "params": params, "network": clf.network_.get_config(), "grid_shape": list(clf.grid_shape_),
+        "n_features_in": int(clf.n_features_in_), "classes_kind": kind, "classes": classes,
+        "feature_names_in": list(map(str, getattr(clf, "feature_names_in_", []))) or None,
+        "history": clf.history_, "n_iter": int(clf.n_iter_),
+        "embedding_started": int(getattr(clf, "embedding_started_", 0)),
+        "preset": getattr(clf, "preset_", clf.preset), "extra": extra,
+        "best_epoch": getattr(clf, "best_epoch_", None),
+    }
+
+
+def _is_classifier(obj):
+    """A GridNetClassifier (this module is imported by the estimator, not the other way)."""
+    return hasattr(obj, "network_") or type(obj).__name__ == "GridNetClassifier"
+
+
+def _parts(model):
+    """(classifier, adapter or None) of a fitted GridNetClassifier or a fitted
+    Pipeline of one adapter and a GridNetClassifier."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.utils.validation import check_is_fitted
+    if isinstance(model, Pipeline):
+        steps = [step for _, step in model.steps if step != "passthrough" and step is not None]
+        if len(steps) != 2 or not _is_classifier(steps[1]) or not hasattr(steps[0], "to_state"):
+            raise ValueError("a pipeline is saved as one adapter (with to_state) and a "
+                             f"GridNetClassifier; this one has {[type(s).__name__ for s in steps]}")
+        clf, adapter = steps[1], steps[0]
+    elif _is_classifier(model):
+        clf, adapter = model, None
+    else:
+        raise TypeError(f"gridnet saves a GridNetClassifier or a pipeline of an adapter and "
+                        f"one; got {type(model).__name__}")
+    check_is_fitted(clf)
+    return clf, adapter
+
+
+def save(model, path, extra=None):
+    """Save a fitted :class:`~gridnet.GridNetClassifier`, or a fitted pipeline of an
+    adapter and one, to ``path`` (a pickle-free ``.npz``); :func:`load` reads it back.
+    ``extra`` (a JSON-able dict) is kept beside it (``return_extra``).
+
+    Examples
+    --------
+    >>> import gridnet, tempfile, os
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from adapters import TextAdapter
+    >>> pipe = make_pipeline(TextAdapter(embedding=None),
+    ...                      gridnet.GridNetClassifier(max_epochs=1, kernel_size=1, random_state=0))
+    >>> pipe = pipe.fit(["a good film", "a bad film"] * 5, [1, 0] * 5)
+    >>> path = os.path.join(tempfile.mkdtemp(), "films.gridnet")
+    >>> gridnet.save(pipe, path)
+    >>> back = gridnet.load(path)                  # the pipeline, adapter included
+    >>> bool((back.predict_proba(["a good film"]) == pipe.predict_proba(["a good film"])).all())
+    True
+    """
+    clf, adapter = _parts(model)
+    extra = dict(extra) if extra is not None else None
+    if adapter is not None:
+        if type(adapter).__name__ not in MODALITIES:
+            raise ValueError(f"cannot save a pipeline with a {type(adapter).__name__}; "
+                             f"gridnet saves the adapters {sorted(MODALITIES)}")
+        extra = {**(extra or {}), "modality": MODALITIES[type(adapter).__name__],
+                 "adapter": adapter.to_state()}
+    persist.write_model(path, _header(clf, extra), clf.network_.get_weights())
+
+
+def load(path, cls, return_extra=False):
+    """What :func:`gridnet.load` returns (see there); ``cls``: the classifier's class."""
+    doc, weights = persist.read_model(path)
+    clf = _classifier(doc, weights, str(path), cls)
+    extra = doc.get("extra")
+    model = clf
+    if isinstance(extra, dict) and "adapter" in extra:
+        import adapters
+        from sklearn.pipeline import make_pipeline
+        try:
+            adapter = adapters.from_state(extra["adapter"])
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            raise ValueError(f"{path}: the model's adapter cannot be read: {exc}") from None
+        model = make_pipeline(adapter, clf)
+    return (model, extra) if return_extra else model
+
+
+def _classifier(doc, weights, name, cls):
+    """The fitted ``cls`` a model file's header ``doc`` and ``weights`` describe."""
+    try:
+        params = dict(doc["params"])
+        if params.get("layers") is not None:
+            params["layers"] = [layer_from_config(c) for c in params["layers"]]
+        clf = cls(**params)
+        net = Network.from_config(doc["network"])
+        net.build(tuple(doc["grid_shape"]), np.random.default_rng(0))
+        net.set_weights(weights)
+        kind = doc["classes_kind"]
+        classes = np.array([_CLASS_KINDS[kind](c) for c in doc["classes"]])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{name} holds an invalid gridnet model ({type(exc).__name__}: {exc})") from None
+    clf.network_ = net
+    clf.classes_ = classes
+    clf.grid_shape_ = tuple(doc["grid_shape"])
+    clf.n_features_in_ = int(doc["n_features_in"])
+    if doc.get("feature_names_in"):
+        clf.feature_names_in_ = np.array(doc["feature_names_in"], dtype=object)
+    clf.history_ = doc.get("history") or []
+    clf.loss_curve_ = [h["loss"] for h in clf.history_]
+    clf.validation_scores_ = [h["val_score"] for h in clf.history_ if h.get("val_score") is not None]
+    clf.n_iter_ = int(doc.get("n_iter", 0))
+    clf.embedding_started_ = int(doc.get("embedding_started", 0))
+    clf.preset_ = doc.get("preset", params.get("preset"))
+    clf.best_loss_ = min(clf.loss_curve_) if clf.loss_curve_ else float("nan")
+    best = doc.get("best_epoch")
+    clf.best_epoch_ = int(best) if isinstance(best, int) and 0 < best <= len(clf.history_) else None
+    clf.best_validation_score_ = (clf.history_[clf.best_epoch_ - 1].get("val_score")
+                                  if clf.best_epoch_ else None)
+    return clf           # (no optimizer state: a warm_start fit starts it afresh)
