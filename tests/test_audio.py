@@ -80,6 +80,15 @@ def test_features_mfcc_and_stft(clips):
     files = [clips["tone.wav"], clips["noise.ogg"]]
     assert AudioAdapter(feature="mfcc", n_mfcc=13, frames=20, **KW).fit_transform(files).shape == (2, 1, 13, 20)
     assert AudioAdapter(feature="stft", frames=20, **KW).fit_transform(files).shape == (2, 1, 257, 20)
+    # the values: librosa's own MFCC and STFT magnitude in dB of the same clip
+    y, _ = librosa.load(clips["chirp.flac"], sr=SR)
+    mfcc = librosa.feature.mfcc(y=y, sr=SR, n_mfcc=13, n_fft=512, hop_length=128, n_mels=40)
+    stft = librosa.amplitude_to_db(np.abs(librosa.stft(y, n_fft=512, hop_length=128)))
+    for feature, ref, extra in (("mfcc", mfcc, {"n_mfcc": 13}), ("stft", stft, {})):
+        a = AudioAdapter(feature=feature, normalize=None, align="start", **KW, **extra)
+        g = a.fit_transform([clips["chirp.flac"]])
+        assert a.n_frames_ == ref.shape[1]
+        np.testing.assert_allclose(g[0, 0], ref, atol=1e-3, err_msg=feature)
 
 
 def test_mono_mix_resampling_and_waveform_inputs(clips):

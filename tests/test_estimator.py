@@ -37,18 +37,25 @@ def small(**kw):
 
 
 # The whole scikit-learn contract, but for the two checks below (each with its reason).
+# Weights as repetitions fails on every machine (repeating a sample changes how many
+# minibatches an epoch has and which samples share one, so a stochastic minibatch
+# learner cannot give the same model both ways; the loss itself is tested to be
+# equivalent below): its failure is asserted, so that a pass would be noticed.
+FAILS_EVERYWHERE = {"check_sample_weight_equivalence_on_dense_data"}
+
+
 def _expected_failures(estimator):
     # scikit-learn >= 1.9 compares decision_function on permuted samples at rtol 1e-7,
-    # finer than float32's resolution (1.2e-7): OpenBLAS's float32 kernels round a
-    # sample's logits differently by its place in the batch (seen: 1.5e-7 apart).
-    # The predicted labels and probabilities agree; the weights are float32 by design.
-    # Weights as repetitions: repeating a sample changes how many minibatches an epoch
-    # has and which samples share one, so a stochastic minibatch learner cannot give
-    # the same model both ways; the loss itself is tested to be equivalent below.
+    # finer than float32's resolution (1.2e-7): OpenBLAS's float32 kernels may round a
+    # sample's logits differently by its place in the batch (seen: 1.5e-7 apart). The
+    # predicted labels and probabilities agree; the weights are float32 by design.
     return {"check_methods_sample_order_invariance":
-            "float32 BLAS rounding depends on a sample's place in the batch (~1e-7)",
-            "check_sample_weight_equivalence_on_dense_data":
-            "minibatch SGD: repeated samples change the batches and the number of steps"}
+            "passes on some machines, fails on others: whether float32 BLAS rounding "
+            "depends on a sample's place in the batch (~1e-7) depends on the BLAS's kernel"}
+
+
+def _name(check):
+    return getattr(getattr(check, "func", check), "__name__", "")
 
 
 @parametrize_with_checks([GridNetClassifier(max_epochs=30, random_state=0, dense_units=32,
@@ -56,7 +63,11 @@ def _expected_failures(estimator):
                                             early_stopping=False)],   # the checks' data are tiny
                          expected_failed_checks=_expected_failures)
 def test_sklearn_contract(estimator, check):
-    check(estimator)
+    if _name(check) in FAILS_EVERYWHERE:
+        with pytest.raises(AssertionError):
+            check(estimator)
+    else:
+        check(estimator)
 
 
 def test_digits_held_out_quarter(digits):
@@ -74,7 +85,15 @@ def test_grid_search_two_hyperparameters(digits):
     search = GridSearchCV(small(max_epochs=3), {"filters": [4, 8], "learning_rate": [1e-3, 1e-2]}, cv=2)
     search.fit(xtr[:400], ytr[:400])
     assert len(search.cv_results_["params"]) == 4
-    assert search.best_params_["filters"] in (4, 8)
+    # the best is the best of the four scores it recorded
+    best = int(np.argmax(search.cv_results_["mean_test_score"]))
+    assert search.best_params_ == search.cv_results_["params"][best]
+    assert search.best_score_ == search.cv_results_["mean_test_score"][best]
+    # the parameters reached the network: the refitted model's first convolution
+    from gridnet.core.stack import leaves
+    first = next(layer for layer in leaves(search.best_estimator_.network_.layers)
+                 if hasattr(layer, "filters"))
+    assert first.filters == search.best_params_["filters"]
     assert search.best_score_ > 0.5
 
 
@@ -176,8 +195,20 @@ def test_class_weight_balanced_helps_the_rare_class():
     plain = small(max_epochs=10).fit(X, y)
     balanced = small(max_epochs=10, class_weight="balanced").fit(X, y)
     assert (balanced.predict(X) == 1).sum() > (plain.predict(X) == 1).sum()
-    w = small(class_weight={1: 5.0}).fit(X, y)
-    assert w.predict(X).shape == (n,)
+    # the weights each class gets, and the loss they make, by hand
+    from gridnet import training
+    classes = np.array([0, 1])
+    np.testing.assert_array_equal(training.make_loss({1: 5.0}, classes, y).class_weight, [1, 5])
+    counts = np.bincount(y)
+    balanced_loss = training.make_loss("balanced", classes, y)
+    np.testing.assert_allclose(balanced_loss.class_weight, n / (2 * counts), rtol=1e-6)
+    logits = rng.standard_normal((6, 2)).astype(np.float32)
+    yy = np.array([0, 1, 1, 0, 1, 0])
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    cw = np.array([1.0, 5.0])[yy]
+    value, grad = training.make_loss({1: 5.0}, classes, y)(logits, yy)
+    assert value == pytest.approx(float((cw * -np.log(p[np.arange(6), yy])).sum() / cw.sum()), rel=1e-5)
+    np.testing.assert_allclose(grad, (p - np.eye(2)[yy]) * (cw / cw.sum())[:, None], atol=1e-6)
     with pytest.raises(ValueError, match="class 7"):
         small(class_weight={7: 2.0}).fit(X, y)
 
@@ -239,8 +270,13 @@ def test_builtin_augmentations():
             ts[i], np.where((np.arange(10) - s >= 0) & (np.arange(10) - s < 10),
                             x[i][..., np.clip(np.arange(10) - s, 0, 9)], 0))]
         assert matches
-    both = Compose([TimeShift(2), FrequencyMask(2), TimeMask(2)])(x.copy(), rng)
-    assert both.shape == x.shape
+    # composed: each step in turn on the one generator, the same as by hand
+    x0 = x.copy()
+    both = Compose([TimeShift(2), FrequencyMask(2), TimeMask(2)])(x.copy(), np.random.default_rng(7))
+    r = np.random.default_rng(7)
+    by_hand = TimeMask(2)(FrequencyMask(2)(TimeShift(2)(x.copy(), r), r), r)
+    np.testing.assert_array_equal(both, by_hand)
+    assert not np.array_equal(both, x) and np.array_equal(x, x0)
 
 
 def test_decision_function_binary_and_multiclass(digits):
@@ -250,8 +286,15 @@ def test_decision_function_binary_and_multiclass(digits):
     d = clf.decision_function(xte[:7])
     assert d.shape == (7,)
     np.testing.assert_array_equal(clf.predict(xte[:7]), clf.classes_[(d > 0).astype(int)])
+    np.testing.assert_allclose(d, np.log(clf.predict_proba(xte[:7])[:, 1] / clf.predict_proba(xte[:7])[:, 0]),
+                               rtol=1e-4, atol=1e-4)
     multi = small(max_epochs=1).fit(xtr, ytr)
-    assert multi.decision_function(xte[:7]).shape == (7, 10)
+    logits = multi.decision_function(xte[:7])
+    assert logits.shape == (7, 10)
+    # the logits: their softmax is predict_proba, their argmax predict
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(e / e.sum(axis=1, keepdims=True), multi.predict_proba(xte[:7]), atol=1e-6)
+    np.testing.assert_array_equal(multi.classes_[logits.argmax(axis=1)], multi.predict(xte[:7]))
 
 
 def test_text_preset_on_onehot_grids():
@@ -366,7 +409,7 @@ def test_save_load_roundtrip_and_bad_files(tmp_path, digits):
     other = tmp_path / "other.npz"
     with zipfile.ZipFile(other, "w") as z:
         z.writestr("readme.txt", "hello")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no gridnet header"):
         gridnet.load(other)
 
 

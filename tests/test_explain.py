@@ -72,11 +72,18 @@ def test_winning_windows_add_up_to_the_margin():
     windows = winning_windows(net, grid, codes, top=100)
     z = net.forward(grid)
     b = net.layers[-1].params["b"]
+    # the features after max over positions, and each one's share of each margin, by hand
+    feats = net.layers[1].forward(net.layers[0].forward(grid)).reshape(5, -1)
+    W = net.layers[-1].params["W"]
     for i, c in enumerate(codes):
         margin = z[i, c] - np.delete(z[i], c).mean()
         bias = b[c] - np.delete(b, c).mean()
-        negative = margin - bias - sum(v for _, _, v in windows[i])
-        assert negative <= 1e-5                 # only positive shares are listed
+        shares = feats[i] * (W[:, c] - np.delete(W, c, axis=1).mean(axis=1))
+        listed = sum(v for _, _, v in windows[i])
+        assert all(v > 0 for _, _, v in windows[i])          # only positive shares are listed
+        # the margin is the bias plus every share: the listed (positive) ones and the rest
+        assert listed == pytest.approx(shares[shares > 0].sum(), abs=1e-5)
+        assert margin == pytest.approx(bias + listed + shares[shares < 0].sum(), abs=1e-5)
         assert all(0 <= s < e <= positions for s, e, _ in windows[i])
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from gradcheck import check_layer
+from gradcheck import check_layer, numeric_grad, rel_error
 from gridnet.core import (Branches, Conv2D, Dense, Dropout, Flatten, GlobalMaxPool,
                             MaxPool2D, ReLU)
 
@@ -347,3 +347,46 @@ def test_maxpool_rejects_full_padding():
     # it used to be taken silently as "valid"
     with pytest.raises(ValueError, match="MaxPool2D padding must be 'valid' or 'same'; got 'full'"):
         MaxPool2D(2, padding="full")
+
+
+@pytest.mark.parametrize("kh,stride,padding", [(1, 1, "valid"), (3, 1, "valid"), (2, 2, "valid")])
+def test_conv_onehot_parameter_gradients_by_finite_differences(kh, stride, padding):
+    """The one-hot kernel's W and b gradients against finite differences (not only
+    against the dense layer)."""
+    rng = np.random.default_rng(4)
+    grid = _OneHot(rng.integers(-1, 7, size=(3, 9)), 7)
+    conv = Conv2D(3, (kh, 7), stride=(stride, 1), padding=padding, activation="relu")
+    conv.build((1, 9, 7), rng, np.float64)
+    conv.params["b"][:] = rng.standard_normal(3) * 0.1
+    assert conv.accepts_onehot()
+    y = conv.forward(grid, training=True)
+    r = rng.standard_normal(y.shape)
+    conv.backward(r)
+
+    def loss():
+        return float(np.sum(conv.forward(grid) * r))
+    for key in ("W", "b"):
+        assert rel_error(conv.grads[key], numeric_grad(loss, conv.params[key])) < 1e-7, key
+
+
+@pytest.mark.parametrize("rate", [0.3, 0.5])
+def test_dropout_backward_by_finite_differences_with_a_fixed_mask(rate):
+    """Dropout in training: the same mask for every evaluation (the generator reseeded),
+    so the loss is a function of x alone and its gradient can be checked."""
+    rng = np.random.default_rng(5)
+    layer = Dropout(rate)
+    layer.build((4, 3), rng, np.float64)
+    x = rng.standard_normal((6, 4, 3))
+    r = rng.standard_normal(x.shape)
+
+    def run(training=True):
+        layer._rng = np.random.default_rng(11)        # the same mask each time
+        return layer.forward(x, training=training)
+    y = run()
+    kept = y != 0
+    assert 0 < kept.mean() < 1
+    np.testing.assert_allclose(y[kept], x[kept] / (1 - rate))     # inverted dropout, by hand
+    dx = layer.backward(r)
+    numeric = numeric_grad(lambda: float(np.sum(run() * r)), x)
+    assert rel_error(dx, numeric) < 1e-8
+    np.testing.assert_array_equal(run(training=False), x)          # identity at inference

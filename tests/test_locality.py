@@ -45,7 +45,7 @@ def test_grids_are_scaled_for_the_probe():
     a = locality_check(G, y, axis="width", random_state=0, n_permutations=2)
     b = locality_check(G * 255.0 + 7.0, y, axis="width", random_state=0, n_permutations=2)
     np.testing.assert_allclose(b.model["shuffled_scores"] + [b.model["score"]],
-                               a.model["shuffled_scores"] + [a.model["score"]], atol=0.02)
+                               a.model["shuffled_scores"] + [a.model["score"]], rtol=0, atol=0)
 
 
 def test_digits_flattened_in_raster_order(digits):
@@ -169,6 +169,37 @@ def test_verdict_rules():
     small = dict(model, gain=0.0)
     assert verdict(stat, small, 0.05, 0.02)[0] == "not local"
     assert verdict(stat, dict(small, score=0.8), 0.05, 0.02)[0] == "inconclusive"
+
+
+def test_verdict_thresholds_on_both_sides():
+    """Each rule the verdict rests on, just inside and just outside its boundary."""
+    from gridnet.locality.report import PROBE_SHORTFALL
+    quiet = {"p_value": 0.5, "n_permutations": 999, "observed": 0.1, "null_mean": 0.1}
+    model = {"p_value": 0.5, "gain": 0.03, "baseline": "logistic regression",
+             "baseline_score": 0.9, "score": 0.89, "shuffled_scores": [0.86, 0.87] * 10}
+    # Bonferroni: each test at alpha / 2 (0.025 of 0.05), the statistic's and the model's
+    for p in (0.025, 0.024):
+        assert verdict(dict(quiet, p_value=p), model, 0.05, 0.02)[0] == "local"
+        assert verdict(quiet, dict(model, p_value=p), 0.05, 0.02)[0] == "local"
+    for p in (0.026, 0.04):
+        assert verdict(dict(quiet, p_value=p), model, 0.05, 0.02)[0] != "local"
+        assert verdict(quiet, dict(model, p_value=p), 0.05, 0.02)[0] != "local"
+    # the gain must reach min_gain, even when the order is significant
+    sig = dict(model, p_value=0.01)
+    assert verdict(quiet, dict(sig, gain=0.02), 0.05, 0.02)[0] == "local"
+    assert verdict(quiet, dict(sig, gain=0.0199), 0.05, 0.02)[0] != "local"
+    # the probe's shortfall below the best order-free model: more than PROBE_SHORTFALL
+    # (0.05) is "inconclusive", at most it a small gain is "not local"
+    small = dict(model, gain=0.0)
+    assert PROBE_SHORTFALL == 0.05
+    for short, expected in ((0.0499, "not local"), (0.0501, "inconclusive"), (0.06, "inconclusive")):
+        got = verdict(quiet, dict(small, score=0.9 - short), 0.05, 0.02)[0]
+        assert got == expected, (short, got)
+    # without labels: the statistic alone at alpha, when the permutations can reach it
+    assert verdict(dict(quiet, p_value=0.05), None, 0.05, 0.02)[0] == "local"
+    assert verdict(dict(quiet, p_value=0.051), None, 0.05, 0.02)[0] == "not local"
+    assert verdict(dict(quiet, p_value=0.05, n_permutations=18), None, 0.05, 0.02)[0] == "inconclusive"
+    assert verdict(dict(quiet, p_value=0.05, n_permutations=19), None, 0.05, 0.02)[0] == "local"
 
 
 def test_a_given_column_order_is_measured():

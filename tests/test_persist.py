@@ -102,3 +102,48 @@ def test_large_extra_values_go_to_the_arrays_and_come_back_checked(tmp_path):
     _rewrite(path, flip)
     with pytest.raises(ValueError, match="do not match their recorded checksum"):
         persist.read_model(path)
+
+
+def _header_of(path):
+    with np.load(path, allow_pickle=False) as data:
+        return json.loads(str(data["__gridnet__"][()]))
+
+
+def _set_header(arrays, doc):
+    arrays["__gridnet__"] = np.array(json.dumps(doc))
+
+
+def test_version_2_refuses_a_changed_weight_and_a_changed_header_field(tmp_path):
+    path = tmp_path / "m.gridnet"
+    persist.write_model(path, {"params": {"dropout": 0.5}}, {"0.W": np.ones((2, 2), np.float32)})
+    assert persist.read_model(path)[0]["params"] == {"dropout": 0.5}      # untouched: reads
+
+    def weight(arrays):
+        arrays["w/0.W"] = arrays["w/0.W"] + np.float32(1e-3)
+    def field(arrays):
+        doc = json.loads(str(arrays["__gridnet__"][()]))
+        doc["params"]["dropout"] = 0.0
+        _set_header(arrays, doc)
+    def checksum_of_other_content(arrays):     # a well-formed sha256 of something else
+        doc = json.loads(str(arrays["__gridnet__"][()]))
+        doc["sha256"] = "0" * 64
+        _set_header(arrays, doc)
+    for change in (weight, field, checksum_of_other_content):
+        persist.write_model(path, {"params": {"dropout": 0.5}}, {"0.W": np.ones((2, 2), np.float32)})
+        _rewrite(path, change)
+        with pytest.raises(ValueError, match="do not match their recorded checksum"):
+            persist.read_model(path)
+
+
+def test_version_1_refuses_a_changed_weight(tmp_path):
+    path = tmp_path / "digits.gridnet"
+    path.write_bytes((DATA / "digits.gridnet").read_bytes())
+    assert _header_of(path)["version"] == 1
+    persist.read_model(path)                                              # untouched: reads
+    name = next(k for k in np.load(path).files if k.startswith("w/"))
+
+    def weight(arrays):
+        arrays[name] = arrays[name] * np.float32(1.001)
+    _rewrite(path, weight)
+    with pytest.raises(ValueError, match="weights do not match their recorded checksum"):
+        persist.read_model(path)

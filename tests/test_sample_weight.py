@@ -153,3 +153,20 @@ def test_bad_weights_are_named(data, weights, message):
     with pytest.raises(ValueError, match=message):
         small().fit(X, y, sample_weight=w)
     np.testing.assert_array_equal(w, before)     # not modified in place
+
+
+@pytest.mark.parametrize("class_weight", [None, np.array([1.0, 3.0, 0.5])])
+def test_the_weighted_loss_gradient_by_finite_differences(class_weight):
+    from gradcheck import numeric_grad, rel_error
+    rng = np.random.default_rng(6)
+    logits = rng.standard_normal((5, 3))
+    y = np.array([0, 2, 1, 2, 0])
+    w = np.array([1.0, 0.0, 2.5, 1.0, 0.3])
+    loss = SoftmaxCrossEntropy(class_weight=class_weight)
+    value, grad = loss(logits, y, sample_weight=w)
+    numeric = numeric_grad(lambda: loss(logits, y, sample_weight=w)[0], logits)
+    assert rel_error(grad, numeric) < 1e-8
+    # and the value by hand: the weighted mean of the negative log-likelihoods
+    ww = w * (1.0 if class_weight is None else class_weight[y])
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    assert value == pytest.approx(float((ww * -np.log(p[np.arange(5), y])).sum() / ww.sum()))

@@ -88,7 +88,10 @@ def test_svd_vectors_put_words_of_alike_contexts_close():
     np.testing.assert_array_equal(g[0, 0, 1], v["cat"])
     assert (g[1] == 0).all()                       # only unknown words: zero rows
     extra = TextAdapter(vectors="svd", dim=4, corpus=["zebra eats and sleeps"], random_state=0).fit(corpus)
-    assert "zebra" not in extra.vocabulary_ or extra.vectors_.shape[1] == 4
+    # the corpus shapes the vectors (its co-occurrences count) but adds no word
+    assert extra.vocabulary_ == t.vocabulary_ and "zebra" not in extra.vocabulary_
+    assert extra.vectors_.shape == t.vectors_.shape == (len(t.vocabulary_), 4)
+    assert not np.allclose(extra.vectors_, t.vectors_)
 
 
 def test_pretrained_vectors_file(tmp_path):
