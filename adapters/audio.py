@@ -195,8 +195,7 @@ def _learn_frames(lengths, names, ratio):
     return int(np.ceil(np.quantile([n for n, _ in ok], _FRAMES_QUANTILE)))
 
 
-# about 160 lines, 25 of them __init__ and its parameter checks; the per-clip work lives
-# in the functions above (they run in joblib workers)
+# the per-clip work lives in the functions above (they run in joblib workers)
 class AudioAdapter(StateMixin, TransformerMixin, BaseEstimator):
     """Audio clips -> spectrogram grids, float32 ``(n, 1, height, frames)``.
 

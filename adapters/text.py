@@ -35,8 +35,7 @@ def _stable_hash(token, n):
     return murmurhash3_32(token, seed=0, positive=True) % n
 
 
-# about 165 lines, 22 of them __init__ storing its parameters; the word vectors live in
-# word_vectors.py, the grid it returns in onehot.py
+# the word vectors live in word_vectors.py, the grid it returns in onehot.py
 class TextAdapter(StateMixin, TransformerMixin, BaseEstimator):
     """Sentences -> grids ``(n, 1, positions, width)``: one row per token position,
     the row holding the token's vector.
@@ -58,11 +57,9 @@ class TextAdapter(StateMixin, TransformerMixin, BaseEstimator):
         ``corpus``: PPMI of co-occurrence within ``window`` tokens, truncated SVD.
         A path: pretrained vectors from a word2vec/GloVe text file (``encoding``).
     lowercase : bool, default False
-        Fold case before tokenising. Off by default: on TREC-6's questions (the one
-        cased data set here), holding out a tenth of the training questions, keeping
-        case scored 0.8612 against 0.8546 lowercased (seeds 0-4; higher in 4 of 5), as
-        Kim (2014) kept TREC's case; SST-2 and MPQA come lowercased, so it changes
-        nothing there. ``True`` merges "Who" and "who" (fewer, denser words).
+        Fold case before tokenising. Off by default: case tells a question's kind
+        (TREC-6's "Who" and "who"; measured in docs/benchmarks.md), and pretrained
+        vectors are looked up case-folded anyway. ``True`` merges "Who" and "who".
     token_pattern : str, default ``TOKEN_PATTERN`` (words and single punctuation marks)
     tokenizer : callable str -> list of str, optional (replaces token_pattern)
     min_count : int, default 1 ; max_vocab : int, default 10000

@@ -29,21 +29,9 @@ PRESETS = {
 }
 
 #: Training defaults of each preset, for ``augment="auto"``, ``n_iter_no_change=None``
-#: and ``ema_momentum="auto"``.
-#: Audio: SpecAugment-style masks and shifts (the tuned FSDD example's), measured on
-#: FSDD's dev split (takes 5-9, fitting on takes 10-49, seed 0): 0.9667 without, 0.9700
-#: with the masks. The moving average of the weights and the patience, on the same dev
-#: split, seeds 0-9 (the patience read off runs of patience 14, of which each shorter
-#: one is a prefix): no average, patience 10: 0.9763 (31.0 epochs); average with
-#: momentum 0.99, seeds 0-4: 0.9820 (39.0) against 0.9753 without; momentum 0.995,
-#: patience 5: 0.9817 (29.3 epochs), 7: 0.9833 (33.2), 10: 0.9840 (41.1).
-#: Image (also a table's one-row strips): the average, momentum 0.99. Digits 8x8 (a
-#: quarter of the training part held out, random_state=1), seeds 0-9: no average
-#: 0.9837 (23.4 epochs), 0.99 0.9861 (39.3), 0.995 0.9858, 0.999 0.9858; adult through
-#: TabularAdapter (a stratified tenth of train.csv held out, random_state=0), seeds
-#: 0-4: no average 0.8606 (13.6 epochs), 0.99 0.8605 (10.6 epochs).
-#: Text: no average (SST-2's dev split, seeds 0 and 1: 0.7947 without, 0.7913 with
-#: 0.99). Elsewhere: no augmentation, no average, and 5 epochs.
+#: and ``ema_momentum="auto"``: each chosen on dev data (the figures are in
+#: docs/benchmarks.md, "Settings chosen on dev data"). Elsewhere: no augmentation, no
+#: average, and 5 epochs.
 TRAINING = {"audio": {"augment": "spec_augment", "n_iter_no_change": 7, "ema_momentum": 0.995},
             "image": {"ema_momentum": 0.99}}
 DEFAULT_PATIENCE = 5
@@ -58,8 +46,8 @@ def training_defaults(preset):
 
 
 #: Entry standard deviation of the starting word vectors a one-hot grid carries, once
-#: scaled (a random column starts at sqrt(2 / width), about 0.015 for 9,000 words).
-#: 0.05 was the first value tried on TREC-6 and was kept; not tuned further.
+#: scaled (a random column starts at sqrt(2 / width), about 0.015 for 9,000 words); the
+#: first value tried, kept (docs/benchmarks.md).
 EMBED_START_STD = 0.05
 
 _NAMES = ("conv_blocks", "filters", "kernel_size", "pool_size", "pool_stride", "dense_units",

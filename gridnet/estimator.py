@@ -146,8 +146,8 @@ def encode_labels(y, n, classes=None):
     return classes, np.searchsorted(classes, y).astype(np.intp)
 
 
-# about 170 lines, 27 of them __init__ storing its parameters (scikit-learn's convention);
-# validation, presets and the loop's parts live in functions beside it and in training.py
+# validation, presets and the loop's parts live in functions beside it and in training.py;
+# the model file in model_file.py
 class GridNetClassifier(ClassifierMixin, BaseEstimator):
     """A convolutional network classifier for grids ``(n, c, h, w)``.
 
