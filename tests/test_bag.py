@@ -3,28 +3,10 @@ differences, and beside a sentence CNN in Branches."""
 import numpy as np
 import pytest
 from gradcheck import numeric_grad, rel_error
+from test_layers import _OneHot
 
 from gridnet.core import Branches, Conv2D, Dense, Embedding, Flatten, GlobalMaxPool, Network, NgramBag
 from gridnet.core.bag import _A, _B, ngram_ids
-
-
-class _OneHot:
-    __onehot_grid__ = True
-
-    def __init__(self, indices, width):
-        self.indices = np.asarray(indices)
-        self.width = width
-        self.shape = (self.indices.shape[0], 1, self.indices.shape[1], width)
-
-    def __getitem__(self, rows):
-        return _OneHot(self.indices[rows], self.width)
-
-    def toarray(self):
-        n, _, h, w = self.shape
-        out = np.zeros((n, 1, h, w))
-        for i, t in zip(*np.nonzero(self.indices >= 0)):
-            out[i, 0, t, self.indices[i, t]] = 1.0
-        return out
 
 
 def test_ngram_ids_by_hand():

@@ -3,29 +3,10 @@ the one-hot path against the dense product, shared unknown vector, fixed vectors
 import numpy as np
 import pytest
 from gradcheck import check_layer, numeric_grad, rel_error
+from test_layers import _OneHot
 
 from gridnet.core import Adam, Embedding, Network, Dense, Flatten, layer_from_config
 from gridnet.core.stack import layer_config
-
-
-class _OneHot:
-    """Minimal one-hot grid (the protocol of gridnet.core.layers.is_onehot)."""
-    __onehot_grid__ = True
-
-    def __init__(self, indices, width):
-        self.indices = np.asarray(indices)
-        self.width = width
-        self.shape = (self.indices.shape[0], 1, self.indices.shape[1], width)
-
-    def __getitem__(self, rows):
-        return _OneHot(self.indices[rows], self.width)
-
-    def toarray(self):
-        n, _, h, w = self.shape
-        out = np.zeros((n, 1, h, w))
-        for i, t in zip(*np.nonzero(self.indices >= 0)):
-            out[i, 0, t, self.indices[i, t]] = 1.0
-        return out
 
 
 def _built(trained, fixed_dim, w=7, h=5, seed=0):
