@@ -1,0 +1,91 @@
+"""Mutation testing of the modules whose rules a user trusts: how many of mutmut's
+mutants of each does its own test file kill?
+
+    python benchmarks/mutation.py [--only persist,state] [--list]
+
+Run by hand (``pip install mutmut``; a few minutes a module). Each module is mutated in
+a fresh copy of the checkout's committed tree (``git archive HEAD``), with only the tests
+that guard it, so that a mutant caught elsewhere by chance does not count. Prints
+killed / survived / timed out (and the rest) per module, and with ``--list`` the
+surviving mutants by name (``mutmut show NAME`` in the copy prints one's diff).
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: module -> the tests that guard it
+TARGETS = {
+    "persist": ("gridnet/persist.py", ["tests/test_persist.py"]),
+    "state": ("adapters/state.py", ["tests/test_persist.py", "tests/test_text.py",
+                                    "tests/test_tabular.py"]),
+    "locality-report": ("gridnet/locality/report.py", ["tests/test_locality.py"]),
+    "cli-data": ("gridnet/cli/data.py", ["tests/test_cli.py", "tests/test_cli_checks.py"]),
+}
+
+
+def _copy(tmp):
+    """The committed tree, unpacked in ``tmp``."""
+    archive = subprocess.run(["git", "archive", "HEAD"], cwd=ROOT, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive.stdout, check=True)
+
+
+def run(module, tests, timeout):
+    """mutmut on ``module`` with ``tests``: {status: [mutant names]}."""
+    with tempfile.TemporaryDirectory() as tmp:
+        _copy(tmp)
+        with open(Path(tmp) / "pyproject.toml", "a") as fh:
+            fh.write("\n[tool.mutmut]\n"
+                     f'source_paths = ["{module}"]\n'
+                     'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]\n'
+                     f"pytest_add_cli_args_test_selection = {tests!r}\n"
+                     'also_copy = ["adapters", "gridnet", "tests", "examples"]\n'.replace("'", '"'))
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+        subprocess.run([sys.executable, "-m", "mutmut", "run"], cwd=tmp, env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout)
+        out = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"],
+                             cwd=tmp, env=env, capture_output=True, text=True).stdout
+    found = collections.defaultdict(list)
+    for line in out.splitlines():
+        if ": " in line:
+            mutant, status = line.strip().rsplit(": ", 1)
+            found[status].append(mutant)
+    return found
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--only", default=",".join(TARGETS))
+    p.add_argument("--list", action="store_true", help="list the surviving mutants")
+    p.add_argument("--timeout", type=int, default=3600, help="seconds a module may take")
+    args = p.parse_args(argv)
+    print("| module | mutants | killed | survived | timed out | other | killed share |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    survivors = {}
+    for key in args.only.split(","):
+        module, tests = TARGETS[key]
+        found = run(module, tests, args.timeout)
+        total = sum(len(v) for v in found.values())
+        killed, survived, slow = (len(found.get(s, [])) for s in ("killed", "survived", "timeout"))
+        other = ", ".join(f"{len(v)} {s}" for s, v in sorted(found.items())
+                          if s not in ("killed", "survived", "timeout")) or "0"
+        share = f"{killed / total:.1%}" if total else "-"
+        print(f"| {module} | {total} | {killed} | {survived} | {slow} | {other} | {share} |",
+              flush=True)
+        survivors[module] = found.get("survived", [])
+    if args.list:
+        for module, names in survivors.items():
+            print(f"\nsurvivors in {module}:")
+            for name in names:
+                print(f"  {name}")
+
+
+if __name__ == "__main__":
+    main()
