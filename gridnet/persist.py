@@ -116,8 +116,8 @@ def write_model(path, header, weights):
         header["extra"] = _pack(header["extra"], stored, "extra")
     weights = {**weights, **{f"x/{k}": a for k, a in stored.items()}}
     doc = {"format": FORMAT, "version": VERSION, **header}
-    doc["sha256"] = _sealed(doc, weights)
-    try:
+    try:                   # (the seal serialises the header first: its error counts too)
+        doc["sha256"] = _sealed(doc, weights)
         text = json.dumps(doc)
     except TypeError as exc:
         raise ValueError(f"cannot save this classifier without pickle: {exc}") from None

@@ -2,6 +2,7 @@
 7dcec2e: tests/data/format1, made by its CLI and GridNetClassifier.save) still load and
 predict what they predicted then."""
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -147,3 +148,114 @@ def test_version_1_refuses_a_changed_weight(tmp_path):
     _rewrite(path, weight)
     with pytest.raises(ValueError, match="weights do not match their recorded checksum"):
         persist.read_model(path)
+
+
+def test_every_refusal_names_the_file_and_the_problem(tmp_path):
+    good = tmp_path / "m.gridnet"
+    persist.write_model(good, {"a": 1}, {"0.W": np.ones(2, np.float32)})
+    name = str(tmp_path / "missing.gridnet")
+    with pytest.raises(FileNotFoundError, match=f"^no such model file: {re.escape(name)}$"):
+        persist.read_model(name)
+    with pytest.raises(ValueError, match=f"^{re.escape(str(tmp_path))} is a folder, not a gridnet model file$"):
+        persist.read_model(tmp_path)
+    (tmp_path / "t.txt").write_text("hello")
+    with pytest.raises(ValueError, match=r"t\.txt is not a readable gridnet model file: not a \.npz "
+                       r"archive \(a model is one written by 'gridnet fit' or "
+                       r"GridNetClassifier\.save; this file is of another kind, or truncated\)$"):
+        persist.read_model(tmp_path / "t.txt")
+    np.savez(tmp_path / "plain.npz", x=np.ones(2))
+    with pytest.raises(ValueError, match=r"plain\.npz is not a readable gridnet model file "
+                       r"\(ValueError: it has no gridnet header\)$"):
+        persist.read_model(tmp_path / "plain.npz")
+    # a pickled object in the archive is refused, never unpickled
+    np.savez(tmp_path / "pickled.npz", __gridnet__=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match=r"pickled\.npz is not a readable gridnet model file "
+                       r"\(ValueError: .*allow_pickle"):
+        persist.read_model(tmp_path / "pickled.npz")
+    for doc, message in (([1, 2], "is not a gridnet classifier file$"),
+                         ({"format": "other"}, "is not a gridnet classifier file$"),
+                         ({"format": persist.FORMAT, "version": 9},
+                          "has format version 9; this gridnet reads versions 1, 2$")):
+        np.savez(tmp_path / "h.npz", __gridnet__=np.array(json.dumps(doc)))
+        with pytest.raises(ValueError, match=r"h\.npz " + message):
+            persist.read_model(tmp_path / "h.npz")
+
+
+def test_the_seal_does_not_depend_on_the_header_s_key_order(tmp_path):
+    path = tmp_path / "m.gridnet"
+    persist.write_model(path, {"b": 1, "a": {"y": 2, "x": 3}}, {"0.W": np.ones(2, np.float32)})
+
+    def reorder(arrays):       # the same header, its keys written in another order
+        doc = json.loads(str(arrays["__gridnet__"][()]))
+        flipped = {k: (dict(reversed(list(v.items()))) if isinstance(v, dict) else v)
+                   for k, v in reversed(list(doc.items()))}
+        assert json.dumps(flipped) != json.dumps(doc)
+        _set_header(arrays, flipped)
+    _rewrite(path, reorder)
+    assert persist.read_model(path)[0]["a"] == {"x": 3, "y": 2}
+
+
+def test_a_model_is_written_beside_its_destination_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    import os
+    moves = []
+    real = os.replace
+
+    def spy(src, dst):
+        moves.append((src, dst))
+        real(src, dst)
+    monkeypatch.setattr(os, "replace", spy)
+    path = tmp_path / "m.gridnet"
+    persist.write_model(path, {}, {"0.W": np.ones(2, np.float32)})
+    (src, dst), = moves
+    assert os.path.dirname(src) == str(tmp_path) and os.path.basename(src).startswith(".gridnet-")
+    assert src.endswith(".tmp") and dst == str(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.gridnet"]
+    with pytest.raises(ValueError, match="cannot save this classifier without pickle: .*not JSON serializable"):
+        persist.write_model(path, {"bad": object()}, {})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.gridnet"]
+
+
+def test_what_is_stored_and_what_stays_in_the_header(tmp_path):
+    L = persist.LARGE
+    extra = {"at_limit": ["w"] * L, "over": ["w"] * (L + 1), "with_newline": ["a\nb"] * (L + 1),
+             "empty_strings": [""] * (L + 1), "nested": [{"deep": ["v"] * (L + 1)}],
+             "objects": {"__array__": [1] * (L + 1), "dtype": "object"},
+             "numbers": {"__array__": list(range(L)), "dtype": "int64"}}
+    path = tmp_path / "m.gridnet"
+    persist.write_model(path, {"extra": extra}, {})
+    header = _header_of(path)["extra"]
+    assert header["at_limit"] == ["w"] * L and header["numbers"]["__array__"] == list(range(L))
+    assert header["with_newline"] == ["a\nb"] * (L + 1)          # cannot be joined: kept
+    assert header["objects"]["dtype"] == "object"
+    assert header["over"] == {"__stored__": "extra/over", "kind": "strings", "count": L + 1}
+    assert header["nested"][0]["deep"]["__stored__"] == "extra/nested/0/deep"
+    doc, _ = persist.read_model(path)
+    assert doc["extra"]["over"] == ["w"] * (L + 1) and doc["extra"]["empty_strings"] == [""] * (L + 1)
+    assert doc["extra"]["nested"] == [{"deep": ["v"] * (L + 1)}]
+    big = {"__array__": list(range(L + 1)), "dtype": "int64"}
+    persist.write_model(path, {"extra": {"t": big}}, {})
+    assert _header_of(path)["extra"]["t"] == {"__stored__": "extra/t", "kind": "array"}
+
+
+def test_a_stored_value_that_is_missing_or_miscounted_is_refused(tmp_path):
+    path = tmp_path / "m.gridnet"
+    words = ["w"] * (persist.LARGE + 1)
+
+    def drop(arrays):
+        del arrays["w/x/extra/words"]
+        doc = json.loads(str(arrays["__gridnet__"][()]))
+        doc["sha256"] = persist._sealed(doc, {k[2:]: v for k, v in arrays.items() if k.startswith("w/")})
+        _set_header(arrays, doc)
+
+    def miscount(arrays):
+        doc = json.loads(str(arrays["__gridnet__"][()]))
+        doc["extra"]["words"]["count"] = 3
+        doc["sha256"] = persist._sealed(doc, {k[2:]: v for k, v in arrays.items() if k.startswith("w/")})
+        _set_header(arrays, doc)
+    for change, message in ((drop, "names a stored value 'extra/words' that the archive lacks"),
+                            (miscount, f"'extra/words' holds {len(words)} strings; the header says 3")):
+        persist.write_model(path, {"extra": {"words": words}}, {})
+        _rewrite(path, change)
+        with pytest.raises(ValueError, match=r"m\.gridnet is not a readable gridnet model file \(.*"
+                           + re.escape(message)):
+            persist.read_model(path)
