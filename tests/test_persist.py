@@ -259,3 +259,50 @@ def test_a_stored_value_that_is_missing_or_miscounted_is_refused(tmp_path):
         with pytest.raises(ValueError, match=r"m\.gridnet is not a readable gridnet model file \(.*"
                            + re.escape(message)):
             persist.read_model(path)
+
+
+def test_check_writable_names_each_problem(tmp_path):
+    import os
+    with pytest.raises(ValueError, match=f"^{re.escape(str(tmp_path))} is a folder; give the model a file name$"):
+        persist.check_writable(tmp_path)
+    missing = tmp_path / "no" / "m.gridnet"
+    with pytest.raises(ValueError, match=f"^{re.escape(str(missing))}: no such folder "
+                       f"{re.escape(str(tmp_path / 'no'))}$"):
+        persist.check_writable(missing)
+    if os.geteuid() != 0:         # root may write anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(ValueError, match=r"m\.gridnet: not writable$"):
+            persist.check_writable(locked / "m.gridnet")
+    ro = tmp_path / "ro.gridnet"
+    ro.write_bytes(b"")
+    ro.chmod(0o400)
+    if os.geteuid() != 0:
+        with pytest.raises(ValueError, match=r"ro\.gridnet: not writable$"):
+            persist.check_writable(ro)
+    persist.check_writable(tmp_path / "fine.gridnet")         # a new file in a folder: fine
+
+
+def test_a_failed_write_leaves_the_old_model_and_no_temporary_file(tmp_path, monkeypatch):
+    path = tmp_path / "m.gridnet"
+    persist.write_model(path, {"v": 1}, {})
+    before = path.read_bytes()
+
+    def broken(*a, **k):
+        raise OSError("disk full")
+    monkeypatch.setattr(np, "savez", broken)
+    with pytest.raises(OSError, match="disk full"):
+        persist.write_model(path, {"v": 2}, {})
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["m.gridnet"]
+
+
+def test_the_checksum_message_says_what_it_means(tmp_path):
+    path = tmp_path / "m.gridnet"
+    persist.write_model(path, {"v": 1}, {"0.W": np.ones(2, np.float32)})
+
+    def weight(arrays):
+        arrays["w/0.W"] = arrays["w/0.W"] * 2
+    _rewrite(path, weight)
+    with pytest.raises(ValueError, match=r"m\.gridnet: the header and weights do not match their "
+                       r"recorded checksum \(file altered or corrupt\)$"):
+        persist.read_model(path)
