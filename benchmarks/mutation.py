@@ -24,8 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: module -> the tests that guard it
 TARGETS = {
     "persist": ("gridnet/persist.py", ["tests/test_persist.py"]),
-    "state": ("adapters/state.py", ["tests/test_persist.py", "tests/test_text.py",
-                                    "tests/test_tabular.py"]),
+    "state": ("adapters/state.py", ["tests/test_state.py"]),
     "locality-report": ("gridnet/locality/report.py", ["tests/test_locality.py"]),
     "cli-data": ("gridnet/cli/data.py", ["tests/test_cli.py", "tests/test_cli_checks.py"]),
 }
