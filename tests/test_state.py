@@ -66,3 +66,13 @@ def test_a_bad_state_is_refused_with_what_is_wrong(change, message):
     state = TextAdapter(positions=4, embedding=None).fit(SENTS).to_state()
     with pytest.raises(ValueError, match=message):
         TextAdapter.from_state(change(state))
+
+
+def test_object_arrays_encode_their_items_and_private_attributes_are_not_written():
+    v = np.array([np.int64(3), np.array([1, 2], np.int8), "s"], dtype=object)
+    assert encode_value(v) == {"__array__": [3, {"__array__": [1, 2], "dtype": "int8"}, "s"],
+                               "dtype": "object"}
+    json.dumps(encode_value(v))                      # plain JSON all the way down
+    t = TextAdapter(positions=4, embedding=None).fit(SENTS)
+    t._scratch_ = np.ones(3)                         # private, though it ends in "_"
+    assert "_scratch_" not in t.to_state()["fitted"]
