@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 
 import numpy as np
@@ -123,7 +123,10 @@ def write_model(path, header, weights):
         raise ValueError(f"cannot save this classifier without pickle: {exc}") from None
     arrays = {f"w/{name}": a for name, a in weights.items()}
     name = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(prefix=".gridnet-", suffix=".tmp", dir=os.path.dirname(os.path.abspath(name)))
+    # a new name beside the destination, made as open() makes a file (the umask applies;
+    # tempfile.mkstemp would make it 0600, and the rename would keep that)
+    tmp = os.path.join(os.path.dirname(os.path.abspath(name)), f".gridnet-{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:   # np.savez would append ".npz" to a name without it
             np.savez(fh, __gridnet__=np.array(text), **arrays)
