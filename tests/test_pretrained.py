@@ -9,7 +9,6 @@ import warnings
 import numpy as np
 import pytest
 
-import adapters
 import gridnet
 from adapters import TextAdapter
 from adapters.word_vectors import missing_pretrained, pretrained_vectors

@@ -136,7 +136,6 @@ class Embedding(Layer):
         if lookup is None:
             raise RuntimeError("backward called without a training forward pass")
         self._lookup = None
-        W = self.params["W"]
         g = grad[..., 0].transpose(0, 2, 1)                  # (n, h, D)
         if isinstance(lookup[0], str):         # ("dense", x)
             x = lookup[1][:, 0]                               # (n, h, w)
