@@ -25,10 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {
     "persist": ("gridnet/persist.py", ["tests/test_persist.py"]),
     "state": ("adapters/state.py", ["tests/test_state.py"]),
-    # its fast tests only: the others train the probe, which a mutant run cannot afford
-    "locality-report": ("gridnet/locality/report.py", [
-        "tests/test_locality.py", "-k", "verdict or thresholds or statistic_alone or "
-        "plot_without or inconclusive_not_not_local or class_missing"]),
+    "locality-report": ("gridnet/locality/report.py", ["tests/test_locality.py"]),
     "cli-data": ("gridnet/cli/data.py", ["tests/test_cli.py", "tests/test_cli_checks.py"]),
 }
 
