@@ -311,11 +311,13 @@ def test_the_checksum_message_says_what_it_means(tmp_path):
 def test_a_model_file_gets_the_mode_a_new_file_would(tmp_path):
     import os
     import stat
-    old = os.umask(0o027)
-    try:
-        persist.write_model(tmp_path / "m.gridnet", {}, {})
-        (tmp_path / "plain").write_bytes(b"")
-    finally:
-        os.umask(old)
-    mode = stat.S_IMODE(os.stat(tmp_path / "m.gridnet").st_mode)
-    assert mode == stat.S_IMODE(os.stat(tmp_path / "plain").st_mode) == 0o640
+    for umask, expected in ((0o027, 0o640), (0o000, 0o666)):
+        old = os.umask(umask)
+        try:
+            persist.write_model(tmp_path / "m.gridnet", {}, {})
+            (tmp_path / "plain").unlink(missing_ok=True)
+            (tmp_path / "plain").write_bytes(b"")
+        finally:
+            os.umask(old)
+        mode = stat.S_IMODE(os.stat(tmp_path / "m.gridnet").st_mode)
+        assert mode == stat.S_IMODE(os.stat(tmp_path / "plain").st_mode) == expected
