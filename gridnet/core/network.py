@@ -73,20 +73,22 @@ class Branches(Layer):
         self.out_shape = (int(sum(s[0] for s in shapes)),) + shapes[0][1:]
         self.steps = [stack.plan(branch) for branch in self.branches]
         self._collect()
+        # the sublayers' buffers, once: they are made in build and only ever filled in place
+        self.buffers = {f"{b}.{i}.{key}": value for b, branch in enumerate(self.branches)
+                        for i, layer in enumerate(branch)
+                        for key, value in getattr(layer, "buffers", {}).items()}
         return self.out_shape
 
     def _collect(self):
-        """Expose the sublayers' arrays as ``params``/``grads``/``buffers`` with prefixed
-        keys."""
-        self.params, self.grads, self.buffers = {}, {}, {}
+        """Expose the sublayers' arrays as ``params``/``grads`` with prefixed keys (after
+        every backward pass: the gradients are new arrays)."""
+        self.params, self.grads = {}, {}
         for b, branch in enumerate(self.branches):
             for i, layer in enumerate(branch):
                 for key, value in layer.params.items():
                     self.params[f"{b}.{i}.{key}"] = value
                 for key, value in layer.grads.items():
                     self.grads[f"{b}.{i}.{key}"] = value
-                for key, value in getattr(layer, "buffers", {}).items():
-                    self.buffers[f"{b}.{i}.{key}"] = value
 
     def forward(self, x, training=False):
         check_input(self, x, self.in_shape)
