@@ -11,7 +11,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from .onehot import OneHotGrid
-from .word_vectors import PRETRAINED, missing_pretrained, ppmi_svd_vectors, pretrained_vectors, read_vectors
+from .word_vectors import (PRETRAINED, missing_pretrained, ppmi_svd_vectors, pretrained_rows,
+                           pretrained_vectors, read_vectors)
 from .state import StateMixin
 
 __all__ = ["TextAdapter", "OneHotGrid", "TOKEN_PATTERN", "read_vectors"]
@@ -245,7 +246,7 @@ class TextAdapter(StateMixin, TransformerMixin, BaseEstimator):
         """The pretrained table ``(width, d)`` over the training ``words`` (columns
         1..) and the pretrained words past them; sets ``pretrained_words_``."""
         known, vectors = pretrained_vectors(source)
-        row = {w: i for i, w in enumerate(known)}
+        row = pretrained_rows(source)
         folded = {w.lower() for w in words}
         fits = (re.compile(self.token_pattern).fullmatch if self.tokenizer is None
                 else (lambda w: True))             # a word the tokens can never be: no column
