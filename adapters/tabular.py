@@ -23,6 +23,11 @@ class TableError(ValueError):
         super().__init__(self.reason + (f" (row {row})" if row is not None else ""))
 
 
+def _cell(value):
+    """A cell as a message shows it: ``'abc'``, ``1e+300`` (not ``np.float64(1e+300)``)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def similarity_order(Z):
     """Column order placing correlated columns next to each other.
 
@@ -178,6 +183,11 @@ class TabularAdapter(StateMixin, TransformerMixin, BaseEstimator):
             raise TableError(name, "has no values")
         if np.isinf(x).any():
             raise TableError(name, "has an infinite value", int(np.nonzero(np.isinf(x))[0][0]))
+        big = np.abs(x) > np.finfo(np.float32).max       # its mean and spread would overflow
+        if big.any():
+            bad = int(np.nonzero(big)[0][0])
+            raise TableError(name, f"holds {_cell(values[bad])}, which is too large for a float32 grid",
+                             bad)
         med = float(np.median(x[~miss]))
         x = np.where(miss, med, x)
         return {"name": name, "median": med, "mean": float(x.mean()),
@@ -228,11 +238,18 @@ class TabularAdapter(StateMixin, TransformerMixin, BaseEstimator):
             parsed = _as_numbers(values)
             if parsed is None:
                 bad = next(i for i, v in enumerate(values) if not _is_missing(v) and not _number(v))
-                raise TableError(s["name"], f"holds {values[bad]!r}, which is not a number "
+                raise TableError(s["name"], f"holds {_cell(values[bad])}, which is not a number "
                                  "(the column was numeric in fit)", bad)
             x, miss = parsed
             x = np.where(miss, s["median"], x)
-            blocks.append(((x - s["mean"]) / s["std"])[:, None])
+            z = (x - s["mean"]) / s["std"]
+            big = ~(np.abs(z) <= np.finfo(np.float32).max)      # inf, or past float32 once scaled
+            if big.any():
+                bad = int(np.nonzero(big)[0][0])
+                raise TableError(s["name"], f"holds {_cell(values[bad])}, which is "
+                                 + ("infinite" if np.isinf(x[bad]) else
+                                    "too large for a float32 grid"), bad)
+            blocks.append(z[:, None])
         return np.hstack(blocks)
 
     def transform(self, X):

@@ -67,7 +67,7 @@ def fsdd_bands():
 def adult():
     from adapters import TabularAdapter
     from gridnet.cli.data import read_table
-    header, columns = read_table(str(DATA / "adult" / "train.csv"))
+    header, columns, _ = read_table(str(DATA / "adult" / "train.csv"))
     j = header.index("income")
     y = np.array([v.strip() for v in columns[j]])
     data = {h: c for i, (h, c) in enumerate(zip(header, columns)) if i != j}

@@ -21,7 +21,7 @@ def _inputs(kind):
     given = EXPECTED[kind]["inputs"]
     if kind == "table":
         from gridnet.cli.data import read_table
-        header, columns = read_table(DATA / given)
+        header, columns, _ = read_table(DATA / given)
         return {h: c for h, c in zip(header, columns) if h != "label"}
     if kind == "audio":
         return [str(DATA / p) for p in given]

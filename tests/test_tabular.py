@@ -75,6 +75,20 @@ def test_bad_input():
     X[3, 1] = np.inf
     with pytest.raises(ValueError, match="column 'x1' has an infinite value \\(row 3\\)"):
         TabularAdapter().fit(X)
+    X[3, 1] = 1e300                  # finite, but no float32 grid holds it
+    with pytest.raises(ValueError, match="column 'x1' holds 1e\\+300, which is too large for a "
+                       "float32 grid \\(row 3\\)"):
+        TabularAdapter().fit(X)
+    fitted = TabularAdapter().fit(np.arange(15.0).reshape(5, 3))
+    for value, why in ((np.inf, "infinite"), (-np.inf, "infinite"),
+                       (1e300, "too large for a float32 grid")):
+        Y = np.zeros((4, 3))
+        Y[2, 0] = value
+        with pytest.raises(ValueError, match=f"column 'x0' holds .*, which is {why} \\(row 2\\)"):
+            fitted.transform(Y)
+    Y = np.zeros((4, 3))
+    Y[2, 0] = 1e30                   # large but a float32 once scaled: encoded, not refused
+    assert np.isfinite(fitted.transform(Y)).all()
     with pytest.raises(ValueError, match="2-D table"):
         TabularAdapter().fit(np.zeros(5))
     with pytest.raises(ValueError, match="layout must be"):

@@ -55,7 +55,7 @@ def locality(args):
     from adapters import TabularAdapter
 
     from ..locality import locality_check
-    header, columns = read_table(args.data, encoding=args.encoding)
+    header, columns, line_of = read_table(args.data, encoding=args.encoding)
     y = None
     notes = []
     if args.target is not None:
@@ -65,17 +65,18 @@ def locality(args):
         j = header.index(args.target)
         target = columns[j]
         header, columns = header[:j] + header[j + 1:], columns[:j] + columns[j + 1:]
-        keep, note = missing_labels(target)
+        keep, note = missing_labels(target, line_of)
         if note:
             notes.append(note)
             target = [target[i] for i in keep]
             columns = [[c[i] for i in keep] for c in columns]
+            line_of = [line_of[i] for i in keep]
         y = np.array(target)
     if len(header) < 2:
         raise CLIError(f"{args.data}: {len(header)} feature column(s); the locality check needs at least 2")
     # the columns as given: the check tests their order
     encoder = TabularAdapter()
-    X = to_grids(encoder, dict(zip(header, columns)), fit=True, source=args.data)
+    X = to_grids(encoder, dict(zip(header, columns)), fit=True, source=args.data, line_of=line_of)
     X = X[:, 0, 0, :].astype(np.float64)
     if X.shape[1] < 3:
         raise CLIError(f"{args.data}: {X.shape[1]} encoded columns; the locality check needs at least 3")
@@ -127,9 +128,9 @@ def fit(args):
         check_writable(args.output)          # before the work, not after it
     except ValueError as exc:
         raise CLIError(f"-o {exc}") from None
-    data, y = load_data(args, args.modality, args.data)
+    data, y, line_of = load_data(args, args.modality, args.data)
     adapter = make_adapter(args, args.modality)
-    grids = to_grids(adapter, data, fit=True, source=args.data)
+    grids = to_grids(adapter, data, fit=True, source=args.data, line_of=line_of)
     clf = GridNetClassifier(random_state=args.seed, verbose=not args.quiet and _progress(),
                             **given(max_epochs=args.epochs, batch_size=args.batch_size,
                                     learning_rate=args.learning_rate,
@@ -206,11 +207,12 @@ def predict(args):
     inputs = collect_inputs(args, modality, read_lines)
     if not inputs:
         raise CLIError("nothing to predict: give inputs as arguments, with --file, or - for stdin")
+    line_of = None
     if modality == "table":
         if len(inputs) != 1:
             raise CLIError("a table model predicts the rows of one CSV file")
-        header, columns = read_table(inputs[0], encoding=args.encoding)
-        data, names = dict(zip(header, columns)), [f"line {i + 2}" for i in range(len(columns[0]))]
+        header, columns, line_of = read_table(inputs[0], encoding=args.encoding)
+        data, names = dict(zip(header, columns)), [f"line {at}" for at in line_of]
     elif modality == "text" and text_table(inputs):
         data, names = text_rows(inputs[0], extra, args.encoding)
     else:
@@ -218,7 +220,7 @@ def predict(args):
         if args.windows:
             return _timelines(args, clf, adapter, inputs)
         data, names = inputs, inputs
-    proba = clf.predict_proba(to_grids(adapter, data, source=inputs[0]))
+    proba = clf.predict_proba(to_grids(adapter, data, source=inputs[0], line_of=line_of))
     best = proba.argmax(axis=1)
     for name, k, p in zip(names, best, proba[np.arange(len(best)), best]):
         print(f"{clf.classes_[k]}\t{p:.3f}\t{name}")
@@ -231,7 +233,7 @@ def evaluate(args):
     modality = extra["modality"]
     args.label_column = args.label_column or extra.get("label_column") or "label"
     args.text_column = args.text_column or extra.get("text_column") or "text"
-    data, y = load_data(args, modality, args.data)
+    data, y, line_of = load_data(args, modality, args.data)
     # labels are compared whole, as text: a label the model does not know is reported
     labels = [str(c) for c in clf.classes_]
     y = np.array([str(v) for v in y], dtype=object)
@@ -250,13 +252,15 @@ def evaluate(args):
         y = y[keep]
         data = ({k: [v[i] for i in keep] for k, v in data.items()} if isinstance(data, dict)
                 else [data[i] for i in keep])
+        line_of = None if line_of is None else [line_of[i] for i in keep]
     if args.plot:
         try:
             from ..plotting import pyplot
             pyplot()
         except ImportError as exc:
             raise CLIError(str(exc)) from None
-    codes = clf.predict_proba(to_grids(adapter, data, source=args.data)).argmax(axis=1)
+    codes = clf.predict_proba(to_grids(adapter, data, source=args.data,
+                                       line_of=line_of)).argmax(axis=1)
     pred = np.array(labels, dtype=object)[codes]
     print(f"accuracy: {np.mean(pred == y):.4f} ({len(y)} samples)")
     print(classification_report(y, pred, labels=labels, zero_division=0))

@@ -32,7 +32,9 @@ def lines(numbers, most=10):
 
 
 def read_table(path, *, delimiter=None, encoding="utf-8"):
-    """CSV/TSV with a header -> (column names, list of columns of stripped strings)."""
+    """CSV/TSV with a header -> (column names, list of columns of stripped strings, the
+    file line each row starts on). Blank lines are skipped and a quoted cell may span
+    lines, so a row's line is counted by the reader, not from its index."""
     name = os.fspath(path)
     if os.path.isdir(name):
         raise CLIError(f"{name} is a folder; text and table data come as one CSV (or TSV) "
@@ -41,9 +43,16 @@ def read_table(path, *, delimiter=None, encoding="utf-8"):
         raise CLIError(f"{name}: no such file")
     if delimiter is None:
         delimiter = "\t" if name.endswith((".tsv", ".tab")) else ","
+    rows, starts = [], []
     try:
         with open(name, newline="", encoding=encoding, errors="strict") as fh:
-            rows = list(csv.reader(fh, delimiter=delimiter))
+            reader = csv.reader(fh, delimiter=delimiter)
+            start = 1
+            for row in reader:
+                if any(cell.strip() for cell in row):
+                    rows.append(row)
+                    starts.append(start)
+                start = reader.line_num + 1
     except UnicodeDecodeError as exc:
         raise CLIError(f"{name}: not readable as {encoding} ({exc.reason} at byte {exc.start}); "
                        "pass --encoding") from None
@@ -51,20 +60,19 @@ def read_table(path, *, delimiter=None, encoding="utf-8"):
         raise CLIError(f"unknown --encoding {encoding!r}") from None
     except csv.Error as exc:
         raise CLIError(f"{name}: not a readable CSV file ({exc})") from None
-    rows = [r for r in rows if any(cell.strip() for cell in r)]
     if len(rows) < 2:
         raise CLIError(f"{name}: needs a header row and at least one data row")
     header = [h.strip() for h in rows[0]]
     seen = set()
     for h in header:
         if h in seen:
-            raise CLIError(f"{name}, line 1: the column name {h!r} appears more than once")
+            raise CLIError(f"{name}, line {starts[0]}: the column name {h!r} appears more than once")
         seen.add(h)
-    for i, r in enumerate(rows[1:], start=2):
+    for r, at in zip(rows[1:], starts[1:]):
         if len(r) != len(header):
-            raise CLIError(f"{name}, line {i}: {len(r)} fields; the header has {len(header)}")
+            raise CLIError(f"{name}, line {at}: {len(r)} fields; the header has {len(header)}")
     columns = [[r[j].strip() for r in rows[1:]] for j in range(len(header))]
-    return header, columns
+    return header, columns, starts[1:]
 
 
 def folder_dataset(path, extensions, kind):
@@ -89,8 +97,9 @@ def folder_dataset(path, extensions, kind):
 
 
 def csv_dataset(args, path, need_text):
-    """-> (texts, labels, None) or (feature header, labels, feature columns)."""
-    header, columns = read_table(path, encoding=args.encoding)
+    """-> (texts, labels, None, lines) or (feature header, labels, feature columns, lines),
+    ``lines`` the file line of each row kept."""
+    header, columns, line_of = read_table(path, encoding=args.encoding)
     label = args.label_column
     if label not in header:
         raise CLIError(f"{path}: no label column {label!r}; the columns are {', '.join(header)} "
@@ -99,8 +108,7 @@ def csv_dataset(args, path, need_text):
         raise CLIError(f"{path}: no text column {args.text_column!r}; the columns are "
                        f"{', '.join(header)} (set --text-column)")
     y = columns[header.index(label)]
-    line_of = list(range(2, len(y) + 2))          # the file's line of each row kept
-    keep, note = missing_labels(y)
+    keep, note = missing_labels(y, line_of)
     if note:
         print(f"note: {path}: {note}")
         y = [y[i] for i in keep]
@@ -118,11 +126,12 @@ def csv_dataset(args, path, need_text):
             gone = set(empty)
             texts = [t for i, t in enumerate(texts) if i not in gone]
             y = [v for i, v in enumerate(y) if i not in gone]
+            line_of = [at for i, at in enumerate(line_of) if i not in gone]
             if not y:
                 raise CLIError(f"{path}: no row has a text")
-        return texts, y, None
+        return texts, y, None, line_of
     keep = [i for i, h in enumerate(header) if h != label]
-    return [header[i] for i in keep], y, [columns[i] for i in keep]
+    return [header[i] for i in keep], y, [columns[i] for i in keep], line_of
 
 
 TABLE_EXT = (".csv", ".tsv", ".tab")
@@ -154,41 +163,42 @@ def text_rows(path, extra, encoding):
     """A text model's sentences from the text column of a CSV/TSV file (the column the
     model was trained on, else "text") -> (sentences, names "line N")."""
     column = extra.get("text_column") or "text"
-    header, columns = read_table(path, encoding=encoding)
+    header, columns, line_of = read_table(path, encoding=encoding)
     if column not in header:
         raise CLIError(f"{path}: no text column {column!r} (the column this model was trained "
                        f"on); the columns are {', '.join(header)}")
     texts = columns[header.index(column)]
     empty = [i for i, t in enumerate(texts) if not t]
     if empty:
-        raise CLIError(f"{path}: {lines(i + 2 for i in empty)}: the text column {column!r} is "
-                       "empty; there is no sentence to classify")
-    return texts, [f"line {i + 2}" for i in range(len(texts))]
+        raise CLIError(f"{path}: {lines(line_of[i] for i in empty)}: the text column "
+                       f"{column!r} is empty; there is no sentence to classify")
+    return texts, [f"line {at}" for at in line_of]
 
 
-def missing_labels(y):
-    """Labels (strings of a CSV file, line 2 onwards) -> (indices of the rows that have
-    one, a note naming the lines of those that do not, or None)."""
+def missing_labels(y, line_of):
+    """Labels (strings of a CSV file's rows, which start on the file lines ``line_of``)
+    -> (indices of the rows that have one, a note naming the lines of those that do not,
+    or None)."""
     miss = [i for i, v in enumerate(y) if v.strip().lower() in MISSING_LABELS]
     if not miss:
         return list(range(len(y))), None
     gone = set(miss)
     note = (f"{len(miss)} row{'s' if len(miss) > 1 else ''} with a missing label (empty, NA, "
-            f"N/A, ?, null or None) dropped ({lines(i + 2 for i in miss)})")
+            f"N/A, ?, null or None) dropped ({lines(line_of[i] for i in miss)})")
     return [i for i in range(len(y)) if i not in gone], note
 
 
 def load_data(args, modality, path):
-    """-> (raw inputs the adapter takes, labels)."""
-    if modality == "audio":
-        return folder_dataset(path, AUDIO_EXT, "audio")
-    if modality == "image":
-        return folder_dataset(path, IMAGE_EXT, "image")
+    """-> (raw inputs the adapter takes, labels, the file line of each row of a CSV file
+    or None for a folder)."""
+    if modality in ("audio", "image"):
+        files, y = folder_dataset(path, AUDIO_EXT if modality == "audio" else IMAGE_EXT, modality)
+        return files, y, None
     if modality == "text":
-        texts, y, _ = csv_dataset(args, path, need_text=True)
-        return texts, y
-    header, y, columns = csv_dataset(args, path, need_text=False)
-    return dict(zip(header, columns)), y
+        texts, y, _, line_of = csv_dataset(args, path, need_text=True)
+        return texts, y, line_of
+    header, y, columns, line_of = csv_dataset(args, path, need_text=False)
+    return dict(zip(header, columns)), y, line_of
 
 
 def given(**options):
@@ -263,15 +273,16 @@ def text_start(args):
     return {}
 
 
-def to_grids(adapter, data, fit=False, source=None):
+def to_grids(adapter, data, fit=False, source=None, line_of=None):
     """Raw inputs -> grids through ``adapter``; an adapter's error becomes one line (a
-    table's cell is named by its file line)."""
+    table's cell is named by its file line, ``line_of[row]``)."""
     from adapters import AudioError
     from adapters.tabular import TableError
     try:
         return adapter.fit_transform(data) if fit else adapter.transform(data)
     except TableError as exc:
-        where = f", {lines([exc.row + 2])}" if exc.row is not None else ""
+        where = (f", {lines([line_of[exc.row]])}" if exc.row is not None and line_of is not None
+                 else f", row {exc.row + 1} of the data" if exc.row is not None else "")
         raise CLIError(f"{source or 'the table'}{where}: {exc.reason}") from None
     except (AudioError, ValueError, TypeError, ImportError) as exc:
         raise CLIError(str(exc).splitlines()[0]) from None

@@ -69,18 +69,19 @@ def explain(args):
     if os.path.exists(args.output) and not os.path.isdir(args.output):
         raise CLIError(f"-o {args.output}: exists and is not a folder")
     os.makedirs(args.output, exist_ok=True)
+    line_of = None
     if modality == "table":
         if len(inputs) != 1:
             raise CLIError("a table model explains the rows of one CSV file")
-        header, columns = read_table(inputs[0], encoding=args.encoding)
+        header, columns, line_of = read_table(inputs[0], encoding=args.encoding)
         data = dict(zip(header, columns))
-        names = [f"line {i + 2}" for i in range(len(columns[0]))]
+        names = [f"line {at}" for at in line_of]
     elif modality == "text" and text_table(inputs):
         data, names = text_rows(inputs[0], extra, args.encoding)
     else:
         check_inputs(modality, inputs)
         data, names = inputs, inputs
-    grids = to_grids(adapter, data, source=inputs[0])
+    grids = to_grids(adapter, data, source=inputs[0], line_of=line_of)
     proba = clf.predict_proba(grids)
     codes = (proba.argmax(axis=1) if target is None
              else np.full(len(proba), list(clf.classes_).index(target)))
