@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {
     "persist": ("gridnet/persist.py", ["tests/test_persist.py"]),
     "state": ("adapters/state.py", ["tests/test_state.py"]),
-    "locality-report": ("gridnet/locality/report.py", ["tests/test_locality.py"]),
-    "cli-data": ("gridnet/cli/data.py", ["tests/test_cli.py", "tests/test_cli_checks.py"]),
+    "locality-report": ("gridnet/locality/report.py", ["tests/test_locality_report.py"]),
+    "cli-data": ("gridnet/cli/data.py", ["tests/test_cli_data.py"]),
 }
 
 

@@ -9,7 +9,7 @@ from sklearn.datasets import load_breast_cancer, load_digits
 
 from gridnet import GridNetClassifier, LocalityReport, locality_check
 from gridnet.core import Conv2D, Flatten, GlobalMaxPool
-from gridnet.locality.report import PROBE_SHORTFALL, verdict
+from gridnet.locality.report import PROBE_SHORTFALL
 from gridnet.locality.statistic import statistic as _statistic
 
 
@@ -154,52 +154,6 @@ def test_a_class_missing_from_a_training_fold_is_no_error():
         warnings.filterwarnings("error", message=".*do not sum to one")
         r = locality_check(X, y, random_state=0, n_permutations=2)
     assert np.isfinite(r.model["log_loss"]) and 0 <= r.model["score"] <= 1
-
-
-def test_verdict_rules():
-    stat = {"p_value": 0.001, "n_permutations": 999, "observed": 0.5, "null_mean": 0.1}
-    model = {"p_value": 0.5, "gain": 0.03, "baseline": "logistic regression",
-             "baseline_score": 0.9, "score": 0.88, "shuffled_scores": [0.85] * 19}
-    assert verdict(stat, model, 0.05, 0.02)[0] == "local"
-    # an order chosen to make neighbours alike: the statistic does not count
-    v, why, _ = verdict(stat, model, 0.05, 0.02, chosen_order=True)
-    assert v != "local" and "does not count" in why
-    assert verdict(stat, dict(model, p_value=0.05), 0.05, 0.02, chosen_order=True)[0] == "local"
-    # a gain too small: "not local" when the probe learned the data, else inconclusive
-    small = dict(model, gain=0.0)
-    assert verdict(stat, small, 0.05, 0.02)[0] == "not local"
-    assert verdict(stat, dict(small, score=0.8), 0.05, 0.02)[0] == "inconclusive"
-
-
-def test_verdict_thresholds_on_both_sides():
-    """Each rule the verdict rests on, just inside and just outside its boundary."""
-    from gridnet.locality.report import PROBE_SHORTFALL
-    quiet = {"p_value": 0.5, "n_permutations": 999, "observed": 0.1, "null_mean": 0.1}
-    model = {"p_value": 0.5, "gain": 0.03, "baseline": "logistic regression",
-             "baseline_score": 0.9, "score": 0.89, "shuffled_scores": [0.86, 0.87] * 10}
-    # Bonferroni: each test at alpha / 2 (0.025 of 0.05), the statistic's and the model's
-    for p in (0.025, 0.024):
-        assert verdict(dict(quiet, p_value=p), model, 0.05, 0.02)[0] == "local"
-        assert verdict(quiet, dict(model, p_value=p), 0.05, 0.02)[0] == "local"
-    for p in (0.026, 0.04):
-        assert verdict(dict(quiet, p_value=p), model, 0.05, 0.02)[0] != "local"
-        assert verdict(quiet, dict(model, p_value=p), 0.05, 0.02)[0] != "local"
-    # the gain must reach min_gain, even when the order is significant
-    sig = dict(model, p_value=0.01)
-    assert verdict(quiet, dict(sig, gain=0.02), 0.05, 0.02)[0] == "local"
-    assert verdict(quiet, dict(sig, gain=0.0199), 0.05, 0.02)[0] != "local"
-    # the probe's shortfall below the best order-free model: more than PROBE_SHORTFALL
-    # (0.05) is "inconclusive", at most it a small gain is "not local"
-    small = dict(model, gain=0.0)
-    assert PROBE_SHORTFALL == 0.05
-    for short, expected in ((0.0499, "not local"), (0.0501, "inconclusive"), (0.06, "inconclusive")):
-        got = verdict(quiet, dict(small, score=0.9 - short), 0.05, 0.02)[0]
-        assert got == expected, (short, got)
-    # without labels: the statistic alone at alpha, when the permutations can reach it
-    assert verdict(dict(quiet, p_value=0.05), None, 0.05, 0.02)[0] == "local"
-    assert verdict(dict(quiet, p_value=0.051), None, 0.05, 0.02)[0] == "not local"
-    assert verdict(dict(quiet, p_value=0.05, n_permutations=18), None, 0.05, 0.02)[0] == "inconclusive"
-    assert verdict(dict(quiet, p_value=0.05, n_permutations=19), None, 0.05, 0.02)[0] == "local"
 
 
 def test_a_given_column_order_is_measured():

@@ -54,7 +54,7 @@ class LocalityReport:
                 f"{m['n_permutations']} permutations)",
                 f"  gain from the order {m['gain']:+.4f}, p = {m['p_value']:.4f}",
             ]
-            lines += [f"  order-free, {name}: {' ' * max(0, 20 - len(name))}{score:.4f}"
+            lines += [f"  order-free, {name}: {' ' * max(0, 21 - len(name))}{score:.4f}"
                       + ("  (best)" if name == m["baseline"] else "")
                       for name, score in m.get("baselines", {m["baseline"]: m["baseline_score"]}).items()]
         lines += ["", self.explanation, "", "Recommendation: " + self.recommendation,
@@ -171,7 +171,7 @@ def verdict(stat, model, alpha, min_gain, chosen_order=False):
                 "estimator= and check again.")
     if gain < min_gain:
         return ("not local",
-                f"The columns {given} gain the probe CNN only {gain:+.3f} in accuracy over "
+                f"The columns {given} gain the probe CNN only {gain:+.4f} in accuracy over "
                 f"shuffled orders (less than {min_gain}; {evidence}): the data is about as "
                 "useful to it with its columns swapped. " + worth,
                 _use(best, base, cnn, False, chosen_order))

@@ -1,0 +1,251 @@
+"""The rule that turns the locality check's two tests into a verdict, and the report a
+user reads: every branch with its exact words, each threshold on both sides. Numbers
+are given by hand, so no probe is trained here."""
+import json
+
+import numpy as np
+import pytest
+
+from gridnet.locality.report import PROBE_SHORTFALL, LocalityReport, verdict
+
+QUIET = {"p_value": 0.5, "n_permutations": 999, "observed": 0.1, "null_mean": 0.1}
+MODEL = {"p_value": 0.5, "gain": 0.03, "baseline": "logistic regression",
+         "baseline_score": 0.9, "score": 0.89, "shuffled_scores": [0.86, 0.87] * 10}
+SCALE = ("For scale: the probe CNN scores 0.890 on the columns as given; the best model that "
+         "ignores column order, logistic regression, scores 0.900.")
+REORDER = (" Reordering the columns by similarity may make one: check again with them "
+           "reordered (gridnet locality --reorder; in Python, "
+           "order=adapters.similarity_order(X)).")
+
+
+def test_verdict_rules():
+    stat = {"p_value": 0.001, "n_permutations": 999, "observed": 0.5, "null_mean": 0.1}
+    model = {"p_value": 0.5, "gain": 0.03, "baseline": "logistic regression",
+             "baseline_score": 0.9, "score": 0.88, "shuffled_scores": [0.85] * 19}
+    assert verdict(stat, model, 0.05, 0.02)[0] == "local"
+    # an order chosen to make neighbours alike: the statistic does not count
+    v, why, _ = verdict(stat, model, 0.05, 0.02, chosen_order=True)
+    assert v != "local" and "does not count" in why
+    assert verdict(stat, dict(model, p_value=0.05), 0.05, 0.02, chosen_order=True)[0] == "local"
+    # a gain too small: "not local" when the probe learned the data, else inconclusive
+    small = dict(model, gain=0.0)
+    assert verdict(stat, small, 0.05, 0.02)[0] == "not local"
+    assert verdict(stat, dict(small, score=0.8), 0.05, 0.02)[0] == "inconclusive"
+
+
+def test_verdict_thresholds_on_both_sides():
+    """Each rule the verdict rests on, just inside and just outside its boundary."""
+    from gridnet.locality.report import PROBE_SHORTFALL
+    quiet = {"p_value": 0.5, "n_permutations": 999, "observed": 0.1, "null_mean": 0.1}
+    model = {"p_value": 0.5, "gain": 0.03, "baseline": "logistic regression",
+             "baseline_score": 0.9, "score": 0.89, "shuffled_scores": [0.86, 0.87] * 10}
+    # Bonferroni: each test at alpha / 2 (0.025 of 0.05), the statistic's and the model's
+    for p in (0.025, 0.024):
+        assert verdict(dict(quiet, p_value=p), model, 0.05, 0.02)[0] == "local"
+        assert verdict(quiet, dict(model, p_value=p), 0.05, 0.02)[0] == "local"
+    for p in (0.026, 0.04):
+        assert verdict(dict(quiet, p_value=p), model, 0.05, 0.02)[0] != "local"
+        assert verdict(quiet, dict(model, p_value=p), 0.05, 0.02)[0] != "local"
+    # the gain must reach min_gain, even when the order is significant
+    sig = dict(model, p_value=0.01)
+    assert verdict(quiet, dict(sig, gain=0.02), 0.05, 0.02)[0] == "local"
+    assert verdict(quiet, dict(sig, gain=0.0199), 0.05, 0.02)[0] != "local"
+    # the probe's shortfall below the best order-free model: more than PROBE_SHORTFALL
+    # (0.05) is "inconclusive", at most it a small gain is "not local"
+    small = dict(model, gain=0.0)
+    assert PROBE_SHORTFALL == 0.05
+    for short, expected in ((0.0499, "not local"), (0.0501, "inconclusive"), (0.06, "inconclusive")):
+        got = verdict(quiet, dict(small, score=0.9 - short), 0.05, 0.02)[0]
+        assert got == expected, (short, got)
+    # without labels: the statistic alone at alpha, when the permutations can reach it
+    assert verdict(dict(quiet, p_value=0.05), None, 0.05, 0.02)[0] == "local"
+    assert verdict(dict(quiet, p_value=0.051), None, 0.05, 0.02)[0] == "not local"
+    assert verdict(dict(quiet, p_value=0.05, n_permutations=18), None, 0.05, 0.02)[0] == "inconclusive"
+    assert verdict(dict(quiet, p_value=0.05, n_permutations=19), None, 0.05, 0.02)[0] == "local"
+
+
+def test_without_labels_every_branch_in_words():
+    assert verdict(dict(QUIET, n_permutations=9), None, 0.05, 0.02) == (
+        "inconclusive", "Too few permutations to reach the significance level.",
+        "Run more permutations (n_permutations).")
+    assert verdict(dict(QUIET, p_value=0.01, observed=0.4), None, 0.05, 0.02) == (
+        "local", "Neighbouring columns are more alike (+0.400) than columns in random orders "
+        "(+0.100; p = 0.01): the layout has the local structure convolutions exploit.",
+        "A CNN may help; run the model-based test (pass y) to see whether the structure "
+        "matters for your labels.")
+    assert verdict(dict(QUIET, observed=-0.2), None, 0.05, 0.02) == (
+        "not local", "Neighbouring columns are no more alike (-0.200) than in random orders "
+        "(+0.100; p = 0.5).",
+        "A CNN is unlikely to help with this layout; use a model that ignores column order, "
+        "or reorder the columns by similarity and check again.")
+    # a smaller alpha needs more permutations: 1 / (1 + 99) = 0.01
+    assert verdict(dict(QUIET, p_value=0.01, n_permutations=98), None, 0.01, 0.02)[0] == "inconclusive"
+    assert verdict(dict(QUIET, p_value=0.01, n_permutations=99), None, 0.01, 0.02)[0] == "local"
+
+
+def test_local_in_words_and_the_advice_by_the_probe_against_the_order_free_model():
+    v, why, advice = verdict(QUIET, dict(MODEL, p_value=0.01), 0.05, 0.02)
+    assert v == "local"
+    assert why == ("The small CNN scores +0.030 better with the columns as given than with "
+                   "them shuffled, and the order is significant (statistic p = 0.5, "
+                   "model-based p = 0.01): neighbouring columns carry information together. "
+                   + SCALE)
+    assert advice == ("Use a CNN: keep the columns in this order (the probe CNN scores 0.890, "
+                      "the best order-free model, logistic regression, 0.900).")
+    # the probe may trail the order-free model by 0.01 and still be the advice
+    for score, cnn in ((0.89, True), (0.8901, True), (0.8899, False), (0.85, False)):
+        advice = verdict(QUIET, dict(MODEL, p_value=0.01, score=score), 0.05, 0.02)[2]
+        assert advice.startswith("Use a CNN") is cnn, (score, advice)
+    advice = verdict(QUIET, dict(MODEL, p_value=0.01, score=0.85), 0.05, 0.02)[2]
+    assert advice == ("The order helps a CNN, but logistic regression, which ignores it, "
+                      "scores higher (0.900 against the probe's 0.850): use logistic "
+                      "regression, or train a full-sized CNN on this order and compare it "
+                      "with that figure.")
+
+
+def test_a_chosen_order_counts_the_model_test_alone_at_alpha():
+    chosen = ("(model-based p = 0.04; the statistic does not count for an order chosen to put "
+              "alike columns together)")
+    v, why, advice = verdict(dict(QUIET, p_value=0.0), dict(MODEL, p_value=0.04), 0.05, 0.02,
+                             chosen_order=True)
+    assert v == "local"
+    assert why == ("The small CNN scores +0.030 better with the columns in the chosen order "
+                   f"than with them shuffled, and the order is significant {chosen}: "
+                   "neighbouring columns carry information together. For scale: the probe CNN "
+                   "scores 0.890 on the columns in the chosen order; the best model that "
+                   "ignores column order, logistic regression, scores 0.900.")
+    assert verdict(QUIET, dict(MODEL, p_value=0.05), 0.05, 0.02, chosen_order=True)[0] == "local"
+    assert verdict(QUIET, dict(MODEL, p_value=0.051), 0.05, 0.02, chosen_order=True)[0] != "local"
+    v, why, advice = verdict(QUIET, dict(MODEL, gain=0.01), 0.05, 0.02, chosen_order=True)
+    assert v == "not local"
+    assert advice == ("Use logistic regression (0.900), or another model that ignores column "
+                      "order; a CNN has no layout to exploit here.")      # no "reorder" again
+
+
+def test_the_probe_that_has_not_learned_the_data_in_words():
+    v, why, advice = verdict(QUIET, dict(MODEL, gain=0.0, score=0.8), 0.05, 0.02)
+    assert v == "inconclusive"
+    assert why == ("The probe CNN scores 0.800 with the columns as given, far below logistic "
+                   "regression (0.900, which ignores column order): it has not learned this "
+                   "data well enough for its comparison of column orders (gain +0.000; "
+                   "statistic p = 0.5, model-based p = 0.5) to say what a CNN could do with "
+                   "them.")
+    assert advice == ("Use logistic regression (0.900); to judge the layout, pass a stronger "
+                      "CNN as estimator= and check again.")
+    # a significant gain is "local" however far the probe trails
+    assert verdict(QUIET, dict(MODEL, p_value=0.01, score=0.5), 0.05, 0.02)[0] == "local"
+    # the shortfall is measured against the baseline's score, not a fixed figure
+    assert verdict(QUIET, dict(MODEL, gain=0.0, score=0.8, baseline_score=0.84),
+                   0.05, 0.02)[0] == "not local"
+
+
+def test_a_small_gain_is_not_local_in_words():
+    v, why, advice = verdict(QUIET, dict(MODEL, gain=0.0199), 0.05, 0.02)
+    assert v == "not local"
+    assert why == ("The columns as given gain the probe CNN only +0.0199 in accuracy over "
+                   "shuffled orders (less than 0.02; statistic p = 0.5, model-based p = 0.5): "
+                   "the data is about as useful to it with its columns swapped. " + SCALE)
+    assert advice == ("Use logistic regression (0.900), or another model that ignores column "
+                      "order; a CNN has no layout to exploit here." + REORDER)
+
+
+def test_a_gain_that_is_not_significant_by_how_close_the_tests_come():
+    close = ("The small CNN does +0.030 better with the columns as given, but the order is not "
+             "significant (statistic p = {}, model-based p = {}). " + SCALE)
+    wide = dict(MODEL, shuffled_scores=[0.8, 0.84])          # spread 0.02: 2x is 0.04 > gain
+    for stat_p, model_p in ((0.05, 0.5), (0.5, 0.05)):
+        assert verdict(dict(QUIET, p_value=stat_p), dict(wide, p_value=model_p), 0.05, 0.02) == (
+            "inconclusive", close.format(stat_p, model_p),
+            "Use more samples or more permutations before deciding.")
+    for stat_p, model_p in ((0.051, 0.5), (0.5, 0.051)):
+        v, why, advice = verdict(dict(QUIET, p_value=stat_p), dict(wide, p_value=model_p),
+                                 0.05, 0.02)
+        assert v == "not local"
+        assert why == (f"Neither test finds the order significant (statistic p = {stat_p}, "
+                       f"model-based p = {model_p}); the probe's gain of +0.030 is within the "
+                       "spread of shuffled orders (+/- 0.020). " + SCALE)
+        assert advice == ("Use logistic regression (0.900), or another model that ignores "
+                          "column order; a CNN has no layout to exploit here." + REORDER)
+    # the gain against twice the spread of the shuffled scores (std 0.0125 here)
+    spread = [0.85, 0.875]
+    assert np.std(spread) == pytest.approx(0.0125)
+    assert verdict(QUIET, dict(MODEL, gain=0.0251, shuffled_scores=spread), 0.05, 0.02)[0] == "inconclusive"
+    assert verdict(QUIET, dict(MODEL, gain=0.0249, shuffled_scores=spread), 0.05, 0.02)[0] == "not local"
+    # identical shuffled scores give no spread to compare with
+    assert verdict(QUIET, dict(MODEL, shuffled_scores=[0.86] * 5), 0.05, 0.02)[0] == "not local"
+
+
+def report(model=None, **kw):
+    stat = dict(QUIET, observed=0.25, null_mean=0.05, null_std=0.02, effect_size=10.0,
+                p_value=0.001, n_permutations=999, null=[0.05, 0.06])
+    return LocalityReport(verdict="local", explanation="Why.", recommendation="Do this.",
+                          axis="columns", shape=(120, 6), alpha=0.05, statistic=stat,
+                          model=model, seconds=3.25, **kw)
+
+
+def test_report_text_without_labels():
+    assert str(report()) == "\n".join([
+        "Locality check on data of shape (120, 6) (axis: columns)",
+        "Verdict: LOCAL",
+        "",
+        "Model-free statistic (mean correlation of neighbouring columns):",
+        "  given order +0.250; random orders +0.050 +/- 0.020 (999 permutations)",
+        "  effect size +10.0 standard deviations, p = 0.0010",
+        "",
+        "Why.",
+        "",
+        "Recommendation: Do this.",
+        "(3.2 s)"])
+
+
+MODEL_PART = dict(cv=5, scoring="accuracy", n_repeats=2, n_samples=120, score=0.91234,
+                  shuffled_mean=0.8, shuffled_scores=[0.75, 0.85], n_permutations=2,
+                  gain=0.11234, p_value=0.3333, baseline="gradient boosting",
+                  baseline_score=0.95, baselines={"logistic regression": 0.9,
+                                                  "gradient boosting": 0.95})
+
+
+def test_report_text_with_the_model_test_and_every_order_free_model():
+    lines = str(report(MODEL_PART)).splitlines()
+    assert lines[6:14] == [
+        "",
+        "Model-based test (5-fold cross-validated accuracy x 2, 120 samples):",
+        "  probe CNN, columns as given:       0.9123",
+        "  probe CNN, columns shuffled:       0.8000 (min 0.7500, max 0.8500, 2 permutations)",
+        "  gain from the order +0.1123, p = 0.3333",
+        "  order-free, logistic regression:   0.9000",
+        "  order-free, gradient boosting:     0.9500  (best)",
+        ""]
+    assert lines[-3:] == ["", "Recommendation: Do this.", "(3.2 s)"]
+    ordered = str(report(MODEL_PART, settings={"order": [1, 0]})).splitlines()
+    assert ordered[8] == "  probe CNN, columns in the order:   0.9123"
+    # a report from before the baselines were listed names the best one alone
+    old = {k: v for k, v in MODEL_PART.items() if k != "baselines"}
+    lines = str(report(old)).splitlines()
+    assert lines[11:13] == ["  order-free, gradient boosting:     0.9500  (best)", ""]
+    long_name = dict(MODEL_PART, baselines={"a model with a name past twenty": 0.9},
+                     baseline="x")
+    assert "  order-free, a model with a name past twenty: 0.9000" in str(report(long_name))
+
+
+def test_report_dict_is_json_with_the_shape_as_a_list():
+    d = report(MODEL_PART, settings={"cv": 5}).to_dict()
+    assert d["shape"] == [120, 6] and d["model"]["baselines"]["gradient boosting"] == 0.95
+    assert d == json.loads(json.dumps(d))
+    assert set(d) == {"verdict", "explanation", "recommendation", "axis", "shape", "alpha",
+                      "statistic", "model", "seconds", "settings"}
+    assert report().to_dict()["model"] is None and report().to_dict()["settings"] == {}
+
+
+def test_report_plot_panels(tmp_path):
+    plt = pytest.importorskip("matplotlib.pyplot", reason="matplotlib is optional")
+    import matplotlib
+    matplotlib.use("Agg")
+    fig = report(MODEL_PART).plot()
+    titles = [a.get_title() for a in fig.axes]
+    assert titles == ["neighbour correlation", "cross-validated score"]
+    assert fig._suptitle.get_text() == "locality check: local"
+    plt.close(fig)
+    fig, axes = plt.subplots(1, 1)
+    assert report().plot(ax=axes) is fig and axes.get_title() == "neighbour correlation"
+    plt.close(fig)
