@@ -10,8 +10,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .signal import (AudioError, _height, _mel_basis, _name, _place,
-                     _read, _spectrogram)
+from .signal import (AudioError, ClipSettings, grid_height, item_name, mel_basis_for,
+                     place_frames, read_clip, spectrogram)
 from .state import StateMixin
 
 __all__ = ["AudioAdapter", "AudioError"]
@@ -28,30 +28,6 @@ _LEARNED = ("sr", "n_fft", "hop_length")
 _WINDOW_SECONDS = 0.064
 #: the share of training clips that a learned number of time steps covers whole
 _FRAMES_QUANTILE = 0.95
-
-
-class _Settings:
-    """What one worker needs to turn clips into grids (plain data, cheap to send)."""
-
-    def __init__(self, adapter, frames):
-        self.sr = adapter.sr_
-        self.feature = adapter.feature
-        self.n_mels = adapter.n_mels
-        self.n_mfcc = adapter.n_mfcc
-        self.n_fft = adapter.n_fft_
-        self.hop = adapter.hop_length_
-        self.win = adapter.win_length
-        self.fmin = adapter.fmin
-        self.fmax = adapter.fmax
-        self.trim = adapter.trim
-        self.top_db = adapter.top_db
-        self.align = adapter.align
-        self.ratio = adapter.length_ratio
-        self.frames = frames
-        self.on_error = adapter.on_error
-
-    def key(self):
-        return tuple(sorted(vars(self).items()))
 
 
 def _prepare(y, name, s):
@@ -118,14 +94,14 @@ def _native_rate(item, i):
 def _extract_batch(items, offset, s, index=None):
     """Clips -> (grids (m, height, frames), names of the clips that failed). ``index``:
     each clip's place in X (for its name), when not ``offset`` onwards."""
-    mel_basis = _mel_basis(s)
-    out = np.zeros((len(items), _height(s), s.frames), dtype=np.float32)
+    mel_basis = mel_basis_for(s)
+    out = np.zeros((len(items), grid_height(s), s.frames), dtype=np.float32)
     failed = []
     for k, item in enumerate(items):
         try:
-            y, name = _read(item, offset + k if index is None else index[k], s.sr)
+            y, name = read_clip(item, offset + k if index is None else index[k], s.sr)
             y, frames, col = _fit_length(_prepare(y, name, s), name, s)
-            _place(out[k], _spectrogram(y, s, mel_basis), frames, col, s)
+            place_frames(out[k], spectrogram(y, s, mel_basis), frames, col, s)
         except AudioError as exc:
             if s.on_error == "raise":
                 raise
@@ -136,14 +112,14 @@ def _extract_batch(items, offset, s, index=None):
 def _natural_batch(items, offset, s):
     """Clips -> ``(spectrogram at the clip's own length, samples, name)`` each, or
     ``(None, error message, name)`` for a clip that cannot be read."""
-    mel_basis = _mel_basis(s)
+    mel_basis = mel_basis_for(s)
     out = []
     for k, item in enumerate(items):
-        name = _name(item, offset + k)
+        name = item_name(item, offset + k)
         try:
-            y, name = _read(item, offset + k, s.sr)
+            y, name = read_clip(item, offset + k, s.sr)
             y = _prepare(y, name, s)
-            out.append((_spectrogram(y, s, mel_basis), len(y), name))
+            out.append((spectrogram(y, s, mel_basis), len(y), name))
         except AudioError as exc:
             if s.on_error == "raise":
                 raise
@@ -156,18 +132,18 @@ def _length_batch(items, offset, s):
     import soundfile as sf
     lengths = []
     for k, item in enumerate(items):
-        name = _name(item, offset + k)
+        name = item_name(item, offset + k)
         try:
             if isinstance(item, (str, os.PathLike)) and not s.trim:
                 try:
                     info = sf.info(name)
                     n = int(info.frames * s.sr / info.samplerate)
                 except Exception:
-                    n = len(_read(item, offset + k, s.sr)[0])
+                    n = len(read_clip(item, offset + k, s.sr)[0])
                 if n == 0:
                     raise AudioError(f"{name}: the clip is empty (0 samples)")
             else:
-                y, _ = _read(item, offset + k, s.sr)
+                y, _ = read_clip(item, offset + k, s.sr)
                 n = len(_prepare(y, name, s))
         except AudioError:
             if s.on_error == "raise":
@@ -343,7 +319,7 @@ class AudioAdapter(StateMixin, TransformerMixin, BaseEstimator):
 
     def _extract(self, X):
         items = self._items(X)
-        s = _Settings(self, self.n_frames_)
+        s = ClipSettings(self, self.n_frames_)
         parts = self._run(_extract_batch, items, s)
         grids = np.concatenate([p[0] for p in parts])
         self._report([msg for p in parts for msg in p[1]])
@@ -363,13 +339,13 @@ class AudioAdapter(StateMixin, TransformerMixin, BaseEstimator):
         (the longest ones, by less than a hop) are extracted again, cropped, so that
         the result is the same.
         """
-        s = _Settings(self, 1)
+        s = ClipSettings(self, 1)
         rows = [r for part in self._run(_natural_batch, items, s) for r in part]
         self.n_frames_ = _learn_frames([1 + n // s.hop if spec is not None else -1
                                         for spec, n, _ in rows],
                                        [name for _, _, name in rows], self.length_ratio)
-        s = _Settings(self, self.n_frames_)
-        grids = np.zeros((len(items), _height(_Settings(self, 1)), self.n_frames_), dtype=np.float32)
+        s = ClipSettings(self, self.n_frames_)
+        grids = np.zeros((len(items), grid_height(ClipSettings(self, 1)), self.n_frames_), dtype=np.float32)
         failed, cropped = [], []
         for i, (spec, n, name) in enumerate(rows):
             if spec is None:
@@ -385,7 +361,7 @@ class AudioAdapter(StateMixin, TransformerMixin, BaseEstimator):
             if start is not None and n > (s.frames - 1) * s.hop:
                 cropped.append(i)                                # as _extract: below
             else:
-                _place(grids[i], spec, frames, col, s)
+                place_frames(grids[i], spec, frames, col, s)
         if cropped:
             out, bad = _extract_batch([items[i] for i in cropped], 0, s, index=cropped)
             grids[cropped] = out
@@ -450,13 +426,13 @@ class AudioAdapter(StateMixin, TransformerMixin, BaseEstimator):
         if self.frames is None and one_pass:
             grids = self._extract_learning_frames(items)
         elif self.frames is None:
-            s = _Settings(self, 1)
+            s = ClipSettings(self, 1)
             lengths = [n for part in self._run(_length_batch, items, s) for n in part]
-            self.n_frames_ = _learn_frames(lengths, [_name(x, i) for i, x in enumerate(items)],
+            self.n_frames_ = _learn_frames(lengths, [item_name(x, i) for i, x in enumerate(items)],
                                            self.length_ratio)
         else:
             self.n_frames_ = int(self.frames)
-        self.grid_shape_ = (1, _height(_Settings(self, 1)), self.n_frames_)
+        self.grid_shape_ = (1, grid_height(ClipSettings(self, 1)), self.n_frames_)
         if self.normalize == "dataset":
             if grids is None:
                 grids = self._extract(items)
@@ -531,7 +507,7 @@ class AudioAdapter(StateMixin, TransformerMixin, BaseEstimator):
             raise ValueError(f"hop must be a positive number of seconds or None; got {hop!r}")
         if not (isinstance(batch, (int, np.integer)) and batch >= 1):
             raise ValueError(f"batch must be a positive int; got {batch!r}")
-        s = _Settings(self, self.n_frames_)
+        s = ClipSettings(self, self.n_frames_)
         step = self.hop_length_ / self.sr_
         hop_frames = max(1, int(round(hop / step)) if hop else self.n_frames_ // 4)
         for grids, first in iter_windows(recording, s, hop_frames, int(batch)):
@@ -563,6 +539,5 @@ def _stamps(items):
 
 
 def _cached_extract(items, stamps, offset, key):
-    s = _Settings.__new__(_Settings)
-    s.__dict__.update(dict(key))
+    s = ClipSettings.from_key(key)
     return _extract_batch(items, offset, s)

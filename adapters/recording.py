@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from .signal import AudioError, _check_audio_file, _height, _mel_basis, _place, _read
+from .signal import AudioError, check_audio_file, grid_height, mel_basis_for, place_frames, read_clip
 
 __all__ = ["iter_windows", "window_seconds"]
 
@@ -26,16 +26,16 @@ def _blocks(recording, sr):
     """The recording's samples at ``sr``, mono float32, block by block; a file is
     streamed (and resampled as it streams), a waveform is taken whole."""
     if not isinstance(recording, (str, os.PathLike)):
-        y, _ = _read(recording, 0, sr)
+        y, _ = read_clip(recording, 0, sr)
         yield y
         return
     import soundfile as sf
     name = os.fspath(recording)
-    _check_audio_file(name)
+    check_audio_file(name)
     try:
         f = sf.SoundFile(name)
     except Exception:                 # a format only librosa reads: read it whole
-        y, _ = _read(name, 0, sr)
+        y, _ = read_clip(name, 0, sr)
         yield y
         return
     with f:
@@ -115,7 +115,7 @@ def iter_windows(recording, s, hop_frames, batch=256):
     shorter than one window gives one grid, padded as a short clip is (its first
     frame is then negative: where the grid starts before the recording)."""
     F = s.frames
-    mel_basis = _mel_basis(s)
+    mel_basis = mel_basis_for(s)
     pending = None            # frames kept, the first being frame ``offset``
     offset = produced = next_start = 0
     grids, starts = [], []
@@ -135,9 +135,9 @@ def iter_windows(recording, s, hop_frames, batch=256):
             pending = pending[:, keep_from - offset:]
             offset = keep_from
     if produced < F:                                 # shorter than one window
-        row = np.zeros((_height(s), F), np.float32)
+        row = np.zeros((grid_height(s), F), np.float32)
         col = {"start": 0, "center": (F - produced) // 2, "end": F - produced}[s.align]
-        _place(row, _features(pending, s), produced, col, s)
+        place_frames(row, _features(pending, s), produced, col, s)
         grids.append(row)
         starts.append(-col)
     elif next_start - hop_frames + F < produced:     # the end is not covered yet

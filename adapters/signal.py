@@ -9,20 +9,55 @@ import numpy as np
 
 from .files import file_kind
 
-__all__ = ["AudioError"]
+__all__ = ["AudioError", "ClipSettings", "item_name", "check_audio_file", "read_clip",
+           "place_frames", "spectrogram", "grid_height", "mel_basis_for"]
 
 
 class AudioError(ValueError):
     """A clip that cannot be turned into a spectrogram; the message names the clip."""
 
 
-def _name(item, i):
+class ClipSettings:
+    """What turning clips into grids needs from a fitted :class:`~adapters.AudioAdapter`
+    (plain data, cheap to send to a worker): its sample rate, feature, STFT and mel
+    settings, trimming and placement, ``frames`` time steps a grid."""
+
+    def __init__(self, adapter, frames):
+        self.sr = adapter.sr_
+        self.feature = adapter.feature
+        self.n_mels = adapter.n_mels
+        self.n_mfcc = adapter.n_mfcc
+        self.n_fft = adapter.n_fft_
+        self.hop = adapter.hop_length_
+        self.win = adapter.win_length
+        self.fmin = adapter.fmin
+        self.fmax = adapter.fmax
+        self.trim = adapter.trim
+        self.top_db = adapter.top_db
+        self.align = adapter.align
+        self.ratio = adapter.length_ratio
+        self.frames = frames
+        self.on_error = adapter.on_error
+
+    def key(self):
+        """The settings as a hashable tuple (a cache key); :meth:`from_key` inverts it."""
+        return tuple(sorted(vars(self).items()))
+
+    @classmethod
+    def from_key(cls, key):
+        settings = cls.__new__(cls)
+        settings.__dict__.update(dict(key))
+        return settings
+
+
+def item_name(item, i):
+    """How a message names clip ``i``: its path, or "waveform i"."""
     if isinstance(item, (str, os.PathLike)):
         return os.fspath(item)
     return f"waveform {i}"
 
 
-def _check_audio_file(name):
+def check_audio_file(name):
     """Name what a path holds when it is plainly not sound, before a decoder (which may
     print to the terminal) reads it."""
     if not os.path.exists(name):
@@ -44,13 +79,13 @@ def _check_audio_file(name):
                          "frame header)")
 
 
-def _read(item, i, sr):
+def read_clip(item, i, sr):
     """item -> (mono float32 waveform at ``sr``, name)."""
     import librosa
     import soundfile as sf
-    name = _name(item, i)
+    name = item_name(item, i)
     if isinstance(item, (str, os.PathLike)):
-        _check_audio_file(name)
+        check_audio_file(name)
         try:
             data, native = sf.read(name, dtype="float32", always_2d=True)
             y = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
@@ -92,7 +127,7 @@ def _read(item, i, sr):
     return y, name
 
 
-def _place(row, spec, frames, col, s):
+def place_frames(row, spec, frames, col, s):
     """Write ``spec[:, :frames]`` into ``row`` (height, s.frames) at column ``col``; the
     rest is the clip's own floor (its silence)."""
     spec = spec[:, :frames]
@@ -103,7 +138,7 @@ def _place(row, spec, frames, col, s):
         row[:, col + frames:] = floor
 
 
-def _spectrogram(y, s, mel_basis):
+def spectrogram(y, s, mel_basis):
     """Waveform -> (height, frames) float32 feature grid."""
     import librosa
     if len(y) < s.n_fft:      # zeros past the end: the same frames, and a full window
@@ -119,12 +154,12 @@ def _spectrogram(y, s, mel_basis):
     return logmel.astype(np.float32)
 
 
-def _height(s):
+def grid_height(s):
     """Rows of a grid: mel bands, MFCCs or STFT bins (``s``: the settings)."""
     return {"logmel": s.n_mels, "mfcc": s.n_mfcc, "stft": 1 + s.n_fft // 2}[s.feature]
 
 
-def _mel_basis(s):
+def mel_basis_for(s):
     import librosa
     if s.feature == "stft":
         return None

@@ -224,8 +224,8 @@ def test_one_pass_fit_transform_equals_fit_then_transform(align, feature, normal
 def test_one_pass_reads_each_clip_once(clips, monkeypatch):
     import adapters.audio as audio
     calls = []
-    real = audio._read
-    monkeypatch.setattr(audio, "_read", lambda item, i, sr: calls.append(i) or real(item, i, sr))
+    real = audio.read_clip
+    monkeypatch.setattr(audio, "read_clip", lambda item, i, sr: calls.append(i) or real(item, i, sr))
     files = [clips["tone.wav"], clips["padded.wav"], clips["chirp.flac"]]
     a = AudioAdapter(trim=True, **KW)
     g = a.fit_transform(files)

@@ -380,7 +380,7 @@ def test_dropout_backward_by_finite_differences_with_a_fixed_mask(rate):
     r = rng.standard_normal(x.shape)
 
     def run(training=True):
-        layer._rng = np.random.default_rng(11)        # the same mask each time
+        layer.set_rng(np.random.default_rng(11))      # the same mask each time
         return layer.forward(x, training=training)
     y = run()
     kept = y != 0

@@ -9,7 +9,7 @@ import librosa
 
 import adapters.recording as recording
 from adapters import AudioAdapter
-from adapters.audio import _Settings
+from adapters.signal import ClipSettings
 from gridnet import GridNetClassifier, predict_windows
 
 SR = 8000
@@ -43,13 +43,13 @@ def test_streamed_frames_equal_librosa_on_the_whole_recording(tmp_path, monkeypa
     path = tmp_path / "long.wav"
     sf.write(path, y, SR, subtype="FLOAT")
     adapter = AudioAdapter(trim=False).fit([(y[:4000], SR)])
-    s = _Settings(adapter, adapter.n_frames_)
+    s = ClipSettings(adapter, adapter.n_frames_)
     monkeypatch.setattr(recording, "BLOCK_SAMPLES", 1000)        # many blocks
     blocks = list(recording._blocks(str(path), SR))
     assert len(blocks) > 20
-    got = np.concatenate(list(recording._frames(iter(blocks), s, recording._mel_basis(s))), axis=1)
+    got = np.concatenate(list(recording._frames(iter(blocks), s, recording.mel_basis_for(s))), axis=1)
     D = librosa.stft(y, n_fft=s.n_fft, hop_length=s.hop, center=True, pad_mode="constant")
-    want = recording._mel_basis(s) @ np.abs(D) ** 2
+    want = recording.mel_basis_for(s) @ np.abs(D) ** 2
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-6 * want.max())
 
@@ -64,7 +64,7 @@ def test_each_window_is_a_grid_as_a_clip_of_it_would_be():
     k = 2                                             # a window inside the recording
     first = int(round(start[k] * SR / hop))
     a, b = first * hop, (first + F - 1) * hop
-    mel = recording._mel_basis(_Settings(adapter, F))
+    mel = recording.mel_basis_for(ClipSettings(adapter, F))
     whole = librosa.power_to_db(
         mel @ np.abs(librosa.stft(y, n_fft=adapter.n_fft_, hop_length=hop, pad_mode="constant")) ** 2)
     win = whole[:, first:first + F]

@@ -74,7 +74,7 @@ class NgramBag(Layer):
     """
 
     trainable = True
-    _TRANSIENT = Layer._TRANSIENT + ("_bag",)
+    TRANSIENT = Layer.TRANSIENT + ("_bag",)
 
     def __init__(self, dim, buckets=2**17, trained=None, n=2, scale=1.0):
         super().__init__()

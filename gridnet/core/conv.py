@@ -138,7 +138,7 @@ class _Kernel:
         pt, pb, pl, pr = self.pads
         return h + pt + pb, w + pl + pr
 
-    def _take_cache(self):
+    def take_cache(self):
         if self.cache is None:
             raise RuntimeError("backward called without a training forward pass")
         cache, self.cache = self.cache, None
@@ -146,7 +146,7 @@ class _Kernel:
 
     def _start_backward(self, grad, W):
         """(forward chunks, ReLU mask or None, dW and db to accumulate into)."""
-        cache, active = self._take_cache()
+        cache, active = self.take_cache()
         return cache, active, np.zeros(W.shape, W.dtype), np.zeros(self.out_shape[0], dtype=W.dtype)
 
 
@@ -187,7 +187,7 @@ class OneHotKernel(_Kernel):
         at each row's hot cell only, ``(n, h)`` (0 for an empty row), the one place
         where gradient x input is not 0; training asks for none."""
         from scipy import sparse
-        rows, active = self._take_cache()
+        rows, active = self.take_cache()
         n = grad.shape[0]
         f, ho, _ = self.out_shape
         w = self.in_shape[2]

@@ -47,7 +47,7 @@ class Embedding(Layer):
     """
 
     trainable = True
-    _TRANSIENT = Layer._TRANSIENT + ("_lookup",)
+    TRANSIENT = Layer.TRANSIENT + ("_lookup",)
 
     def __init__(self, dim, trained=None, fixed_dim=0):
         super().__init__()

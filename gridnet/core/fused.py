@@ -102,7 +102,7 @@ class _FusedPair(Layer):
     cache that says whether the last training pass was fused, and the kernels'
     choice. Subclasses define ``fusable`` and the fused passes."""
 
-    _TRANSIENT = Layer._TRANSIENT + ("ws",)
+    TRANSIENT = Layer.TRANSIENT + ("ws",)
     #: the inner loops' implementation: None for :func:`gridnet.core.kernels.backend`'s,
     #: or "numba" / "numpy" set on an instance (the tests compare the two)
     kernels = None
@@ -340,7 +340,7 @@ class ConvMax(_FusedPair):
         """grad: (n, f, 1, 1) -> dL/dx (n, c, h, w); fills the convolution's ``grads``."""
         conv = self.conv
         kernel = conv.kernel
-        chunks, _ = kernel._take_cache()
+        chunks, _ = kernel.take_cache()
         n, f = grad.shape[0], conv.out_shape[0]
         _, ho, wo = conv.out_shape
         g = np.array(grad.reshape(n, f), dtype=cache["out"].dtype, order="C")

@@ -152,7 +152,7 @@ class Layer:
     """Base class: a layer without parameters that passes shapes through."""
 
     trainable = False
-    _TRANSIENT = ("_cache", "_mask", "_ran")
+    TRANSIENT = ("_cache", "_mask", "_ran")
 
     def __init__(self):
         self.params = {}
@@ -162,7 +162,7 @@ class Layer:
 
     def __getstate__(self):
         # what one forward pass keeps for its backward pass is not part of the state
-        return {k: v for k, v in self.__dict__.items() if k not in self._TRANSIENT}
+        return {k: v for k, v in self.__dict__.items() if k not in self.TRANSIENT}
 
     def build(self, in_shape, rng, dtype=np.float32):
         """Create weights for samples of shape ``in_shape``; return the output shape."""
@@ -193,6 +193,11 @@ class Layer:
     def describe(self):
         """A short one-line description for :meth:`gridnet.Network.summary`."""
         return type(self).__name__
+
+    def resolve_init(self, relu):
+        """``init="auto"`` made concrete by what follows the layer (see
+        :func:`gridnet.core.stack.build`): He before a ReLU, Glorot otherwise."""
+        self._resolved_init = "he" if relu else "glorot"
 
     def _init_weights(self, rng, shape, fan_in, fan_out, dtype):
         init = getattr(self, "_resolved_init", None) or getattr(self, "init", "glorot")
@@ -504,6 +509,20 @@ class Dropout(Layer):
     def build(self, in_shape, rng, dtype=np.float32):
         self._rng = rng
         return super().build(in_shape, rng, dtype)
+
+    def child_rng(self):
+        """A new generator spawned from this layer's (None before build): for a replica
+        of the layer that must draw masks of its own."""
+        if self.__dict__.get("_rng") is None:
+            return None
+        try:
+            return self._rng.spawn(1)[0]
+        except TypeError:       # a generator without a SeedSequence: a seed drawn from it
+            return np.random.default_rng(self._rng.integers(2**63))
+
+    def set_rng(self, rng):
+        """Draw the masks from ``rng`` from now on."""
+        self._rng = rng
 
     def forward(self, x, training=False):
         if not training or self.rate == 0.0:

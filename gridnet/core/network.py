@@ -72,14 +72,14 @@ class Branches(Layer):
         self._splits = list(zip([0] + ends[:-1], ends))   # each branch's channels
         self.out_shape = (int(sum(s[0] for s in shapes)),) + shapes[0][1:]
         self.steps = [stack.plan(branch) for branch in self.branches]
-        self._collect()
+        self.collect()
         # the sublayers' buffers, once: they are made in build and only ever filled in place
         self.buffers = {f"{b}.{i}.{key}": value for b, branch in enumerate(self.branches)
                         for i, layer in enumerate(branch)
                         for key, value in getattr(layer, "buffers", {}).items()}
         return self.out_shape
 
-    def _collect(self):
+    def collect(self):
         """Expose the sublayers' arrays as ``params``/``grads`` with prefixed keys (after
         every backward pass: the gradients are new arrays)."""
         self.params, self.grads = {}, {}
@@ -106,7 +106,7 @@ class Branches(Layer):
             g = stack.backward(steps, g, input_grad)
             if input_grad and g is not None:     # (an n-gram bag gives none: data)
                 dx = g if dx is None else dx + g
-        self._collect()
+        self.collect()
         return dx
 
 
@@ -151,7 +151,7 @@ class Network:
     """
 
     #: what a run keeps that is not part of the network's state (see __getstate__)
-    _TRANSIENT = ("_sharding", "_shards")
+    TRANSIENT = ("_sharding", "_shards")
 
     def __init__(self, layers):
         self.layers = list(layers)
@@ -160,7 +160,7 @@ class Network:
         self.steps = None
 
     def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if k not in self._TRANSIENT}
+        return {k: v for k, v in self.__dict__.items() if k not in self.TRANSIENT}
 
     def _sharded(self, x, training):
         """The shards ``x`` runs as (None: unsharded), and their replicas ``(layers,

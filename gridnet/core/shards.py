@@ -28,8 +28,6 @@ from __future__ import annotations
 import copy
 import os
 
-import numpy as np
-
 from .stack import leaves
 
 __all__ = ["SHARD_SAMPLES", "SHARD_BYTES", "MAX_SHARDS", "shard_slices", "column_bytes",
@@ -136,11 +134,9 @@ class Sharding:
         spawned from the first's (before a training pass: each shard its own masks)."""
         for layers, _ in replicas[1:]:
             for own, rep in zip(leaves(replicas[0][0]), leaves(layers)):
-                if getattr(own, "_rng", None) is not None:
-                    try:
-                        rep._rng = own._rng.spawn(1)[0]
-                    except TypeError:   # a generator without a SeedSequence: a seed drawn
-                        rep._rng = np.random.default_rng(own._rng.integers(2**63))
+                rng = own.child_rng() if hasattr(own, "child_rng") else None
+                if rng is not None:
+                    rep.set_rng(rng)
 
     @staticmethod
     def sum_grads(replicas):
@@ -160,7 +156,7 @@ class Sharding:
                 layer.grads[key] = total
         for layer in reversed(own):             # Branches expose their layers' grads
             if hasattr(layer, "branches"):
-                layer._collect()
+                layer.collect()
 
     # -- threads -----------------------------------------------------------------------
     def _blas(self):

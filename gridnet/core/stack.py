@@ -27,7 +27,7 @@ def build(layers, in_shape, rng, dtype=np.float32):
         if getattr(layer, "init", None) == "auto":
             follows = layers[i + 1] if i + 1 < len(layers) else None
             relu = isinstance(follows, ReLU) or getattr(layer, "activation", None) == "relu"
-            layer._resolved_init = "he" if relu else "glorot"
+            layer.resolve_init(relu)
         try:
             shape = tuple(layer.build(shape, rng, dtype))
         except ValueError as exc:
