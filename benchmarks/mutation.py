@@ -7,7 +7,7 @@ Run by hand (``pip install mutmut``; a few minutes a module). Each module is mut
 a fresh copy of the checkout's committed tree (``git archive HEAD``), with only the tests
 that guard it, so that a mutant caught elsewhere by chance does not count. Prints
 killed / survived / timed out (and the rest) per module, and with ``--list`` the
-surviving mutants by name (``mutmut show NAME`` in the copy prints one's diff).
+surviving mutants by name, each with its changed lines.
 """
 from __future__ import annotations
 
@@ -36,8 +36,9 @@ def _copy(tmp):
     subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive.stdout, check=True)
 
 
-def run(module, tests, timeout):
-    """mutmut on ``module`` with ``tests``: {status: [mutant names]}."""
+def run(module, tests, timeout, show=False):
+    """mutmut on ``module`` with ``tests``: ({status: [mutant names]}, {survivor: its
+    diff} when ``show``)."""
     with tempfile.TemporaryDirectory() as tmp:
         _copy(tmp)
         with open(Path(tmp) / "pyproject.toml", "a") as fh:
@@ -54,12 +55,15 @@ def run(module, tests, timeout):
             print(f"({module}: stopped after {timeout} s)", file=sys.stderr)
         out = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"],
                              cwd=tmp, env=env, capture_output=True, text=True).stdout
-    found = collections.defaultdict(list)
-    for line in out.splitlines():
-        if ": " in line:
-            mutant, status = line.strip().rsplit(": ", 1)
-            found[status].append(mutant)
-    return found
+        found = collections.defaultdict(list)
+        for line in out.splitlines():
+            if ": " in line:
+                mutant, status = line.strip().rsplit(": ", 1)
+                found[status].append(mutant)
+        diffs = {name: subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=tmp,
+                                      env=env, capture_output=True, text=True).stdout
+                 for name in (found.get("survived", []) if show else [])}
+    return found, diffs
 
 
 def main(argv=None):
@@ -73,7 +77,7 @@ def main(argv=None):
     survivors = {}
     for key in args.only.split(","):
         module, tests = TARGETS[key]
-        found = run(module, tests, args.timeout)
+        found, diffs = run(module, tests, args.timeout, show=args.list)
         total = sum(len(v) for v in found.values())
         killed, survived, slow = (len(found.get(s, [])) for s in ("killed", "survived", "timeout"))
         other = ", ".join(f"{len(v)} {s}" for s, v in sorted(found.items())
@@ -81,12 +85,16 @@ def main(argv=None):
         share = f"{killed / total:.1%}" if total else "-"
         print(f"| {module} | {total} | {killed} | {survived} | {slow} | {other} | {share} |",
               flush=True)
-        survivors[module] = found.get("survived", [])
+        survivors[module] = diffs
     if args.list:
-        for module, names in survivors.items():
+        for module, diffs in survivors.items():
             print(f"\nsurvivors in {module}:")
-            for name in names:
+            for name, diff in diffs.items():
+                changed = [line for line in diff.splitlines()
+                           if line[:1] in "+-" and not line.startswith(("+++", "---"))]
                 print(f"  {name}")
+                for line in changed:
+                    print(f"      {line.strip()}")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,32 @@
 """Presets and architectures: pure functions from hyperparameters and grid shape to layers.
 
-:func:`preset_layers` is what :class:`gridnet.GridNetClassifier` calls; each function
-here returns new, unbuilt layers and touches nothing else.
+:func:`build_network` is what :class:`gridnet.GridNetClassifier` calls; the other
+functions return new, unbuilt layers and touch nothing else. The presets:
+
+- ``"image"``: ``conv_blocks`` blocks of [Conv2D(k x k, "same",
+  ReLU), MaxPool2D(pool_size, pool_stride)], the features doubling from ``filters``
+  in each block, then Flatten, Dense(``dense_units``, ReLU), Dropout, Dense(classes).
+  A kernel or pooling window never exceeds the grid: on a 1-high strip (a table)
+  the network is one-dimensional (1 x k kernels, pooling along the width).
+- ``"audio"``: the same, three blocks from 16 features, for log-mel spectrograms
+  (height = frequency, width = time).
+- ``"text"``: the sentence CNN (Kim, 2014) for word-by-position grids ``(n, 1,
+  positions, width)``: a convolution one position tall and the full width learns a
+  ``embed_dim``-wide vector per word, then branches of ``filters`` features of each
+  height in ``kernel_size`` (3, 4, 5) with ReLU and max over positions,
+  concatenated, Dropout, Dense(classes). When the one-hot grid carries starting
+  vectors (``TextAdapter(embedding=...)``), the word vectors start from them (and
+  ``embed_dim`` is their width): Kim's CNN-non-static; when it also carries fixed
+  vectors (pretrained, the default), they are a second, untrained channel beside
+  them (Kim's multichannel), and a bag of the sentence's words and word pairs
+  (fastText's sentence vector, ``ngram_dim`` wide, learning faster than the CNN)
+  runs beside the CNN, joined before the output layer (``ngram_dim=0``: none; a
+  grid without pretrained vectors has none unless ``ngram_dim`` is given).
 """
 from __future__ import annotations
 
+import copy
+import logging
 import numbers
 
 import numpy as np
@@ -13,8 +35,10 @@ from .core import (Branches, Conv2D, Dense, Dropout, Embedding, Flatten, GlobalM
                    Network, NgramBag)
 from .core.layers import as_pair
 
-__all__ = ["PRESETS", "TRAINING", "training_defaults", "infer_preset", "hyperparameters", "conv_layers", "text_layers", "head_layers",
-           "preset_layers", "classifier_network", "start_embedding", "set_fixed", "EMBED_START_STD"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["PRESETS", "TRAINING", "training_defaults", "training_settings", "infer_preset", "hyperparameters", "conv_layers", "text_layers", "head_layers",
+           "preset_layers", "classifier_network", "choose_preset", "build_network", "ARCHITECTURE", "start_embedding", "set_fixed", "EMBED_START_STD"]
 
 #: Default hyperparameters of each preset (used for every parameter left at None).
 PRESETS = {
@@ -45,13 +69,23 @@ def training_defaults(preset):
     return augment, t.get("n_iter_no_change", DEFAULT_PATIENCE), t.get("ema_momentum")
 
 
+def training_settings(preset, augment, n_iter_no_change, ema_momentum):
+    """The classifier's training parameters made concrete: ``(augment_,
+    n_iter_no_change_, ema_momentum_)``, the preset's where "auto" or None was given."""
+    default_augment, patience, ema = training_defaults(preset)
+    return (default_augment if isinstance(augment, str) else augment,
+            int(n_iter_no_change or patience),
+            ema if isinstance(ema_momentum, str) else ema_momentum)
+
+
 #: Entry standard deviation of the starting word vectors a one-hot grid carries, once
 #: scaled (a random column starts at sqrt(2 / width), about 0.015 for 9,000 words); the
 #: first value tried, kept (docs/benchmarks.md).
 EMBED_START_STD = 0.05
 
-_NAMES = ("conv_blocks", "filters", "kernel_size", "pool_size", "pool_stride", "dense_units",
-          "dropout", "embed_dim", "ngram_dim")
+#: the classifier's parameters that shape its network (None: the preset's value)
+ARCHITECTURE = ("conv_blocks", "filters", "kernel_size", "pool_size", "pool_stride",
+                "dense_units", "dropout", "embed_dim", "ngram_dim")
 #: The text preset's n-gram bag beside the CNN when the grid carries pretrained vectors
 #: (``ngram_dim=None``; 0 otherwise, as before): its width, its rows (the words and word
 #: pairs are hashed into them) and how much faster than the CNN it learns (the layer's
@@ -66,7 +100,7 @@ def hyperparameters(preset, **given):
     instead."""
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {list(PRESETS)}; got {preset!r}")
-    hp = {name: PRESETS[preset].get(name) for name in _NAMES}
+    hp = {name: PRESETS[preset].get(name) for name in ARCHITECTURE}
     hp.update({k: v for k, v in given.items() if v is not None})
     return hp
 
@@ -196,6 +230,42 @@ def classifier_network(body, grid_shape, n_classes, rng):
         net.append(Flatten(), rng)
     net.append(Dense(n_classes), rng)
     return net
+
+
+def choose_preset(preset, layers, grid_shape, onehot):
+    """The preset a fit uses: None with explicit ``layers``, else ``preset``, else the
+    one :func:`infer_preset` picks for the grid."""
+    if layers is not None:
+        return None
+    return infer_preset(grid_shape, onehot) if preset is None else preset
+
+
+def build_network(preset, layers, given, grid, n_classes, rng):
+    """The classifier's built network for ``grid`` (n, c, h, w): the copied ``layers``
+    or ``preset``'s (``given``: the architecture parameters, None meaning the preset's),
+    then the output layer; a one-hot word grid's vectors (``embedding``, ``fixed``,
+    ``trained``) start and fix the text preset's word vectors. -> (network, how many
+    embedding columns started from the grid's vectors)."""
+    grid_shape = tuple(int(s) for s in grid.shape[1:])
+    embedding, fixed = getattr(grid, "embedding", None), getattr(grid, "fixed", None)
+    if layers is not None or preset != "text":
+        if embedding is not None or fixed is not None:
+            logger.info("the grid carries word vectors; only the text preset uses them")
+        embedding = fixed = None
+    if layers is not None:
+        body = copy.deepcopy(list(layers))
+        if not body:
+            raise ValueError("layers is an empty list; pass None for the preset's layers")
+    else:
+        body = preset_layers(preset, grid_shape, hyperparameters(preset, **given), embedding,
+                             given.get("embed_dim"), fixed, getattr(grid, "trained", None))
+    net = classifier_network(body, grid_shape, n_classes, rng)
+    started = 0
+    if embedding is not None:
+        started = start_embedding(word_vectors_layer(net), embedding)
+    if fixed is not None:
+        set_fixed(word_vectors_layer(net), fixed)
+    return net, started
 
 
 def _scale(E, found):

@@ -1,153 +1,24 @@
-"""GridNetClassifier: the CNN core as a scikit-learn classifier; saving and loading it."""
+"""GridNetClassifier: the CNN core as a scikit-learn classifier. Its checks live in
+validation.py, the presets in architectures.py, the training loop's parts in
+training.py, the model file in model_file.py."""
 from __future__ import annotations
 
-import copy
 import logging
-import numbers
-import time
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import (_check_sample_weight, check_array, check_is_fitted,
-                                      column_or_1d, validate_data)
+from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
-from . import architectures, model_file, training
+from . import architectures, model_file, training, validation
 from .core import is_onehot, make_optimizer, softmax
+from .explain import target_codes
 
-__all__ = ["GridNetClassifier", "load", "check_missing_labels"]
+__all__ = ["GridNetClassifier", "load"]
 
 logger = logging.getLogger(__name__)
 
-_CHECK_CHUNK = 1 << 16     # samples per chunk when checking a memmap for NaN/inf
 
-
-def _check_finite_memmap(X):
-    """A float memmap, checked chunk by chunk (never read whole)."""
-    if X.dtype.kind != "f":
-        raise ValueError(f"a memmap X must hold floats; got dtype {X.dtype}")
-    if X.shape[0] == 0:
-        raise ValueError("X is empty: 0 samples; at least 1 is required")
-    for start in range(0, X.shape[0], _CHECK_CHUNK):
-        block = np.asarray(X[start:start + _CHECK_CHUNK])
-        if not np.isfinite(block).all():
-            bad = start + int(np.nonzero(~np.isfinite(block.reshape(len(block), -1)).all(axis=1))[0][0])
-            raise ValueError(f"X contains NaN or infinity (first at sample {bad})")
-    return X
-
-
-def _as_4d(grid):
-    """(n, f) -> (n, 1, 1, f) strips; (n, h, w) -> (n, 1, h, w); (n, c, h, w) as is."""
-    if grid.ndim == 2:
-        return grid.reshape(grid.shape[0], 1, 1, grid.shape[1])
-    if grid.ndim == 3:
-        return grid.reshape(grid.shape[0], 1, *grid.shape[1:])
-    if grid.ndim != 4:
-        hint = (" Reshape your data: X.reshape(-1, 1) for one feature or "
-                "X.reshape(1, -1) for one sample." if grid.ndim == 1 else "")
-        raise ValueError(f"X has {grid.ndim} dimension(s) {grid.shape}; expected "
-                         f"(n, c, h, w), (n, h, w) or (n, features).{hint}")
-    return grid
-
-
-def _validate_grids(est, X, reset):
-    """X -> an array (a memmap stays one) or one-hot grid of shape (n, c, h, w); sets
-    (``reset``) or checks ``est.grid_shape_`` and ``n_features_in_``."""
-    if is_onehot(X):
-        grid = X
-    elif sp.issparse(X):
-        raise TypeError("GridNetClassifier does not take scipy sparse matrices; "
-                        "pass a dense array (n, f), (n, h, w) or (n, c, h, w)")
-    elif isinstance(X, np.memmap):
-        grid = _as_4d(_check_finite_memmap(X))
-    else:
-        grid = check_array(X, dtype=[np.float32, np.float64], ensure_2d=False,
-                           allow_nd=True, input_name="X").astype(np.float32, copy=False)
-        if grid.ndim == 2:    # feature names and counts, as scikit-learn does
-            validate_data(est, X if hasattr(X, "columns") else grid, reset=reset,
-                          skip_check_array=True)
-        grid = _as_4d(grid)
-    shape = tuple(grid.shape)
-    if shape[0] == 0:
-        raise ValueError(f"X is empty: shape {shape}; at least 1 sample is required")
-    if 0 in shape[1:]:
-        raise ValueError(f"X has an empty axis: shape {shape}")
-    cell = tuple(int(s) for s in shape[1:])
-    if reset:
-        est.grid_shape_, est.n_features_in_ = cell, int(np.prod(cell))
-    elif cell != est.grid_shape_:
-        name, nf = type(est).__name__, int(np.prod(cell))
-        if nf != est.n_features_in_:
-            raise ValueError(f"X has {nf} features, but {name} is expecting {est.n_features_in_} "
-                             f"features as input (grids of shape {est.grid_shape_}; got {cell})")
-        raise ValueError(f"X has grids of shape {cell}, but {name} was fitted on grids of "
-                         f"shape {est.grid_shape_}")
-    return grid
-
-
-def check_missing_labels(y, what="y"):
-    """An object array of labels holding None or NaN: a ``ValueError`` naming the
-    samples (scikit-learn's own checks would fail on sorting them)."""
-    y = np.asarray(y)
-    if y.dtype.kind != "O":
-        return
-    miss = [i for i, v in enumerate(y)
-            if v is None or (isinstance(v, (float, np.floating)) and np.isnan(v))]
-    if miss:
-        shown = ", ".join(map(str, miss[:10])) + (", ..." if len(miss) > 10 else "")
-        raise ValueError(f"{what} has {len(miss)} missing labels (None or NaN), at samples "
-                         f"{shown}; drop those samples or give them a label")
-
-
-def _sample_weights(sample_weight, grid):
-    """``sample_weight`` checked as scikit-learn checks it (a number is every sample's
-    weight): float32 (n,), non-negative, finite, not all zero; None stays None (every
-    sample counts once)."""
-    if sample_weight is None:
-        return None
-    n = grid.shape[0]
-    w = np.asarray(_check_sample_weight(sample_weight, np.empty((n, 0)), dtype=np.float64,
-                                        copy=True))
-    bad = np.nonzero(~(w >= 0))[0]           # negative or NaN
-    if len(bad):
-        raise ValueError(f"sample_weight must be non-negative; sample {bad[0]} has weight "
-                         f"{float(w[bad[0]])} ({len(bad)} such)")
-    if not w.any():
-        raise ValueError("sample_weight is 0 for every sample; at least one must be positive")
-    return w.astype(np.float32)
-
-
-def encode_labels(y, n, classes=None):
-    """Labels ``y`` (n,) -> (classes, codes (n,) indices into classes). With ``classes``
-    given, every label must be one of them."""
-    if y is None:
-        raise ValueError("GridNetClassifier requires y to be passed, but the target y is None")
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = column_or_1d(y, warn=True)
-    if y.ndim != 1:
-        raise ValueError(f"y must be 1-D (one label per sample); got shape {y.shape}")
-    if len(y) != n:
-        raise ValueError(f"X has {n} samples but y has {len(y)} labels; they must match")
-    check_missing_labels(y)
-    check_classification_targets(y)
-    if classes is None:
-        classes, codes = np.unique(y, return_inverse=True)
-        if len(classes) < 2:
-            raise ValueError(f"y has only 1 class ({classes[0].item()!r}); a classifier needs "
-                             "samples of at least 2 classes")
-        return classes, codes.astype(np.intp)
-    unknown = np.setdiff1d(y, classes)
-    if len(unknown):
-        raise ValueError(f"y has labels {unknown.tolist()[:5]} that are not in classes "
-                         f"{classes.tolist()}")
-    return classes, np.searchsorted(classes, y).astype(np.intp)
-
-
-# validation, presets and the loop's parts live in functions beside it and in training.py;
-# the model file in model_file.py
 class GridNetClassifier(ClassifierMixin, BaseEstimator):
     """A convolutional network classifier for grids ``(n, c, h, w)``.
 
@@ -158,25 +29,10 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
     - ``preset=None`` (the default) picks one from the grid in ``fit`` (``preset_``): a
       one-hot word grid is "text"; a grid at least 16 by 16 "audio" (spectrograms,
       larger pictures); a smaller one, or a one-row strip (a table), "image".
-    - ``"image"``: ``conv_blocks`` blocks of [Conv2D(k x k, "same",
-      ReLU), MaxPool2D(pool_size, pool_stride)], the features doubling from ``filters``
-      in each block, then Flatten, Dense(``dense_units``, ReLU), Dropout, Dense(classes).
-      A kernel or pooling window never exceeds the grid: on a 1-high strip (a table)
-      the network is one-dimensional (1 x k kernels, pooling along the width).
-    - ``"audio"``: the same, three blocks from 16 features, for log-mel spectrograms
-      (height = frequency, width = time).
-    - ``"text"``: the sentence CNN (Kim, 2014) for word-by-position grids ``(n, 1,
-      positions, width)``: a convolution one position tall and the full width learns a
-      ``embed_dim``-wide vector per word, then branches of ``filters`` features of each
-      height in ``kernel_size`` (3, 4, 5) with ReLU and max over positions,
-      concatenated, Dropout, Dense(classes). When the one-hot grid carries starting
-      vectors (``TextAdapter(embedding=...)``), the word vectors start from them (and
-      ``embed_dim`` is their width): Kim's CNN-non-static; when it also carries fixed
-      vectors (pretrained, the default), they are a second, untrained channel beside
-      them (Kim's multichannel), and a bag of the sentence's words and word pairs
-      (fastText's sentence vector, ``ngram_dim`` wide, learning faster than the CNN)
-      runs beside the CNN, joined before the output layer (``ngram_dim=0``: none; a
-      grid without pretrained vectors has none unless ``ngram_dim`` is given).
+    - ``"image"`` and ``"audio"`` (deeper): blocks of convolution and max pooling, then
+      dense layers; ``"text"``: Kim's sentence CNN over word vectors, with the grid's
+      pretrained vectors as a second, fixed channel and a bag of words and word pairs
+      beside it. :mod:`gridnet.architectures` describes each preset's layers.
 
     Parameters
     ----------
@@ -209,10 +65,8 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         "auto": the preset's (SpecAugment-style masks and shifts for "audio", none
         otherwise; ``augment_``).
     ema_momentum : "auto", float in [0, 1) or None, default "auto"
-        Keep an exponential moving average of the weights over the training steps
-        (``a = d * a + (1 - d) * w`` after step ``t``, ``d = min(ema_momentum, (1 + t)
-        / (10 + t))``, as Keras's ``use_ema`` with TensorFlow's ramp; see
-        :class:`gridnet.training.WeightAverage`): it is what early stopping validates
+        Keep an exponential moving average of the weights over the training steps (as
+        Keras's ``use_ema``; :class:`gridnet.training.WeightAverage`): it is what early stopping validates
         and what the model keeps (without a validation split, the average at the end).
         None or 0: the weights as trained. "auto": the preset's (0.995 for "audio",
         0.99 for "image", None for "text"; ``ema_momentum_``). ``partial_fit`` does not average.
@@ -290,140 +144,50 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         self.verbose = verbose
 
     # -- validation ----------------------------------------------------------------------
-    def _check_params(self):
-        architectures.hyperparameters(self.preset)      # checks the preset's name
-        for name in ("batch_size", "max_epochs", "n_iter_no_change"):
-            v = getattr(self, name)
-            if name == "n_iter_no_change" and v is None:
-                continue
-            if not isinstance(v, numbers.Integral) or v < 1:
-                raise ValueError(f"{name} must be a positive int; got {v!r}")
-        if not (isinstance(self.learning_rate, numbers.Real) and self.learning_rate > 0):
-            raise ValueError(f"learning_rate must be a positive number; got {self.learning_rate!r}")
-        if not 0.0 < self.validation_fraction < 1.0:
-            raise ValueError(f"validation_fraction must be in (0, 1); got {self.validation_fraction!r}")
-        if not (self.augment is None or self.augment == "auto" or callable(self.augment)):
-            raise ValueError(f"augment must be None, 'auto' or a callable (batch, rng) -> batch; "
-                             f"got {self.augment!r}")
-        m = self.ema_momentum
-        if not (m is None or (isinstance(m, str) and m == "auto") or
-                (isinstance(m, numbers.Real) and not isinstance(m, bool) and 0.0 <= m < 1.0)):
-            raise ValueError(f"ema_momentum must be 'auto', None or a number in [0, 1); got {m!r}")
-        make_optimizer(self.optimizer, self.learning_rate)   # checks the name
-
     def _validate_X(self, X, reset):
         """X -> an array (a memmap stays one) or one-hot grid of shape (n, c, h, w)."""
-        return _validate_grids(self, X, reset)
-
-    # -- architecture --------------------------------------------------------------------
-    def _body(self, grid_shape, embedding=None, fixed=None, trained=None):
-        if self.layers is not None:
-            body = copy.deepcopy(list(self.layers))
-            if not body:
-                raise ValueError("layers is an empty list; pass None for the preset's layers")
-            return body
-        hp = architectures.hyperparameters(
-            self.preset_, **{name: getattr(self, name) for name in (
-                "conv_blocks", "filters", "kernel_size", "pool_size", "pool_stride",
-                "dense_units", "dropout", "embed_dim", "ngram_dim")})
-        return architectures.preset_layers(self.preset_, grid_shape, hp, embedding, self.embed_dim,
-                                           fixed, trained)
-
-    def _make_network(self, grid_shape, n_classes, rng, grid=None):
-        """The network for grids ``grid_shape``; a one-hot ``grid``'s ``embedding`` ``(w,
-        d)``: starting vectors for the text preset's embedding columns (zero rows: random
-        start), its ``fixed`` ``(w, d)``: vectors the network keeps fixed beside them."""
-        text = self.layers is None and self.preset_ == "text"
-        embedding, fixed = getattr(grid, "embedding", None), getattr(grid, "fixed", None)
-        if (embedding is not None or fixed is not None) and not text:
-            logger.info("the grid carries word vectors; only the text preset uses them")
-        embedding, fixed = (embedding, fixed) if text else (None, None)
-        body = self._body(grid_shape, embedding, fixed, getattr(grid, "trained", None))
-        net = architectures.classifier_network(body, grid_shape, n_classes, rng)
-        self.embedding_started_ = 0
-        if embedding is not None:
-            self.embedding_started_ = architectures.start_embedding(
-                architectures.word_vectors_layer(net), embedding)
-        if fixed is not None:
-            architectures.set_fixed(architectures.word_vectors_layer(net), fixed)
-        return net
+        return validation.validate_grids(self, X, reset)
 
     # -- training ------------------------------------------------------------------------
     def _streams(self):
         return training.seed_streams(self.random_state)
 
-    def _prepare(self, X, y, classes, partial):
-        """Validate; return (grid, label codes, whether training starts afresh)."""
-        self._check_params()
-        if partial:    # partial_fit starts afresh only on its first call
-            first = not hasattr(self, "classes_")
-        else:          # fit starts afresh unless warm_start continues a fitted network
-            first = not (self.warm_start and hasattr(self, "network_"))
-        grid = self._validate_X(X, reset=first)
-        if partial:
-            if first:
-                if classes is None:
-                    raise ValueError("classes must be passed on the first call to partial_fit")
-                self.classes_ = np.unique(np.asarray(classes))
-            _, codes = encode_labels(y, grid.shape[0], self.classes_)
-        else:
-            classes_, codes = encode_labels(y, grid.shape[0])
-            if not first and not np.array_equal(classes_, self.classes_):
-                raise ValueError(f"warm_start fit got classes {classes_.tolist()}; the model "
-                                 f"has {self.classes_.tolist()}")
-            self.classes_ = classes_
-        return grid, codes, first
-
     def _initialize(self, grid, rng):
-        grid_shape = self.grid_shape_
-        self.preset_ = (None if self.layers is not None else
-                        architectures.infer_preset(grid_shape, is_onehot(grid)) if self.preset is None
-                        else self.preset)
-        self.network_ = self._make_network(grid_shape, len(self.classes_), rng, grid)
+        self.preset_ = architectures.choose_preset(self.preset, self.layers, self.grid_shape_,
+                                                   is_onehot(grid))
+        given = {name: getattr(self, name) for name in architectures.ARCHITECTURE}
+        self.network_, self.embedding_started_ = architectures.build_network(
+            self.preset_, self.layers, given, grid, len(self.classes_), rng)
         self._optimizer = None
         self.history_, self.loss_curve_, self.validation_scores_ = [], [], []
         self.best_loss_, self.n_iter_ = np.inf, 0
 
     def _epoch(self, grid, codes, rows, val, loss_fn, streams, bar, weights=None, average=None):
-        """One epoch; its record (also appended to ``history_``). ``bar``: the run's
-        progress bar (samples), which shows the epoch, loss and validation score;
-        ``weights``: the samples' weights (n,) or None; ``average``: the weights' moving
-        average (a :class:`training.WeightAverage`), which is what is validated."""
-        t0 = time.perf_counter()
+        """One epoch (:func:`training.train_epoch`); its record, kept in ``history_``."""
         self.n_iter_ += 1
-        bar.set_description(f"epoch {self.n_iter_}")
-        loss = training.run_epoch(self.network_, self._optimizer, loss_fn, grid, codes, rows,
-                                  batch_size=int(self.batch_size), augment=self.augment_,
-                                  streams=streams, bar=bar, epoch=self.n_iter_,
-                                  sample_weight=weights, average=average)
-        record = {"epoch": self.n_iter_, "loss": loss, "val_loss": None, "val_score": None}
-        self.loss_curve_.append(loss)
+        record = training.train_epoch(
+            self.network_, self._optimizer, loss_fn, grid, codes, rows, val, epoch=self.n_iter_,
+            batch_size=int(self.batch_size), augment=self.augment_, streams=streams, bar=bar,
+            sample_weight=weights, average=average)
+        self.loss_curve_.append(record["loss"])
         if val is not None:
-            with training.averaged(average, self.network_):
-                vloss, vscore = training.evaluate(self.network_, grid, codes, val, loss_fn,
-                                                  self.batch_size, weights)
-            record.update(val_loss=vloss, val_score=vscore)
-            self.validation_scores_.append(vscore)
-            bar.set_postfix(loss=f"{loss:.4f}", val_loss=f"{vloss:.4f}", val_score=f"{vscore:.4f}")
-        record["time"] = time.perf_counter() - t0
+            self.validation_scores_.append(record["val_score"])
         self.history_.append(record)
         if self.verbose:
             logger.info("epoch %d: %s", self.n_iter_, record)
         return record
 
     def _fit(self, X, y, classes=None, partial=False, sample_weight=None):
-        grid, codes, first = self._prepare(X, y, classes, partial)
-        weights = _sample_weights(sample_weight, grid)
+        grid, codes, first = validation.prepare_fit(self, X, y, classes, partial)
+        weights = validation.sample_weights(sample_weight, grid)
         streams = self._streams()
         if first:
             self._initialize(grid, streams["init"])
         if getattr(self, "_optimizer", None) is None:     # new, or loaded from a file
             self._optimizer = make_optimizer(self.optimizer, self.learning_rate,
                                              self.weight_decay, self.momentum)
-        augment, patience, ema = architectures.training_defaults(self.preset_)
-        self.augment_ = augment if isinstance(self.augment, str) else self.augment
-        self.n_iter_no_change_ = int(self.n_iter_no_change or patience)
-        self.ema_momentum_ = ema if isinstance(self.ema_momentum, str) else self.ema_momentum
+        self.augment_, self.n_iter_no_change_, self.ema_momentum_ = architectures.training_settings(
+            self.preset_, self.augment, self.n_iter_no_change, self.ema_momentum)
         average = (training.WeightAverage(self.ema_momentum_)
                    if self.ema_momentum_ and not partial else None)
         loss_fn = training.make_loss(self.class_weight, self.classes_, codes)
@@ -496,21 +260,8 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
 
     # -- explanations --------------------------------------------------------------------
     def _target_codes(self, grid, target):
-        """Class indices (n,) to explain: the predicted classes, or ``target`` (one
-        label for every sample, or one label per sample)."""
-        n = grid.shape[0]
-        if target is None:
-            return self._logits(grid).argmax(axis=1)
-        t = np.asarray(target, dtype=object)
-        labels = [t.item()] * n if t.ndim == 0 else t.tolist()
-        if t.ndim > 1 or len(labels) != n:
-            raise ValueError(f"target must be one label or one per sample ({n}); got shape {t.shape}")
-        index = {c: i for i, c in enumerate(self.classes_.tolist())}
-        unknown = [v for v in dict.fromkeys(labels) if v not in index]
-        if unknown:
-            raise ValueError(f"target names {unknown[:5]}, not classes of this model "
-                             f"({self.classes_.tolist()})")
-        return np.array([index[v] for v in labels], dtype=np.intp)
+        return target_codes(self.classes_, target, grid.shape[0],
+                            lambda: self._logits(grid).argmax(axis=1))
 
     def explain(self, X, target=None):
         """How much each cell of each grid drove the score of a class: gradient x input
@@ -537,16 +288,11 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         >>> clf.explain(d.images[:2]).shape
         (2, 8, 8)
         """
-        from .explain import gradient_x_input
+        from .explain import gradient_maps
         check_is_fitted(self)
         grid = self._validate_X(X, reset=False)
-        codes = self._target_codes(grid, target)
-        out = []
-        step = max(int(self.batch_size), 64)
-        for start in range(0, grid.shape[0], step):
-            rows = np.arange(start, min(start + step, grid.shape[0]))
-            out.append(gradient_x_input(self.network_, training.take_batch(grid, rows), codes[rows]))
-        return np.concatenate(out)
+        return gradient_maps(self.network_, grid, self._target_codes(grid, target),
+                             batch=max(int(self.batch_size), 64))
 
     def explain_windows(self, X, target=None, top=3):
         """For the sentence CNN ("text" preset): the windows of word positions whose

@@ -27,7 +27,7 @@ from .core import Branches, Dense, Dropout, Flatten, GlobalMaxPool, NgramBag, is
 from .core.layers import ReLU
 from .core.stack import leaves
 
-__all__ = ["margin_gradient", "gradient_x_input", "winning_windows"]
+__all__ = ["margin_gradient", "gradient_x_input", "gradient_maps", "target_codes", "winning_windows"]
 
 
 def margin_gradient(k, codes):
@@ -65,6 +65,34 @@ def gradient_x_input(net, x, codes):
     if is_onehot(x):
         return np.where(np.asarray(x.indices) >= 0, dx, 0.0).astype(np.float32)
     return (dx * x).sum(axis=1).astype(np.float32)
+
+
+def gradient_maps(net, grid, codes, batch=64):
+    """:func:`gradient_x_input` over ``grid`` (n, c, h, w), ``batch`` samples at a time."""
+    from .training import take_batch
+    out = []
+    for start in range(0, grid.shape[0], batch):
+        rows = np.arange(start, min(start + batch, grid.shape[0]))
+        out.append(gradient_x_input(net, take_batch(grid, rows), codes[rows]))
+    return np.concatenate(out)
+
+
+def target_codes(classes, target, n, predicted):
+    """Class indices (n,) into ``classes`` to explain: ``predicted()`` (the predicted
+    classes' indices) for ``target=None``, else ``target``: one label for every sample,
+    or one label per sample, each a class."""
+    if target is None:
+        return predicted()
+    t = np.asarray(target, dtype=object)
+    labels = [t.item()] * n if t.ndim == 0 else t.tolist()
+    if t.ndim > 1 or len(labels) != n:
+        raise ValueError(f"target must be one label or one per sample ({n}); got shape {t.shape}")
+    index = {c: i for i, c in enumerate(np.asarray(classes).tolist())}
+    unknown = [v for v in dict.fromkeys(labels) if v not in index]
+    if unknown:
+        raise ValueError(f"target names {unknown[:5]}, not classes of this model "
+                         f"({np.asarray(classes).tolist()})")
+    return np.array([index[v] for v in labels], dtype=np.intp)
 
 
 def _beside_a_bag(layers):

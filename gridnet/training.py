@@ -5,6 +5,7 @@ splits ``_fit`` into ``_initialize``, ``_fit_stochastic`` and
 from __future__ import annotations
 
 import contextlib
+import time
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -13,7 +14,7 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from .core import SoftmaxCrossEntropy, is_onehot
 
-__all__ = ["seed_streams", "make_loss", "validation_split", "take_batch", "run_epoch",
+__all__ = ["seed_streams", "make_loss", "validation_split", "take_batch", "run_epoch", "train_epoch",
            "logits", "evaluate", "WeightAverage", "averaged", "Stopper"]
 
 
@@ -100,6 +101,27 @@ def run_epoch(net, optimizer, loss_fn, X, codes, rows, *, batch_size, augment, s
             bar.update(len(idx))
             bar.set_postfix(loss=f"{total / count:.4f}")
     return total / count if count > 0 else 0.0
+
+
+def train_epoch(net, optimizer, loss_fn, X, codes, rows, val, *, epoch, batch_size, augment,
+                streams, bar, sample_weight=None, average=None):
+    """:func:`run_epoch`, then the loss and accuracy on the validation rows ``val`` (None:
+    none) of the weights' moving ``average`` where there is one; -> the epoch's record
+    ``{"epoch", "loss", "val_loss", "val_score", "time"}``. ``bar``: the fit's progress
+    bar (samples), which shows the epoch, the loss and the validation score."""
+    t0 = time.perf_counter()
+    bar.set_description(f"epoch {epoch}")
+    loss = run_epoch(net, optimizer, loss_fn, X, codes, rows, batch_size=batch_size,
+                     augment=augment, streams=streams, bar=bar, epoch=epoch,
+                     sample_weight=sample_weight, average=average)
+    record = {"epoch": epoch, "loss": loss, "val_loss": None, "val_score": None}
+    if val is not None:
+        with averaged(average, net):
+            vloss, vscore = evaluate(net, X, codes, val, loss_fn, batch_size, sample_weight)
+        record.update(val_loss=vloss, val_score=vscore)
+        bar.set_postfix(loss=f"{loss:.4f}", val_loss=f"{vloss:.4f}", val_score=f"{vscore:.4f}")
+    record["time"] = time.perf_counter() - t0
+    return record
 
 
 def logits(net, X, rows, n_classes, batch_size):

@@ -159,3 +159,57 @@ def test_public_names_stay(name):
     assert getattr(gridnet, name) is not None and name in dir(gridnet)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         gridnet.nope
+
+
+def _private_uses(source, filename="<src>"):
+    """Where ``source`` imports a ``_`` name from another module, or reads or writes a
+    ``_`` attribute (dunders aside) of an object other than ``self`` or ``cls``, by dot
+    or by ``getattr``/``setattr``/``hasattr`` with the name spelled out."""
+    def private(name):
+        return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+    def own(node):
+        return isinstance(node, ast.Name) and node.id in ("self", "cls")
+
+    found = []
+    for node in ast.walk(ast.parse(source, filename)):
+        if isinstance(node, ast.ImportFrom):
+            found += [f"line {node.lineno}: from {'.' * node.level}{node.module or ''} import {a.name}"
+                      for a in node.names if private(a.name)]
+        elif isinstance(node, ast.Attribute) and private(node.attr) and not own(node.value):
+            found.append(f"line {node.lineno}: {ast.unparse(node)}")
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+              and node.func.id in ("getattr", "setattr", "hasattr", "delattr")
+              and len(node.args) >= 2 and not own(node.args[0])
+              and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)
+              and private(node.args[1].value)):
+            found.append(f"line {node.lineno}: {ast.unparse(node)}")
+    return sorted(found, key=lambda where: int(where.split(":")[0].split()[1]))
+
+
+def test_the_private_use_finder_finds_each_kind():
+    source = textwrap.dedent("""
+        from .signal import _read, read_clip
+        from sklearn.utils.validation import _check_sample_weight
+        layer._rng = rng
+        x = other.kernel._take_cache()
+        getattr(layer, "_resolved_init", None)
+        self._cache = None
+        cls._TABLE
+        y = obj.__dict__
+        getattr(self, "_lookup", None)
+    """)
+    assert _private_uses(source) == [
+        "line 2: from .signal import _read",
+        "line 3: from sklearn.utils.validation import _check_sample_weight",
+        "line 4: layer._rng",
+        "line 5: other.kernel._take_cache",
+        "line 6: getattr(layer, '_resolved_init', None)"]
+
+
+def test_no_module_uses_another_objects_private_names():
+    """Modules meet through public names: a ``_`` name stays inside its module and a
+    ``_`` attribute inside its object (tests are exempt)."""
+    found = {name: _private_uses(path.read_text(), str(path))
+             for name, path in sorted(_modules().items())}
+    assert {name: uses for name, uses in found.items() if uses} == {}

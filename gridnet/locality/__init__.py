@@ -117,7 +117,7 @@ def locality_check(X, y=None, *, axis="columns", method="auto", n_permutations=N
     if y is not None and method in ("auto", "model"):
         from sklearn.utils.multiclass import check_classification_targets
 
-        from ..estimator import check_missing_labels
+        from ..validation import check_missing_labels
         y = np.asarray(y)
         if len(y) != len(X):
             raise ValueError(f"X has {len(X)} samples but y has {len(y)} labels")
