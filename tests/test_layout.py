@@ -213,3 +213,14 @@ def test_no_module_uses_another_objects_private_names():
     found = {name: _private_uses(path.read_text(), str(path))
              for name, path in sorted(_modules().items())}
     assert {name: uses for name, uses in found.items() if uses} == {}
+
+
+def test_the_estimator_and_the_command_line_functions_stay_readable():
+    """estimator.py at most 350 lines (its checks, presets and loop live beside it) and no
+    function of the command line over 60 (a parser per command, one input reader)."""
+    assert len((ROOT / "gridnet" / "estimator.py").read_text().splitlines()) <= 350
+    long = [f"{path.name}:{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+            for path in sorted((ROOT / "gridnet" / "cli").glob("*.py"))
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.FunctionDef) and node.end_lineno - node.lineno + 1 > 60]
+    assert long == []

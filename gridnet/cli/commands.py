@@ -8,10 +8,10 @@ import time
 
 import numpy as np
 
-from .data import (MODALITIES, CLIError, check_options, collect_inputs, given, load_data,
-                   make_adapter, missing_labels, read_table, table_notes, text_rows, text_table,
+from .data import (MODALITIES, CLIError, check_options, given, load_data,
+                   make_adapter, missing_labels, read_table, table_notes,
                    to_grids)
-from .inputs import article, check_inputs, load_model, read_lines
+from .inputs import article, load_model, read_inputs
 
 __all__ = ["demo", "locality", "fit", "predict", "evaluate", "explain"]
 
@@ -52,9 +52,46 @@ def _progress():
 
 
 def locality(args):
-    from adapters import TabularAdapter
-
     from ..locality import locality_check
+    X, y, names, notes = _locality_table(args)
+    if args.reorder and (y is None or args.quick):
+        raise CLIError("--reorder needs --target (a reordered layout is judged by the model-based "
+                       "test) and cannot be combined with --quick")
+    settings = dict(n_permutations=args.permutations, random_state=args.seed,
+                    n_jobs=args.n_jobs, verbose=_progress(), **given(cv=args.cv))
+    try:
+        report = locality_check(X, None if args.quick else y,
+                                method="statistic" if args.quick else "auto", **settings)
+        reordered, order = None, None
+        if args.reorder and report.verdict != "local":
+            from adapters import similarity_order
+            order = similarity_order(X)
+            reordered = locality_check(X, y, order=order, **settings)
+    except ValueError as exc:
+        raise CLIError(f"{args.data}: {exc}") from None
+    if args.json:
+        d = dict(report.to_dict(), columns=names, notes=notes)
+        if reordered is not None:
+            d["reordered"] = dict(reordered.to_dict(), columns=[names[i] for i in order])
+        print(json.dumps(d))
+        return 0
+    for note in notes:
+        print(f"note: {note}")
+    print(report)
+    if args.reorder and reordered is None:
+        print("\n(--reorder: the columns as given are already local; nothing reordered)")
+    if reordered is not None:
+        shown = ", ".join(names[i] for i in order[:12]) + (", ..." if len(order) > 12 else "")
+        print(f"\n--reorder: the same check on the columns reordered by similarity ({shown})\n")
+        print(reordered)
+    return 0
+
+
+def _locality_table(args):
+    """``gridnet locality``'s table -> (X (n, f) float64 in the columns' order, the
+    target's labels or None, the encoded columns' names, notes on what was dropped and
+    encoded)."""
+    from adapters import TabularAdapter
     header, columns, line_of = read_table(args.data, encoding=args.encoding)
     y = None
     notes = []
@@ -80,42 +117,7 @@ def locality(args):
     X = X[:, 0, 0, :].astype(np.float64)
     if X.shape[1] < 3:
         raise CLIError(f"{args.data}: {X.shape[1]} encoded columns; the locality check needs at least 3")
-    notes += table_notes(encoder)
-    if args.reorder and (y is None or args.quick):
-        raise CLIError("--reorder needs --target (a reordered layout is judged by the model-based "
-                       "test) and cannot be combined with --quick")
-    settings = dict(n_permutations=args.permutations, random_state=args.seed,
-                    n_jobs=args.n_jobs, verbose=_progress(), **given(cv=args.cv))
-    try:
-        report = locality_check(X, None if args.quick else y,
-                                method="statistic" if args.quick else "auto", **settings)
-        reordered, order = None, None
-        if args.reorder and report.verdict != "local":
-            from adapters import similarity_order
-            order = similarity_order(X)
-            reordered = locality_check(X, y, order=order, **settings)
-    except ValueError as exc:
-        raise CLIError(f"{args.data}: {exc}") from None
-    names = list(encoder.feature_names_)
-    if args.json:
-        d = report.to_dict()
-        d["columns"] = names
-        d["notes"] = notes
-        if reordered is not None:
-            d["reordered"] = reordered.to_dict()
-            d["reordered"]["columns"] = [names[i] for i in order]
-        print(json.dumps(d))
-        return 0
-    for note in notes:
-        print(f"note: {note}")
-    print(report)
-    if args.reorder and reordered is None:
-        print("\n(--reorder: the columns as given are already local; nothing reordered)")
-    if reordered is not None:
-        shown = ", ".join(names[i] for i in order[:12]) + (", ..." if len(order) > 12 else "")
-        print(f"\n--reorder: the same check on the columns reordered by similarity ({shown})\n")
-        print(reordered)
-    return 0
+    return X, y, list(encoder.feature_names_), notes + table_notes(encoder)
 
 
 def fit(args):
@@ -204,23 +206,10 @@ def predict(args):
     if args.windows and modality != "audio":
         raise CLIError(f"--windows slides over audio recordings; this is {article(modality)} "
                        f"{modality} model")
-    inputs = collect_inputs(args, modality, read_lines)
-    if not inputs:
-        raise CLIError("nothing to predict: give inputs as arguments, with --file, or - for stdin")
-    line_of = None
-    if modality == "table":
-        if len(inputs) != 1:
-            raise CLIError("a table model predicts the rows of one CSV file")
-        header, columns, line_of = read_table(inputs[0], encoding=args.encoding)
-        data, names = dict(zip(header, columns)), [f"line {at}" for at in line_of]
-    elif modality == "text" and text_table(inputs):
-        data, names = text_rows(inputs[0], extra, args.encoding)
-    else:
-        check_inputs(modality, inputs)
-        if args.windows:
-            return _timelines(args, clf, adapter, inputs)
-        data, names = inputs, inputs
-    proba = clf.predict_proba(to_grids(adapter, data, source=inputs[0], line_of=line_of))
+    data, names, line_of, source = read_inputs(args, modality, extra, "predict")
+    if args.windows:
+        return _timelines(args, clf, adapter, data)
+    proba = clf.predict_proba(to_grids(adapter, data, source=source, line_of=line_of))
     best = proba.argmax(axis=1)
     for name, k, p in zip(names, best, proba[np.arange(len(best)), best]):
         print(f"{clf.classes_[k]}\t{p:.3f}\t{name}")

@@ -6,8 +6,8 @@ import os
 
 import numpy as np
 
-from .data import CLIError, collect_inputs, read_table, text_rows, text_table, to_grids
-from .inputs import check_inputs, load_model, read_lines
+from .data import CLIError, to_grids
+from .inputs import load_model, read_inputs
 
 __all__ = ["explain", "axes_of"]
 
@@ -49,90 +49,108 @@ def _out_name(out, label, used):
 
 
 def explain(args):
-    from ..plotting import plot_map, plot_words, pyplot
+    from ..plotting import pyplot
     try:
         plt = pyplot()
     except ImportError as exc:
         raise CLIError(str(exc)) from None
     clf, extra, adapter = load_model(args.model)
     modality = extra["modality"]
-    inputs = collect_inputs(args, modality, read_lines)
-    if not inputs:
-        raise CLIError("nothing to explain: give inputs as arguments or with --file")
-    target = None
-    if args.target is not None:
-        known = {str(c): c for c in clf.classes_}
-        if args.target not in known:
-            raise CLIError(f"--target {args.target!r} is not a class of the model; it knows "
-                           f"{', '.join(map(repr, known))}")
-        target = known[args.target]
+    target = _target(args, clf)
     if os.path.exists(args.output) and not os.path.isdir(args.output):
         raise CLIError(f"-o {args.output}: exists and is not a folder")
+    data, names, line_of, source = read_inputs(args, modality, extra, "explain")
     os.makedirs(args.output, exist_ok=True)
-    line_of = None
-    if modality == "table":
-        if len(inputs) != 1:
-            raise CLIError("a table model explains the rows of one CSV file")
-        header, columns, line_of = read_table(inputs[0], encoding=args.encoding)
-        data = dict(zip(header, columns))
-        names = [f"line {at}" for at in line_of]
-    elif modality == "text" and text_table(inputs):
-        data, names = text_rows(inputs[0], extra, args.encoding)
-    else:
-        check_inputs(modality, inputs)
-        data, names = inputs, inputs
-    grids = to_grids(adapter, data, source=inputs[0], line_of=line_of)
+    grids = to_grids(adapter, data, source=source, line_of=line_of)
     proba = clf.predict_proba(grids)
     codes = (proba.argmax(axis=1) if target is None
              else np.full(len(proba), list(clf.classes_).index(target)))
     # the classes to explain, from the one forward pass above (not one per explanation)
     explained = clf.classes_[codes]
     maps = clf.explain(grids, target=explained)
-    windows = (clf.explain_windows(grids, target=explained, top=args.top)
-               if modality == "text" else None)
-    tokens = adapter.tokens_at_positions(data) if modality == "text" else None
-    xs, ys, xlabel, ylabel = axes_of(adapter, modality)
+    draw = {"text": _TextPictures, "table": _TablePictures}.get(modality, _GridPictures)(
+        args, clf, adapter, modality, data, grids, explained)
     used = set()
     for i, name in enumerate(names):
         label, p = clf.classes_[codes[i]], proba[i, codes[i]]
         what = "explained" if target is not None else "predicted"
         print(f"{name}\t{label}\t{p:.3f}")
         title = f"{os.path.basename(name) if modality != 'text' else ''} {what}: {label} ({p:.2f})".strip()
-        if modality == "text":
-            words = [(t, float(v)) for t, v in zip(tokens[i], maps[i]) if t is not None]
-            ranked = sorted(words, key=lambda wv: -wv[1])[:args.top]
-            print("  top words: " + ", ".join(f"{w!r} {v:+.3f}" for w, v in ranked))
-            grams = [" ".join(t for t in tokens[i][s:e] if t is not None) for s, e, _ in windows[i]]
-            print("  n-grams:   " + ", ".join(f"{g!r} {v:+.3f}"
-                                            for g, (_, _, v) in zip(grams, windows[i])))
-            fig, ax = plt.subplots(figsize=(min(2 + 0.9 * len(words), 16), 1.6))
-            plot_words([w for w, _ in words], [v for _, v in words], ax=ax, title=title)
-            path = _out_name(args.output, f"sentence-{i + 1:03d}", used)
-        elif modality == "table":
-            feats = list(adapter.feature_names_)
-            row = maps[i].reshape(-1)
-            order = np.argsort(-np.abs(row))[:args.top]
-            print("  top columns: " + ", ".join(f"{feats[j]} {row[j]:+.3f}" for j in order))
-            show = np.argsort(-np.abs(row))[:15][::-1]
-            fig, ax = plt.subplots(figsize=(6, 0.35 * len(show) + 1.2))
-            ax.barh([feats[j] for j in show], row[show],
-                    color=["tab:red" if row[j] > 0 else "tab:blue" for j in show])
-            ax.set_xlabel("gradient x input (share of the class's margin)")
-            ax.set_title(title)
-            path = _out_name(args.output, f"row-{name.split()[-1]}", used)
-        else:
-            m = maps[i]
-            flat = np.argsort(-m.reshape(-1))[:args.top]
-            cells = [np.unravel_index(k, m.shape) for k in flat]
-            print("  top cells: " + ", ".join(f"{_cell_text(modality, xs, ys, r, c)} {m[r, c]:+.3f}"
-                                             for r, c in cells))
-            fig, ax = plt.subplots(figsize=(7, 4))
-            plot_map(np.asarray(grids[i]).mean(axis=0), m, ax=ax, x_values=xs, y_values=ys,
-                     x_label=xlabel, y_label=ylabel, title=title,
-                     origin="lower" if modality == "audio" else "upper")
-            path = _out_name(args.output, os.path.splitext(os.path.basename(name))[0], used)
+        fig, stem = draw(plt, i, name, maps[i], title)
         fig.tight_layout()
-        fig.savefig(path, dpi=110)
+        fig.savefig(_out_name(args.output, stem, used), dpi=110)
         plt.close(fig)
     print(f"wrote {len(names)} picture(s) to {args.output}")
     return 0
+
+
+def _target(args, clf):
+    """``--target`` as one of the model's classes, or None."""
+    if args.target is None:
+        return None
+    known = {str(c): c for c in clf.classes_}
+    if args.target not in known:
+        raise CLIError(f"--target {args.target!r} is not a class of the model; it knows "
+                       f"{', '.join(map(repr, known))}")
+    return known[args.target]
+
+
+class _TextPictures:
+    """A sentence's words coloured by their share, its top words and n-grams printed."""
+
+    def __init__(self, args, clf, adapter, modality, data, grids, explained):
+        self.top = args.top
+        self.windows = clf.explain_windows(grids, target=explained, top=args.top)
+        self.tokens = adapter.tokens_at_positions(data)
+
+    def __call__(self, plt, i, name, m, title):
+        from ..plotting import plot_words
+        tokens = self.tokens[i]
+        words = [(t, float(v)) for t, v in zip(tokens, m) if t is not None]
+        ranked = sorted(words, key=lambda wv: -wv[1])[:self.top]
+        print("  top words: " + ", ".join(f"{w!r} {v:+.3f}" for w, v in ranked))
+        grams = [" ".join(t for t in tokens[s:e] if t is not None) for s, e, _ in self.windows[i]]
+        print("  n-grams:   " + ", ".join(f"{g!r} {v:+.3f}"
+                                        for g, (_, _, v) in zip(grams, self.windows[i])))
+        fig, ax = plt.subplots(figsize=(min(2 + 0.9 * len(words), 16), 1.6))
+        plot_words([w for w, _ in words], [v for _, v in words], ax=ax, title=title)
+        return fig, f"sentence-{i + 1:03d}"
+
+
+class _TablePictures:
+    """A row's columns as bars of their share (the 15 largest), the top ones printed."""
+
+    def __init__(self, args, clf, adapter, modality, data, grids, explained):
+        self.top, self.feats = args.top, list(adapter.feature_names_)
+
+    def __call__(self, plt, i, name, m, title):
+        feats, row = self.feats, m.reshape(-1)
+        order = np.argsort(-np.abs(row))[:self.top]
+        print("  top columns: " + ", ".join(f"{feats[j]} {row[j]:+.3f}" for j in order))
+        show = np.argsort(-np.abs(row))[:15][::-1]
+        fig, ax = plt.subplots(figsize=(6, 0.35 * len(show) + 1.2))
+        ax.barh([feats[j] for j in show], row[show],
+                color=["tab:red" if row[j] > 0 else "tab:blue" for j in show])
+        ax.set_xlabel("gradient x input (share of the class's margin)")
+        ax.set_title(title)
+        return fig, f"row-{name.split()[-1]}"
+
+
+class _GridPictures:
+    """A spectrogram or picture with its map over it, the top cells printed."""
+
+    def __init__(self, args, clf, adapter, modality, data, grids, explained):
+        self.top, self.modality, self.grids = args.top, modality, grids
+        self.xs, self.ys, self.xlabel, self.ylabel = axes_of(adapter, modality)
+
+    def __call__(self, plt, i, name, m, title):
+        from ..plotting import plot_map
+        flat = np.argsort(-m.reshape(-1))[:self.top]
+        cells = [np.unravel_index(k, m.shape) for k in flat]
+        print("  top cells: " + ", ".join(
+            f"{_cell_text(self.modality, self.xs, self.ys, r, c)} {m[r, c]:+.3f}" for r, c in cells))
+        fig, ax = plt.subplots(figsize=(7, 4))
+        plot_map(np.asarray(self.grids[i]).mean(axis=0), m, ax=ax, x_values=self.xs,
+                 y_values=self.ys, x_label=self.xlabel, y_label=self.ylabel, title=title,
+                 origin="lower" if self.modality == "audio" else "upper")
+        return fig, os.path.splitext(os.path.basename(name))[0]

@@ -1,12 +1,35 @@
 """What predict, evaluate and explain share: the model file with its adapter, and the
-checks on their inputs."""
+reading and checking of the inputs they classify (evaluate's labelled data is read as
+``gridnet fit`` reads it, :func:`.data.load_data`)."""
 from __future__ import annotations
 
 import os
 
-from .data import AUDIO_EXT, IMAGE_EXT, MODALITIES, CLIError
+from .data import (AUDIO_EXT, IMAGE_EXT, MODALITIES, CLIError, collect_inputs, read_table,
+                   text_rows, text_table)
 
-__all__ = ["load_model", "check_inputs", "read_lines", "article"]
+__all__ = ["load_model", "read_inputs", "check_inputs", "read_lines", "article"]
+
+
+def read_inputs(args, modality, extra, verb):
+    """The inputs of ``gridnet predict`` or ``explain`` (``verb``) -> (data for the
+    adapter, a name per sample, the file line of each row of a CSV file or None, the
+    first input, which names the source in an adapter's error): the
+    rows of one CSV file for a table model, of its text column for a text model given
+    one; else the files (or sentences) named, checked against the model's modality."""
+    inputs = collect_inputs(args, modality, read_lines)
+    if not inputs:
+        raise CLIError(f"nothing to {verb}: give inputs as arguments, with --file, or - for stdin")
+    if modality == "table":
+        if len(inputs) != 1:
+            raise CLIError(f"a table model {verb}s the rows of one CSV file")
+        header, columns, line_of = read_table(inputs[0], encoding=args.encoding)
+        return dict(zip(header, columns)), [f"line {at}" for at in line_of], line_of, inputs[0]
+    if modality == "text" and text_table(inputs):
+        data, names = text_rows(inputs[0], extra, args.encoding)
+        return data, names, None, inputs[0]
+    check_inputs(modality, inputs)
+    return inputs, inputs, None, inputs[0]
 
 
 def load_model(path):
