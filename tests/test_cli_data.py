@@ -272,3 +272,42 @@ def test_table_notes():
     assert data.table_notes(t) == ["column 'n': 2 missing values set to the median",
                                    "column 'c': categorical, one-hot encoded into 3 columns"]
     assert not re.search("full", " ".join(data.table_notes(t)))
+
+
+def test_read_table_keeps_a_quoted_line_break_as_written_and_counts_the_header_line(tmp_path):
+    path = write(tmp_path, "crlf.csv", 'a,b\r\n"one\r\ntwo",x\r\n3,y\r\n')
+    header, columns, at = data.read_table(path)
+    assert columns == [["one\r\ntwo", "3"], ["x", "y"]] and at == [2, 4]
+    path = write(tmp_path, "dup1.csv", "a,a\n1,2\n")
+    fails(f"{path}, line 1: the column name 'a' appears more than once", data.read_table, path)
+
+
+def test_readers_use_the_encoding_given(tmp_path, capsys):
+    path = write(tmp_path, "l.csv", "text,label\ncafé,x\nthé,y\n", encoding="latin-1")
+    assert data.csv_dataset(args(encoding="latin-1"), path, need_text=True)[0] == ["café", "thé"]
+    assert data.text_rows(path, {}, "latin-1")[0] == ["café", "thé"]
+    corpus = write(tmp_path, "c.txt", "déjà vu\n", encoding="latin-1")
+    assert data.text_start(args(corpus=corpus, encoding="latin-1"))["corpus"] == ["déjà vu"]
+
+
+def test_folder_dataset_counts_only_subfolders_and_gives_full_paths(tmp_path):
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        (tmp_path / c / "x.wav").write_bytes(b"")
+    (tmp_path / "stray.wav").write_bytes(b"")            # a file beside the classes
+    files, y = data.folder_dataset(str(tmp_path), (".wav",), "audio")
+    assert files == [str(tmp_path / "a" / "x.wav"), str(tmp_path / "b" / "x.wav")]
+    assert y == ["a", "b"]
+
+
+def test_small_rules_of_the_readers(tmp_path, monkeypatch):
+    assert data.missing_labels(["", "x", "NA"], [2, 3, 4])[1] == (
+        "2 rows with a missing label (empty, NA, N/A, ?, null or None) dropped (lines 2, 4)")
+    seen = []
+    data.collect_inputs(args(file="list.txt"), "audio", lambda p, e: seen.append(p) or [])
+    assert seen == ["list.txt"]
+    monkeypatch.setattr("sys.stdin", io.StringIO("  spaced sentence  \n"))
+    assert data.collect_inputs(args(inputs=["-"]), "text", None) == ["  spaced sentence  "]
+    # namespaces of other commands lack the adapter options: nothing to check or start
+    data.check_options(argparse.Namespace(sr=8000), "audio")
+    assert data.text_start(argparse.Namespace(encoding="utf-8")) == {}

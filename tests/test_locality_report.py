@@ -249,3 +249,63 @@ def test_report_plot_panels(tmp_path):
     fig, axes = plt.subplots(1, 1)
     assert report().plot(ax=axes) is fig and axes.get_title() == "neighbour correlation"
     plt.close(fig)
+
+
+def test_boundaries_exactly_on_the_threshold():
+    # a shortfall of exactly PROBE_SHORTFALL is still a probe that learned the data
+    assert 0.1 - 0.05 == PROBE_SHORTFALL
+    on = dict(MODEL, gain=0.0, baseline_score=0.1, score=0.05)
+    assert verdict(QUIET, on, 0.05, 0.02)[0] == "not local"
+    # a gain of exactly min_gain is not "too small": the spread rule decides it
+    narrow = dict(MODEL, gain=0.02, shuffled_scores=[0.86, 0.865])      # 2x spread 0.005
+    assert verdict(QUIET, narrow, 0.05, 0.02)[0] == "inconclusive"
+    # a gain of exactly twice the spread (0.125 here, all exact in binary) comes close
+    assert np.std([0.5, 0.75]) == 0.125
+    assert verdict(QUIET, dict(MODEL, gain=0.25, shuffled_scores=[0.5, 0.75]),
+                   0.05, 0.02)[0] == "inconclusive"
+
+
+def test_a_chosen_order_within_the_spread_is_not_local_without_reorder_advice():
+    wide = dict(MODEL, shuffled_scores=[0.8, 0.84])
+    v, why, advice = verdict(QUIET, wide, 0.05, 0.02, chosen_order=True)
+    assert v == "not local"
+    assert why.startswith("Neither test finds the order significant (model-based p = 0.5; the "
+                          "statistic does not count for an order chosen to put alike columns "
+                          "together)")
+    assert advice == ("Use logistic regression (0.900), or another model that ignores column "
+                      "order; a CNN has no layout to exploit here.")
+
+
+def test_report_plot_draws_the_null_and_the_observed_value():
+    pytest.importorskip("matplotlib.pyplot", reason="matplotlib is optional")
+    import matplotlib
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_rgba
+    matplotlib.use("Agg")
+    fig = report(MODEL_PART).plot()
+    assert tuple(fig.get_size_inches()) == (10.0, 3.5)
+    for ax, null, obs in zip(fig.axes, ([0.05, 0.06], [0.75, 0.85]), (0.25, 0.91234)):
+        bars = ax.patches
+        assert len(bars) == 30 and sum(b.get_height() for b in bars) == len(null)
+        assert bars[0].get_facecolor() == to_rgba("0.7")
+        (line,) = ax.get_lines()
+        assert tuple(line.get_xdata()) == (obs, obs) and line.get_linewidth() == 2
+        assert line.get_color() == "C3"
+        legend = ax.get_legend()
+        assert [t.get_text() for t in legend.get_texts()] == ["shuffled columns",
+                                                              "columns as given"]
+        assert legend.get_texts()[0].get_fontsize() == matplotlib.font_manager.FontProperties(
+            size="small").get_size_in_points()
+    plt.close(fig)
+    assert tuple(report().plot().get_size_inches()) == (5.0, 3.5)
+    plt.close("all")
+
+
+def test_report_plot_without_matplotlib_says_how_to_install_it(monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    with pytest.raises(ImportError) as info:
+        report().plot()
+    assert str(info.value) == ("report.plot() needs matplotlib: pip install matplotlib (or pip "
+                               "install 'gridnet-toolkit[plot]')")
