@@ -306,8 +306,9 @@ def test_small_rules_of_the_readers(tmp_path, monkeypatch):
     seen = []
     data.collect_inputs(args(file="list.txt"), "audio", lambda p, e: seen.append(p) or [])
     assert seen == ["list.txt"]
-    monkeypatch.setattr("sys.stdin", io.StringIO("  spaced sentence  \n"))
-    assert data.collect_inputs(args(inputs=["-"]), "text", None) == ["  spaced sentence  "]
+    monkeypatch.setattr("sys.stdin", io.StringIO("  spaced sentence  \nMalcolm X\r\n"))
+    assert data.collect_inputs(args(inputs=["-"]), "text", None) == ["  spaced sentence  ",
+                                                                    "Malcolm X"]
     # namespaces of other commands lack the adapter options: nothing to check or start
     data.check_options(argparse.Namespace(sr=8000), "audio")
     assert data.text_start(argparse.Namespace(encoding="utf-8")) == {}
