@@ -21,7 +21,7 @@ from sklearn.model_selection import cross_val_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gridnet import GridNetClassifier, locality_check  # noqa: E402
-from gridnet.locality.model_test import baseline_models  # noqa: E402
+from gridnet.locality.model_based import baseline_models  # noqa: E402
 
 
 def recommended_model(report, X):

@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 _LAZY = {"GridNetClassifier": ".estimator", "load": ".estimator", "save": ".model_file",
          "locality_check": ".locality", "LocalityReport": ".locality",
          "plot_history": ".plotting", "plot_confusion_matrix": ".plotting",
-         "predict_windows": ".recordings"}
+         "predict_windows": ".timeline"}
 
 __all__ = ["GridNetClassifier", "load", "save", "locality_check", "LocalityReport", "plot_history",
            "plot_confusion_matrix", "predict_windows", "Network", "Conv2D",

@@ -302,7 +302,7 @@ def test_sequential_probe_fits_run_with_one_blas_thread_and_restore_it(monkeypat
     # OpenMP thread; the order-free models (gradient boosting's OpenMP) keep the
     # threads they had, and the limits hold only during the probe's fits
     from threadpoolctl import threadpool_info
-    model_test_module = sys.modules["gridnet.locality.model_test"]
+    model_test_module = sys.modules["gridnet.locality.model_based"]
     fold, seen = model_test_module._fold, []
 
     def threads():

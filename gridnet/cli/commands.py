@@ -172,7 +172,7 @@ def _timelines(args, clf, adapter, inputs):
 
     from adapters import AudioError
 
-    from ..recordings import predict_windows
+    from ..timeline import predict_windows
     if args.csv and len(inputs) != 1:
         raise CLIError(f"--csv writes the timeline of one recording; got {len(inputs)}")
     if args.csv:
@@ -194,8 +194,8 @@ def _timelines(args, clf, adapter, inputs):
 
 
 def explain(args):
-    from . import explain as explaining
-    return explaining.explain(args)
+    from . import pictures
+    return pictures.explain(args)
 
 
 def predict(args):

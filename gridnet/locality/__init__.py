@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from .model_test import model_test
+from .model_based import model_test
 from .report import LocalityReport, verdict
 from .statistic import neighbour_statistic, standardize, statistic
 
@@ -58,7 +58,7 @@ def locality_check(X, y=None, *, axis="columns", method="auto", n_permutations=N
         ``cv``-fold cross-validation (the same folds for every column order). Two folds
         test every sample once, as three do, for half the training.
     estimator : classifier, optional. The model used (default: a small gridnet CNN,
-        :func:`~gridnet.locality.model_test.default_model`).
+        :func:`~gridnet.locality.model_based.default_model`).
     alpha : float, default 0.05. The false-positive rate of a "local" verdict.
     min_gain : float, default 0.01
         The smallest gain in cross-validated accuracy from the order that counts: with
