@@ -1,4 +1,6 @@
-"""A one-hot grid stored as indices: the word-by-position grids of :class:`TextAdapter`."""
+"""A one-hot grid stored as indices: the word-by-position grids of :class:`TextAdapter`.
+It implements the contract the gridnet core reads (``gridnet.core.onehot``), which is
+defined there, where it is consumed; this package cannot import gridnet."""
 from __future__ import annotations
 
 import numpy as np

@@ -224,3 +224,25 @@ def test_the_estimator_and_the_command_line_functions_stay_readable():
             for node in ast.walk(ast.parse(path.read_text()))
             if isinstance(node, ast.FunctionDef) and node.end_lineno - node.lineno + 1 > 60]
     assert long == []
+
+
+def test_the_text_adapters_grids_keep_the_cores_onehot_contract():
+    """The contract lives in the core, which reads it; adapters.OneHotGrid implements
+    it without importing gridnet."""
+    import numpy as np
+
+    from adapters import OneHotGrid, TextAdapter
+    from gridnet.core import onehot_contract_gaps
+    grid = TextAdapter(embedding=None, positions=5).fit_transform(["a b c", "b c d e", "a"])
+    assert onehot_contract_gaps(grid) == []
+    assert onehot_contract_gaps(grid[np.array([2, 0])]) == []
+    with_vectors = OneHotGrid(np.array([[1, -1]]), 3, embedding=np.ones((3, 2)),
+                              fixed=np.zeros((3, 4)), trained=2)
+    assert onehot_contract_gaps(with_vectors) == []
+
+    class Broken(OneHotGrid):
+        def toarray(self):
+            return super().toarray()[..., ::-1]        # the hot cells in the wrong columns
+    assert onehot_contract_gaps(Broken(np.array([[0, -1]]), 3)) == ["toarray"]
+    assert onehot_contract_gaps(np.zeros((1, 1, 2, 3))) == [
+        "__onehot_grid__", "indices", "width", "toarray", "embedding", "fixed", "trained"]

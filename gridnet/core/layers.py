@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .onehot import is_onehot
+
 __all__ = ["is_onehot", "as_pair", "Workspace", "Layer", "ReLU", "MaxPool2D", "GlobalMaxPool",
            "Flatten", "Dense", "Dropout"]
 
@@ -47,15 +49,6 @@ def check_input(layer, x, in_shape):
         raise ValueError(
             f"{layer!r} was built for samples of shape {tuple(in_shape)}; "
             f"got a batch of shape {x.shape}")
-
-
-def is_onehot(x):
-    """True for a one-hot grid: an object with ``__onehot_grid__ = True``, ``shape``
-    ``(n, 1, h, w)``, ``indices`` ``(n, h)`` (the hot column of each row, -1 for an
-    all-zero row), ``toarray()`` and row indexing, such as the word-by-position grids
-    of :class:`adapters.TextAdapter`. It stands for the dense 0/1 array ``toarray()``
-    without storing its zeros; the core duck-types it and never imports an adapter."""
-    return bool(getattr(x, "__onehot_grid__", False))
 
 
 def same_padding(size, window, stride):

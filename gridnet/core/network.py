@@ -206,7 +206,7 @@ class Network:
     def forward(self, x, training=False):
         """x: (n, c, h, w) -> (n, *out_shape)
 
-        ``x`` may also be a one-hot grid (see :func:`gridnet.core.layers.is_onehot`); it is
+        ``x`` may also be a one-hot grid (see :data:`gridnet.core.onehot.ONEHOT_CONTRACT`); it is
         read sparsely by a first convolution that spans its width and made dense
         otherwise.
         """
