@@ -40,12 +40,10 @@ from .layers import GlobalMaxPool, Layer, MaxPool2D, Workspace, batch_slices, is
 __all__ = ["ConvPool", "ConvMax"]
 
 #: :class:`ConvPool`'s chunks when not training: at most this many bytes of columns, so
-#: that im2col's columns are still in the cache when the matmul reads them (net A of
-#: ``benchmarks/bench_core.py``, batch 64, whose second pair makes 9.4 MB of columns: 3.60
-#: ms a forward pass at 4 MiB, 3.63 at 2, 3.84 at 1, 4.00 in one chunk; the same outputs,
-#: bit for bit, since each output column is its own matmul). Training keeps the
-#: convolution's ``chunk_bytes``: smaller chunks made its step slower (13.0 ms at 4 MiB
-#: against 10.9), their columns being kept for the backward pass anyway.
+#: that im2col's columns are still in the cache when the matmul reads them (the same
+#: outputs, bit for bit: each output column is its own matmul). Training keeps the
+#: convolution's ``chunk_bytes``, its columns being kept for the backward pass anyway.
+#: Measured: docs/benchmarks.md, "Constants chosen by measurement".
 INFERENCE_CHUNK_BYTES = 4 * 2**20
 
 

@@ -22,8 +22,8 @@ def _decays(name):
 #: ReLU unit feeding a dense layer) has its momentum multiplied by 0.9 each step; after
 #: about 800 steps it is subnormal, where each multiplication costs tens of times a
 #: normal one, and it never reaches zero (0.9 times the smallest subnormal rounds back
-#: to it). On FSDD's default fit a third of the weights got there, and Adam's step took
-#: 5.7 ms instead of 1.1 ms. A moment this small moves a weight by less than 1e-21
+#: to it), and FSDD's default fit had a third of its weights there (docs/benchmarks.md,
+#: "Constants chosen by measurement"). A moment this small moves a weight by less than 1e-21
 #: times the learning rate, so setting it to zero changes nothing a float32 weight
 #: holds; 16 steps at 0.9 shrink 1e-31 only to 2e-32, so none turns subnormal between
 #: two flushes (with momentum below 0.5 a subnormal rounds down to zero within a few

@@ -33,14 +33,10 @@ from .stack import leaves
 __all__ = ["SHARD_SAMPLES", "SHARD_BYTES", "MAX_SHARDS", "shard_slices", "column_bytes",
            "Sharding"]
 
-#: the fewest samples a shard holds (batch 64 on a 2-core Xeon, two shards on two threads
-#: against one batch: a training step of net A of ``benchmarks/bench_core.py`` 8.3 ms
-#: against 9.7, of the audio preset on 40 x 42 grids 18.2 against 24.1, of the image
-#: preset on 28 x 28 grids 16.1 against 18.4)
+#: the fewest samples a shard holds (fewer, and the threads' overhead outweighs the work;
+#: the measurements are in docs/benchmarks.md, "Constants chosen by measurement")
 SHARD_SAMPLES = 32
-#: the fewest bytes of im2col columns a shard makes (below, the threads' overhead won:
-#: the image preset on 8 x 8 grids, 1.4 MB a shard of 32, 2.8 ms against 2.5; the
-#: sentence CNN of net B, no such columns, 3.6 against 3.2)
+#: the fewest bytes of im2col columns a shard makes (below, the threads' overhead won)
 SHARD_BYTES = 4 * 2**20
 #: at most this many shards (and replicas) however large the batch
 MAX_SHARDS = 8
