@@ -54,8 +54,10 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         Hold out ``validation_fraction`` of the training data (stratified), stop when
         the validation accuracy has not risen by ``tol`` for ``n_iter_no_change``
         epochs, and restore the weights of the best epoch (``max_epochs`` is then a
-        safety net), as scikit-learn's MLP does. Without it, or with fewer than 10 samples, training stops when
-        the training loss stalls the same way, or after ``max_epochs``.
+        safety net), as scikit-learn's MLP does; with ``class_weight``, the validation
+        accuracy weighs each sample by its class's weight. Without it, or when the split
+        would hold fewer than ``training.MIN_VALIDATION`` (10) samples, training stops
+        when the training loss stalls the same way, or after ``max_epochs``.
     validation_fraction, tol
     n_iter_no_change : int or None, default None
         Epochs without a better one before training stops; None: the preset's (7 for
@@ -96,6 +98,12 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         preset's where the parameter was left at "auto" or None)
     preset_ : the preset used (``preset``, or the one picked from the grid; None with
         ``layers``)
+
+    Notes
+    -----
+    ``check_estimator(GridNetClassifier())`` passes but for sample-order and subset invariance
+    (float32 rounding, ~1e-7, varies with a sample's place in a batch) and for sample weights
+    as repetitions (minibatch SGD: repeating a sample changes the batches an epoch makes).
 
     Examples
     --------
@@ -143,7 +151,6 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
-    # -- validation ----------------------------------------------------------------------
     def _validate_X(self, X, reset):
         """X -> an array (a memmap stays one) or one-hot grid of shape (n, c, h, w)."""
         return validation.validate_grids(self, X, reset)
@@ -192,7 +199,8 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
                    if self.ema_momentum_ and not partial else None)
         loss_fn = training.make_loss(self.class_weight, self.classes_, codes)
         rows, val = np.arange(grid.shape[0]), None
-        if self.early_stopping and not partial and grid.shape[0] >= 10:
+        if self.early_stopping and not partial and training.validation_size(
+                grid.shape[0], self.validation_fraction) >= training.MIN_VALIDATION:
             rows, val = training.validation_split(codes, self.validation_fraction, streams["split"])
         epochs = 1 if partial else int(self.max_epochs)
         with tqdm(total=epochs * len(rows), unit="sample", disable=not self.verbose,
@@ -244,9 +252,7 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         """Logits (n, k); for two classes the margin of the second, (n,)."""
         check_is_fitted(self)
         logits = self._logits(self._validate_X(X, reset=False))
-        if len(self.classes_) == 2:
-            return logits[:, 1] - logits[:, 0]
-        return logits
+        return logits[:, 1] - logits[:, 0] if len(self.classes_) == 2 else logits
 
     def predict_proba(self, X):
         """Class probabilities (n, k), columns in the order of ``classes_``."""
@@ -304,8 +310,7 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         from .explain import winning_windows
         check_is_fitted(self)
         grid = self._validate_X(X, reset=False)
-        codes = self._target_codes(grid, target)
-        return winning_windows(self.network_, grid, codes, top=int(top))
+        return winning_windows(self.network_, grid, self._target_codes(grid, target), top=int(top))
 
     def summary(self):
         """The fitted network's Keras-style summary."""

@@ -14,7 +14,7 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from .core import SoftmaxCrossEntropy, is_onehot
 
-__all__ = ["seed_streams", "make_loss", "validation_split", "take_batch", "run_epoch", "train_epoch",
+__all__ = ["seed_streams", "make_loss", "MIN_VALIDATION", "validation_size", "validation_split", "take_batch", "run_epoch", "train_epoch",
            "logits", "evaluate", "WeightAverage", "averaged", "Stopper"]
 
 
@@ -50,6 +50,17 @@ def make_loss(class_weight, classes, codes):
     else:
         raise ValueError(f"class_weight must be None, 'balanced' or a dict; got {class_weight!r}")
     return SoftmaxCrossEntropy(class_weight=w.astype(np.float32))
+
+
+#: the fewest samples a validation split may hold for early stopping to use it: on fewer,
+#: one sample moves the accuracy by more than a tenth, and the epoch kept is luck
+MIN_VALIDATION = 10
+
+
+def validation_size(n, fraction):
+    """How many of ``n`` samples a validation split of ``fraction`` holds (as
+    ``train_test_split`` rounds it: up)."""
+    return int(np.ceil(n * fraction))
 
 
 def validation_split(codes, fraction, seed):
@@ -134,12 +145,19 @@ def logits(net, X, rows, n_classes, batch_size):
 
 
 def evaluate(net, X, codes, rows, loss_fn, batch_size=256, sample_weight=None):
-    """(loss, accuracy) of ``net`` on ``rows`` of ``X``, weighted by ``sample_weight``
-    (n,) when given (as scikit-learn's ``score`` weighs accuracy)."""
+    """(loss, accuracy) of ``net`` on ``rows`` of ``X``, each sample weighted by its
+    ``sample_weight`` (n,) when given (as scikit-learn's ``score`` weighs accuracy) and by
+    its class's weight in ``loss_fn`` when it has them: the choices early stopping makes
+    then follow the costs the loss was given (with ``class_weight="balanced"``, the
+    balanced accuracy)."""
     z = logits(net, X, rows, net.out_shape[0], batch_size)
     w = None if sample_weight is None else sample_weight[rows]
     loss, _ = loss_fn(z, codes[rows], w)
     hit = z.argmax(axis=1) == codes[rows]
+    class_weight = getattr(loss_fn, "class_weight", None)
+    if class_weight is not None:
+        cw = np.asarray(class_weight, dtype=np.float64)[codes[rows]]
+        w = cw if w is None else w * cw
     if w is None:
         return loss, float(hit.mean())
     return loss, float(np.average(hit, weights=w)) if w.sum() > 0 else 0.0

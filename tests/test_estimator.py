@@ -49,9 +49,16 @@ def _expected_failures(estimator):
     # finer than float32's resolution (1.2e-7): OpenBLAS's float32 kernels may round a
     # sample's logits differently by its place in the batch (seen: 1.5e-7 apart). The
     # predicted labels and probabilities agree; the weights are float32 by design.
-    return {"check_methods_sample_order_invariance":
-            "passes on some machines, fails on others: whether float32 BLAS rounding "
-            "depends on a sample's place in the batch (~1e-7) depends on the BLAS's kernel"}
+    expected = {"check_methods_sample_order_invariance":
+                "passes on some machines, fails on others: whether float32 BLAS rounding "
+                "depends on a sample's place in the batch (~1e-7) depends on the BLAS's kernel"}
+    if estimator.get_params() == GridNetClassifier().get_params():
+        # the same rounding on a subset's batches (seen: 9e-7 on one value of 60 with
+        # scikit-learn's atol of 1e-7), on whichever model the defaults train
+        expected["check_methods_subset_invariance"] = (
+            "passes or fails by the model trained: float32 BLAS rounding (~1e-7) varies "
+            "with a sample's place in a batch")
+    return expected
 
 
 def _name(check):
@@ -60,7 +67,8 @@ def _name(check):
 
 @parametrize_with_checks([GridNetClassifier(max_epochs=30, random_state=0, dense_units=32,
                                             filters=8, conv_blocks=1, learning_rate=0.01,
-                                            early_stopping=False)],   # the checks' data are tiny
+                                            early_stopping=False),   # the checks' data are tiny
+                          GridNetClassifier()],                      # and the defaults
                          expected_failed_checks=_expected_failures)
 def test_sklearn_contract(estimator, check):
     if _name(check) in FAILS_EVERYWHERE:
@@ -184,6 +192,36 @@ def test_early_stopping_restores_best_weights(digits):
     assert loss == pytest.approx(val_losses[best], rel=1e-6) and acc == scores[best]
     assert acc > scores[-1] or loss != pytest.approx(val_losses[-1], rel=1e-6)
     assert clf.validation_scores_ == scores
+
+
+def test_early_stopping_needs_a_validation_split_of_ten(digits):
+    xtr, _, ytr, _ = digits
+    # 10% of 91 rounds up to 10 samples: a split; of 90, 9: none (the training loss decides)
+    assert training.validation_size(91, 0.1) == 10 == training.MIN_VALIDATION
+    assert training.validation_size(90, 0.1) == 9
+    with_split = small(max_epochs=3, early_stopping=True).fit(xtr[:91], ytr[:91])
+    assert with_split.best_epoch_ is not None and with_split.history_[0]["val_score"] is not None
+    without = small(max_epochs=3, early_stopping=True).fit(xtr[:90], ytr[:90])
+    assert without.best_epoch_ is None and without.history_[0]["val_score"] is None
+
+
+def test_the_validation_accuracy_weighs_samples_by_their_class_weight():
+    class Fixed:                       # a "network" whose logits are given
+        out_shape = (2,)
+
+        def forward(self, x):
+            return x.reshape(len(x), 2)
+    z = np.array([[1, 0], [1, 0], [0, 1], [1, 0]], np.float32)   # predicts 0, 0, 1, 0
+    codes = np.array([0, 0, 0, 1])                                 # right, right, wrong, wrong
+    rows = np.arange(4)
+    loss_fn = training.make_loss({0: 1.0, 1: 3.0}, np.array([0, 1]), codes)
+    _, acc = training.evaluate(Fixed(), z, codes, rows, loss_fn)
+    assert acc == pytest.approx(2 / (1 + 1 + 1 + 3))
+    _, acc = training.evaluate(Fixed(), z, codes, rows, training.make_loss(None, None, codes))
+    assert acc == 0.5
+    w = np.array([1, 1, 2, 1], np.float32)                         # and by sample_weight
+    _, acc = training.evaluate(Fixed(), z, codes, rows, loss_fn, sample_weight=w)
+    assert acc == pytest.approx(2 / (1 + 1 + 2 + 3))
 
 
 def test_class_weight_balanced_helps_the_rare_class():
