@@ -37,7 +37,7 @@ from .core.layers import as_pair
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PRESETS", "TRAINING", "training_defaults", "training_settings", "infer_preset", "hyperparameters", "conv_layers", "text_layers", "head_layers",
+__all__ = ["PRESETS", "TRAINING", "training_defaults", "training_settings", "check_preset", "infer_preset", "hyperparameters", "conv_layers", "text_layers", "head_layers",
            "preset_layers", "classifier_network", "choose_preset", "build_network", "ARCHITECTURE", "start_embedding", "set_fixed", "EMBED_START_STD"]
 
 #: Default hyperparameters of each preset (used for every parameter left at None).
@@ -95,11 +95,16 @@ NGRAM_BUCKETS = 2**17
 NGRAM_SCALE = 30.0
 
 
+def check_preset(preset):
+    """A ``ValueError`` unless ``preset`` names one of :data:`PRESETS` (or is None)."""
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {list(PRESETS)}; got {preset!r}")
+
+
 def hyperparameters(preset, **given):
     """The preset's hyperparameters with every ``given`` value that is not None
     instead."""
-    if preset not in PRESETS:
-        raise ValueError(f"preset must be one of {list(PRESETS)}; got {preset!r}")
+    check_preset(preset)
     hp = {name: PRESETS[preset].get(name) for name in ARCHITECTURE}
     hp.update({k: v for k, v in given.items() if v is not None})
     return hp

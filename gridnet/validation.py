@@ -10,7 +10,8 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, column_or_1d, validate_data
 
 from . import architectures
-from .core import is_onehot, make_optimizer
+from .core import is_onehot
+from .core.optimizers import OPTIMIZERS
 
 __all__ = ["prepare_fit", "check_params", "validate_grids", "check_missing_labels", "sample_weights",
            "encode_labels"]
@@ -42,7 +43,7 @@ def prepare_fit(est, X, y, classes, partial):
 
 def check_params(est):
     """The estimator's parameters, checked before anything is learned."""
-    architectures.hyperparameters(est.preset)      # checks the preset's name
+    architectures.check_preset(est.preset)
     for name in ("batch_size", "max_epochs", "n_iter_no_change"):
         v = getattr(est, name)
         if name == "n_iter_no_change" and v is None:
@@ -60,7 +61,8 @@ def check_params(est):
     if not (m is None or (isinstance(m, str) and m == "auto") or
             (isinstance(m, numbers.Real) and not isinstance(m, bool) and 0.0 <= m < 1.0)):
         raise ValueError(f"ema_momentum must be 'auto', None or a number in [0, 1); got {m!r}")
-    make_optimizer(est.optimizer, est.learning_rate)   # checks the name
+    if est.optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be 'adam', 'sgd' or 'nesterov'; got {est.optimizer!r}")
 
 
 _CHECK_CHUNK = 1 << 16     # samples per chunk when checking a memmap for NaN/inf

@@ -206,6 +206,10 @@ class Adam:
             p -= step_
 
 
+#: the optimizers :func:`make_optimizer` makes, by name
+OPTIMIZERS = ("adam", "sgd", "nesterov")
+
+
 def make_optimizer(name, learning_rate, weight_decay=0.0, momentum=0.9, nesterov=False):
     """Optimizer by name: ``"adam"``, ``"sgd"`` or ``"nesterov"``."""
     if name == "adam":
