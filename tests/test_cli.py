@@ -280,3 +280,13 @@ def test_an_option_of_another_modality_is_an_error_not_ignored(tmp_path, capsys,
     err = capsys.readouterr().err.strip()
     assert named in err and "not apply to --modality" in err and len(err.splitlines()) == 1
     assert not model.exists()
+
+
+def test_locality_time_budget_is_passed_on_and_checked(wave_csv, capsys):
+    assert main(["locality", str(wave_csv), "--target", "label", "--time-budget", "0",
+                 "--json"]) == 0
+    model = json.loads(capsys.readouterr().out)["model"]
+    assert model["sequential"]["time_budget"] == 0.0 and model["n_permutations"] == 19
+    assert main(["locality", str(wave_csv), "--target", "label", "--time-budget", "-1"]) == 2
+    assert ("gridnet locality: error: --time-budget must be a number of seconds >= 0; got -1"
+            in capsys.readouterr().err)

@@ -10,7 +10,8 @@ from gridnet.locality.report import PROBE_SHORTFALL, LocalityReport, verdict
 
 QUIET = {"p_value": 0.5, "n_permutations": 999, "observed": 0.1, "null_mean": 0.1}
 MODEL = {"p_value": 0.5, "gain": 0.03, "baseline": "logistic regression",
-         "baseline_score": 0.9, "score": 0.89, "shuffled_scores": [0.86, 0.87] * 10}
+         "baseline_score": 0.9, "score": 0.89, "shuffled_scores": [0.86, 0.87] * 10,
+         "n_permutations": 39}
 SCALE = ("For scale: the probe CNN scores 0.890 on the columns as given; the best model that "
          "ignores column order, logistic regression, scores 0.900.")
 REORDER = (" Reordering the columns by similarity may make one: check again with them "
@@ -21,7 +22,8 @@ REORDER = (" Reordering the columns by similarity may make one: check again with
 def test_verdict_rules():
     stat = {"p_value": 0.001, "n_permutations": 999, "observed": 0.5, "null_mean": 0.1}
     model = {"p_value": 0.5, "gain": 0.03, "baseline": "logistic regression",
-             "baseline_score": 0.9, "score": 0.88, "shuffled_scores": [0.85] * 19}
+             "baseline_score": 0.9, "score": 0.88, "shuffled_scores": [0.85] * 19,
+             "n_permutations": 19}
     assert verdict(stat, model, 0.05, 0.02)[0] == "local"
     # an order chosen to make neighbours alike: the statistic does not count
     v, why, _ = verdict(stat, model, 0.05, 0.02, chosen_order=True)
@@ -38,7 +40,8 @@ def test_verdict_thresholds_on_both_sides():
     from gridnet.locality.report import PROBE_SHORTFALL
     quiet = {"p_value": 0.5, "n_permutations": 999, "observed": 0.1, "null_mean": 0.1}
     model = {"p_value": 0.5, "gain": 0.03, "baseline": "logistic regression",
-             "baseline_score": 0.9, "score": 0.89, "shuffled_scores": [0.86, 0.87] * 10}
+             "baseline_score": 0.9, "score": 0.89, "shuffled_scores": [0.86, 0.87] * 10,
+             "n_permutations": 19}
     # Bonferroni: each test at alpha / 2 (0.025 of 0.05), the statistic's and the model's
     for p in (0.025, 0.024):
         assert verdict(dict(quiet, p_value=p), model, 0.05, 0.02)[0] == "local"
@@ -149,30 +152,47 @@ def test_a_small_gain_is_not_local_in_words():
                       "order; a CNN has no layout to exploit here." + REORDER)
 
 
-def test_a_gain_that_is_not_significant_by_how_close_the_tests_come():
-    close = ("The small CNN does +0.030 better with the columns as given, but the order is not "
-             "significant (statistic p = {}, model-based p = {}). " + SCALE)
-    wide = dict(MODEL, shuffled_scores=[0.8, 0.84])          # spread 0.02: 2x is 0.04 > gain
-    for stat_p, model_p in ((0.05, 0.5), (0.5, 0.05)):
-        assert verdict(dict(QUIET, p_value=stat_p), dict(wide, p_value=model_p), 0.05, 0.02) == (
-            "inconclusive", close.format(stat_p, model_p),
-            "Use more samples or more permutations before deciding.")
-    for stat_p, model_p in ((0.051, 0.5), (0.5, 0.051)):
-        v, why, advice = verdict(dict(QUIET, p_value=stat_p), dict(wide, p_value=model_p),
+def test_a_gain_that_is_not_significant_by_whether_the_orders_could_decide_it():
+    # 19 orders cannot give p <= 0.025: the data leaves it open, more orders decide it
+    v, why, advice = verdict(QUIET, dict(MODEL, n_permutations=19), 0.05, 0.02)
+    assert v == "inconclusive"
+    assert why == ("The small CNN does +0.030 better with the columns as given, but 19 "
+                   "shuffled orders cannot make a p-value as small as 0.025 (statistic p = "
+                   "0.5, model-based p = 0.5). " + SCALE)
+    assert advice == ("Check again with more orders: at least 39 (n_permutations, or leave "
+                      "it unset and give the sequential test time: time_budget, the CLI's "
+                      "--time-budget).")
+    # 39 orders can (1 / 40 = 0.025): not significant is then "not local", however close
+    for stat_p, model_p in ((0.026, 0.5), (0.5, 0.026), (0.04, 0.04)):
+        v, why, advice = verdict(dict(QUIET, p_value=stat_p), dict(MODEL, p_value=model_p),
                                  0.05, 0.02)
         assert v == "not local"
         assert why == (f"Neither test finds the order significant (statistic p = {stat_p}, "
-                       f"model-based p = {model_p}); the probe's gain of +0.030 is within the "
-                       "spread of shuffled orders (+/- 0.020). " + SCALE)
+                       f"model-based p = {model_p}, over 39 shuffled orders); the probe's "
+                       "gain of +0.030 is no more than shuffled orders give by chance. " + SCALE)
         assert advice == ("Use logistic regression (0.900), or another model that ignores "
                           "column order; a CNN has no layout to exploit here." + REORDER)
-    # the gain against twice the spread of the shuffled scores (std 0.0125 here)
-    spread = [0.85, 0.875]
-    assert np.std(spread) == pytest.approx(0.0125)
-    assert verdict(QUIET, dict(MODEL, gain=0.0251, shuffled_scores=spread), 0.05, 0.02)[0] == "inconclusive"
-    assert verdict(QUIET, dict(MODEL, gain=0.0249, shuffled_scores=spread), 0.05, 0.02)[0] == "not local"
-    # identical shuffled scores give no spread to compare with
-    assert verdict(QUIET, dict(MODEL, shuffled_scores=[0.86] * 5), 0.05, 0.02)[0] == "not local"
+    assert verdict(QUIET, dict(MODEL, n_permutations=38), 0.05, 0.02)[0] == "inconclusive"
+    # a chosen order is judged at alpha: 19 orders (1 / 20 = 0.05) can decide it
+    assert verdict(QUIET, dict(MODEL, n_permutations=18), 0.05, 0.02, chosen_order=True)[0] == "inconclusive"
+    assert verdict(QUIET, dict(MODEL, n_permutations=19), 0.05, 0.02, chosen_order=True)[0] == "not local"
+
+
+def test_the_probe_is_judged_against_logistic_regression_not_the_best_trees():
+    trees = dict(MODEL, gain=0.009, score=0.580, baseline="gradient boosting",
+                 baseline_score=0.633, baselines={"logistic regression": 0.594,
+                                                  "gradient boosting": 0.633})
+    v, why, advice = verdict(QUIET, trees, 0.05, 0.01)
+    assert v == "not local"
+    assert advice.startswith("Use gradient boosting (0.633), or another model that ignores")
+    # far below the linear model: the probe has not learned the data
+    v, why, _ = verdict(QUIET, dict(trees, score=0.54), 0.05, 0.01)
+    assert v == "inconclusive"
+    assert why.startswith("The probe CNN scores 0.540 with the columns as given, far below "
+                          "logistic regression (0.594, which ignores column order)")
+    # on both sides of PROBE_SHORTFALL against logistic regression's 0.594
+    assert verdict(QUIET, dict(trees, score=0.5441), 0.05, 0.01)[0] == "not local"
+    assert verdict(QUIET, dict(trees, score=0.5439), 0.05, 0.01)[0] == "inconclusive"
 
 
 def report(model=None, **kw):
@@ -187,6 +207,8 @@ def test_report_text_without_labels():
     assert str(report()) == "\n".join([
         "Locality check on data of shape (120, 6) (axis: columns)",
         "Verdict: LOCAL",
+        "  statistic:         neighbouring columns more alike than in random orders, "
+        "p = 0.0010 (significant at 0.05)",
         "",
         "Model-free statistic (mean correlation of neighbouring columns):",
         "  given order +0.250; random orders +0.050 +/- 0.020 (999 permutations)",
@@ -207,7 +229,15 @@ MODEL_PART = dict(cv=5, scoring="accuracy", n_repeats=2, n_samples=120, score=0.
 
 def test_report_text_with_the_model_test_and_every_order_free_model():
     lines = str(report(MODEL_PART)).splitlines()
-    assert lines[6:14] == [
+    assert lines[1:5] == [
+        "Verdict: LOCAL",
+        "  statistic:         neighbouring columns more alike than in random orders, "
+        "p = 0.0010 (significant at 0.025)",
+        "  model test:        the order gains the probe +0.1123 (needs 0.01), p = 0.3333 over "
+        "2 orders (not significant at 0.025)",
+        "  order-free models: logistic regression 0.9000, the probe 0.9123: it has learned "
+        "the data (within 0.05); best gradient boosting 0.9500"]
+    assert lines[9:17] == [
         "",
         "Model-based test (5-fold cross-validated accuracy x 2, 120 samples):",
         "  probe CNN, columns as given:       0.9123",
@@ -218,13 +248,21 @@ def test_report_text_with_the_model_test_and_every_order_free_model():
         ""]
     assert lines[-3:] == ["", "Recommendation: Do this.", "(3.2 s)"]
     ordered = str(report(MODEL_PART, settings={"order": [1, 0]})).splitlines()
-    assert ordered[8] == "  probe CNN, columns in the order:   0.9123"
+    assert ordered[2].endswith("(significant at 0.05; not counted for a chosen order)")
+    assert ordered[3].endswith("(not significant at 0.05)")
+    assert ordered[11] == "  probe CNN, columns in the order:   0.9123"
+    poor = str(report(dict(MODEL_PART, score=0.8, gain=0.0,
+                           sequential={"stopped": "the time budget (30 s)"}))).splitlines()
+    assert poor[3].endswith("over 2 orders (not significant at 0.025; stopped: the time "
+                            "budget (30 s))")
+    assert "it has not learned the data (within 0.05)" in poor[4]
     # a report from before the baselines were listed names the best one alone
     old = {k: v for k, v in MODEL_PART.items() if k != "baselines"}
     lines = str(report(old)).splitlines()
-    assert lines[11:13] == ["  order-free, gradient boosting:     0.9500  (best)", ""]
+    assert lines[4].startswith("  order-free models: gradient boosting 0.9500")
+    assert lines[14:16] == ["  order-free, gradient boosting:     0.9500  (best)", ""]
     long_name = dict(MODEL_PART, baselines={"a model with a name past twenty": 0.9},
-                     baseline="x")
+                     baseline="a model with a name past twenty", baseline_score=0.9)
     assert "  order-free, a model with a name past twenty: 0.9000" in str(report(long_name))
 
 
@@ -256,22 +294,17 @@ def test_boundaries_exactly_on_the_threshold():
     assert 0.1 - 0.05 == PROBE_SHORTFALL
     on = dict(MODEL, gain=0.0, baseline_score=0.1, score=0.05)
     assert verdict(QUIET, on, 0.05, 0.02)[0] == "not local"
-    # a gain of exactly min_gain is not "too small": the spread rule decides it
-    narrow = dict(MODEL, gain=0.02, shuffled_scores=[0.86, 0.865])      # 2x spread 0.005
-    assert verdict(QUIET, narrow, 0.05, 0.02)[0] == "inconclusive"
-    # a gain of exactly twice the spread (0.125 here, all exact in binary) comes close
-    assert np.std([0.5, 0.75]) == 0.125
-    assert verdict(QUIET, dict(MODEL, gain=0.25, shuffled_scores=[0.5, 0.75]),
-                   0.05, 0.02)[0] == "inconclusive"
+    # a gain of exactly min_gain is not "too small": the orders' resolution decides it
+    assert verdict(QUIET, dict(MODEL, gain=0.02, n_permutations=19), 0.05, 0.02)[0] == "inconclusive"
+    assert verdict(QUIET, dict(MODEL, gain=0.02), 0.05, 0.02)[0] == "not local"
 
 
-def test_a_chosen_order_within_the_spread_is_not_local_without_reorder_advice():
-    wide = dict(MODEL, shuffled_scores=[0.8, 0.84])
-    v, why, advice = verdict(QUIET, wide, 0.05, 0.02, chosen_order=True)
+def test_a_chosen_order_that_is_not_significant_is_not_local_without_reorder_advice():
+    v, why, advice = verdict(QUIET, MODEL, 0.05, 0.02, chosen_order=True)
     assert v == "not local"
     assert why.startswith("Neither test finds the order significant (model-based p = 0.5; the "
                           "statistic does not count for an order chosen to put alike columns "
-                          "together)")
+                          "together, over 39 shuffled orders)")
     assert advice == ("Use logistic regression (0.900), or another model that ignores column "
                       "order; a CNN has no layout to exploit here.")
 

@@ -53,11 +53,14 @@ def _progress():
 
 def locality(args):
     from ..locality import locality_check
+    if args.time_budget < 0:
+        raise CLIError(f"--time-budget must be a number of seconds >= 0; got {args.time_budget:g}")
     X, y, names, notes = _locality_table(args)
     if args.reorder and (y is None or args.quick):
         raise CLIError("--reorder needs --target (a reordered layout is judged by the model-based "
                        "test) and cannot be combined with --quick")
-    settings = dict(n_permutations=args.permutations, random_state=args.seed,
+    settings = dict(n_permutations=args.permutations, time_budget=args.time_budget,
+                    random_state=args.seed,
                     n_jobs=args.n_jobs, verbose=_progress(), **given(cv=args.cv))
     try:
         report = locality_check(X, None if args.quick else y,

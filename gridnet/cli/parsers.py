@@ -62,7 +62,11 @@ def add_locality(sub):
                      "reordered by similarity (correlated columns side by side; needs --target)")
     loc.add_argument("--json", action="store_true", help="print the report as JSON")
     loc.add_argument("--permutations", type=int, default=None,
-                     help="column orders in the model-based test (None: 19)")
+                     help="column orders in the model-based test (None: 19, then more by a "
+                     "sequential rule while the verdict depends on them, within --time-budget)")
+    loc.add_argument("--time-budget", type=float, default=30.0,
+                     help="seconds the model-based test may spend adding orders (0: none; "
+                     "unused with --permutations)")
     loc.add_argument("--cv", type=int, default=None,
                      help="cross-validation folds (None: locality_check's 2)")
     loc.add_argument("--seed", type=int, default=0, help="random seed")

@@ -36,7 +36,7 @@ _AXES = ("columns", "width", "height", "both")
 
 def locality_check(X, y=None, *, axis="columns", method="auto", n_permutations=None, cv=2,
                    n_repeats=1, estimator=None, alpha=0.05, min_gain=0.01, max_samples=5000,
-                   order=None, random_state=None, n_jobs=None, verbose=False):
+                   order=None, time_budget=30.0, random_state=None, n_jobs=None, verbose=False):
     """Test whether the column order of ``X`` carries information a CNN can use.
 
     Parameters
@@ -50,9 +50,10 @@ def locality_check(X, y=None, *, axis="columns", method="auto", n_permutations=N
         "auto": the statistic, plus the model-based test when ``y`` is given.
     n_permutations : int, optional
         Random orders in the null distribution of the model-based test (each is a
-        cross-validation), default 19. The statistic is cheap and always uses at least
-        999. The model-based p-value can
-        decide the verdict alone only from 39 permutations (it must reach alpha / 2).
+        cross-validation). None (the default): 19, then more by a sequential rule
+        within ``time_budget`` (below). The statistic is cheap and always uses at least
+        999. The model-based p-value can decide the verdict alone only from 39
+        orders (it must reach alpha / 2).
     cv : int, default 2 ; n_repeats : int, default 1
         The model-based score is the mean over ``n_repeats`` repetitions of stratified
         ``cv``-fold cross-validation (the same folds for every column order). Two folds
@@ -73,6 +74,16 @@ def locality_check(X, y=None, *, axis="columns", method="auto", n_permutations=N
         ``--reorder``). Such an order is chosen to put alike columns side by side, so
         the model-free statistic is reported but cannot count as evidence: the
         verdict rests on the model-based test alone (labels needed), at ``alpha``.
+    time_budget : float, default 30
+        Seconds the model-based test may spend on orders beyond the first 19, when
+        ``n_permutations`` is None and the verdict depends on its p-value (a gain of at
+        least ``min_gain`` that the statistic does not already make significant). It adds
+        orders until 10 shuffled orders have scored at least the given one (Besag and
+        Clifford's sequential p-value), 999 orders, or the budget's end, and decides from
+        what it measured; it never stops because a result looks significant, so the
+        false-positive rate stays at ``alpha``. How many orders fit in the budget
+        depends on the machine: pass ``n_permutations`` for a run that does not. 0: no
+        orders added.
     random_state, n_jobs : reproducibility; joblib parallelism over permutations
         (``joblib.parallel_config(backend="dask")`` runs them on a Dask cluster).
     verbose : bool, default False. A tqdm progress bar over the column orders.
@@ -92,6 +103,9 @@ def locality_check(X, y=None, *, axis="columns", method="auto", n_permutations=N
     ('local', True)
     """
     t0 = time.perf_counter()
+    if not (isinstance(time_budget, (int, float, np.integer, np.floating))
+            and not isinstance(time_budget, bool) and time_budget >= 0):
+        raise ValueError(f"time_budget must be a number of seconds >= 0; got {time_budget!r}")
     if axis not in _AXES:
         raise ValueError(f"axis must be one of {_AXES}; got {axis!r}")
     if method not in ("auto", "statistic", "model"):
@@ -136,15 +150,21 @@ def locality_check(X, y=None, *, axis="columns", method="auto", n_permutations=N
         flat = X.reshape(len(X), -1)
         if len(flat) > len(G):
             flat = flat[keep]
+        chosen = order is not None
+
+        def needed(m):      # does the verdict still turn on the model-based p-value?
+            return m["gain"] >= min_gain and (chosen or stat["p_value"] > alpha / 2)
+        budget = 0.0 if n_permutations is not None else float(time_budget)
         model = model_test(G, y, "width" if axis == "columns" else axis, int(n_permutations or 19),
-                           cv, n_repeats, estimator, rng, n_jobs, random_state, verbose, flat=flat)
+                           cv, n_repeats, estimator, rng, n_jobs, random_state, verbose, flat=flat,
+                           time_budget=budget, needed=needed)
     verdict_, explanation, recommendation = verdict(stat, model, alpha, min_gain,
                                                     chosen_order=order is not None)
     return LocalityReport(verdict=verdict_, explanation=explanation, recommendation=recommendation,
                           axis=axis, shape=tuple(int(s) for s in X.shape), alpha=alpha,
                           statistic=stat, model=model, seconds=time.perf_counter() - t0,
                           settings={"method": method, "cv": cv, "min_gain": min_gain,
-                                    "max_samples": max_samples,
+                                    "max_samples": max_samples, "time_budget": time_budget,
                                     "order": None if order is None else [int(i) for i in order]})
 
 

@@ -11,7 +11,7 @@ from ..architectures import conv_layers
 from ..core import Branches, Dense, Flatten
 from ..estimator import GridNetClassifier
 
-__all__ = ["default_model", "model_test", "baseline_models"]
+__all__ = ["default_model", "model_test", "baseline_models", "SEQUENTIAL_H", "MAX_ORDERS"]
 
 
 #: The probe's training below EARLY_STOPPING_ROWS training rows: this many steps of
@@ -123,14 +123,47 @@ def _run_here(probes, others, bar):
     return out
 
 
+#: The sequential rule (Besag and Clifford, 1991, "Sequential Monte Carlo p-values"):
+#: orders are added until this many shuffled orders have scored at least the given one,
+#: when the p-value is ``SEQUENTIAL_H / L`` for the L orders drawn by then; a run that
+#: ends before (at ``MAX_ORDERS`` or at the time budget, neither of which looks at the
+#: scores) gives ``(k + 1) / (L + 1)`` for its k such orders. Both are valid p-values:
+#: the rule never stops because a result looks significant.
+SEQUENTIAL_H = 10
+MAX_ORDERS = 999
+#: orders added at a time, at most (fewer when the budget has room for fewer)
+BATCH_ORDERS = 10
+
+
+def _orders(rng, axis, h, w, k):
+    return [(rng.permutation(w) if axis in ("columns", "width", "both") else None,
+             rng.permutation(h) if axis in ("height", "both") else None) for _ in range(k)]
+
+
+def _run(calls, estimator, n_jobs, bar):
+    from joblib import Parallel, effective_n_jobs
+    probes, others = calls
+    if estimator is None and effective_n_jobs(n_jobs) == 1:
+        return _run_here(probes, others, bar)
+    results = Parallel(n_jobs=n_jobs, return_as="generator")(probes + others)
+    return [bar.update() or r for r in results]
+
+
 def model_test(G, y, axis, n_permutations, cv, n_repeats, estimator, rng, n_jobs, random_state,
-               verbose=False, flat=None):
+               verbose=False, flat=None, time_budget=0.0, needed=None):
     """The cross-validated score of ``estimator`` (default: :func:`default_model`,
     seeded with ``random_state``) on grids ``G`` (n, c, h, w) as given, against the
     same on ``n_permutations`` random orders of ``axis``, and the order-free
     baselines' on ``flat`` (n, f), the samples as the user gave them (default: ``G``
-    flattened); the same folds for all."""
-    from joblib import Parallel, delayed, effective_n_jobs
+    flattened); the same folds for all.
+
+    With ``time_budget`` > 0 seconds, orders are then added by the sequential rule
+    (:data:`SEQUENTIAL_H`) while ``needed(result)`` says the verdict still depends on
+    the p-value and the budget has room for more; the result says how it ended.
+    """
+    import time
+
+    from joblib import delayed
     from sklearn.model_selection import RepeatedStratifiedKFold
     from tqdm.auto import tqdm
     n, c, h, w = G.shape
@@ -139,35 +172,73 @@ def model_test(G, y, axis, n_permutations, cv, n_repeats, estimator, rng, n_jobs
     folds = list(splitter.split(np.zeros(n), y))
     n_train = min(len(tr) for tr, _ in folds)
     model = estimator if estimator is not None else default_model((c, h, w), n_train, random_state)
-    perms = [None]
-    for _ in range(n_permutations):
-        pw = rng.permutation(w) if axis in ("columns", "width", "both") else None
-        ph = rng.permutation(h) if axis in ("height", "both") else None
-        perms.append((pw, ph))
     flat = G.reshape(n, -1) if flat is None else flat
     bases = baseline_models(random_state)
-    probes = [delayed(_fold)(model, G, y, p, tr, te) for p in perms for tr, te in folds]
-    others = [delayed(_fold)(b, flat, y, None, tr, te) for b in bases.values() for tr, te in folds]
-    with tqdm(total=len(probes) + len(others), desc="column orders x folds", unit="fit",
-              disable=not verbose, leave=False) as bar:
-        if estimator is None and effective_n_jobs(n_jobs) == 1:
-            out = np.array(_run_here(probes, others, bar))
-        else:
-            results = Parallel(n_jobs=n_jobs, return_as="generator")(probes + others)
-            out = np.array([bar.update() or r for r in results])
     k = len(folds)
-    scores = out[:len(perms) * k].reshape(len(perms), k, 2).mean(axis=1)
-    base_scores = out[len(perms) * k:].reshape(len(bases), k, 2).mean(axis=1)
-    baselines = {name: float(s) for name, s in zip(bases, base_scores[:, 0])}
-    best = max(baselines, key=baselines.get)
+
+    def probes(perms):
+        return [delayed(_fold)(model, G, y, p, tr, te) for p in perms for tr, te in folds]
+
+    perms = [None] + _orders(rng, axis, h, w, n_permutations)
+    others = [delayed(_fold)(b, flat, y, None, tr, te) for b in bases.values() for tr, te in folds]
+    with tqdm(total=len(perms) * k + len(others), desc="column orders x folds", unit="fit",
+              disable=not verbose, leave=False) as bar:
+        t0 = time.perf_counter()
+        out = np.array(_run((probes(perms), others), estimator, n_jobs, bar))
+        per_order = (time.perf_counter() - t0) / (len(perms) + len(others) / k)
+        scores = out[:len(perms) * k].reshape(len(perms), k, 2).mean(axis=1)
+        base_scores = out[len(perms) * k:].reshape(len(bases), k, 2).mean(axis=1)
+        baselines = {name: float(s) for name, s in zip(bases, base_scores[:, 0])}
+        sequential = time_budget > 0
+        stopped, spent = "fixed number of orders", 0.0
+        while sequential:
+            result = _summary(scores, baselines, sequential, n, cv, n_repeats)
+            if result["exceedances"] >= SEQUENTIAL_H:
+                stopped = f"{SEQUENTIAL_H} shuffled orders scored at least the given one"
+                break
+            if needed is not None and not needed(result):
+                stopped = "the verdict no longer depends on the p-value"
+                break
+            if len(scores) - 1 >= MAX_ORDERS:
+                stopped = f"{MAX_ORDERS} orders"
+                break
+            room = int((time_budget - spent) / per_order)
+            if room < 1:
+                stopped = f"the time budget ({time_budget:g} s)"
+                break
+            more = _orders(rng, axis, h, w, min(BATCH_ORDERS, room, MAX_ORDERS + 1 - len(scores)))
+            bar.total += len(more) * k
+            t1 = time.perf_counter()
+            new = np.array(_run((probes(more), []), estimator, n_jobs, bar))
+            spent += time.perf_counter() - t1
+            scores = np.vstack([scores, new.reshape(len(more), k, 2).mean(axis=1)])
+    result = _summary(scores, baselines, sequential, n, cv, n_repeats)
+    result["sequential"] = {"rule": "Besag-Clifford" if sequential else None,
+                            "h": SEQUENTIAL_H if sequential else None,
+                            "time_budget": float(time_budget), "seconds_added": round(spent, 3),
+                            "stopped": stopped}
+    return result
+
+
+def _summary(scores, baselines, sequential, n, cv, n_repeats):
+    """The model test's result from the per-order (accuracy, log loss) ``scores`` (the
+    given order first) and the order-free ``baselines``."""
     observed, null = scores[0, 0], scores[1:, 0]
+    above = null >= observed - 1e-12
+    L, k = len(null), int(above.sum())
+    if sequential and k >= SEQUENTIAL_H:       # the order at which the h-th one came
+        p = SEQUENTIAL_H / (int(np.nonzero(above)[0][SEQUENTIAL_H - 1]) + 1)
+    else:
+        p = (1 + k) / (1 + L)
+    best = max(baselines, key=baselines.get)
     return {
         "score": float(observed),
         "shuffled_scores": null.tolist(),
         "shuffled_mean": float(null.mean()),
         "gain": float(observed - null.mean()),
-        "p_value": float((1 + np.sum(null >= observed - 1e-12)) / (1 + n_permutations)),
-        "n_permutations": int(n_permutations),
+        "p_value": float(p),
+        "n_permutations": int(L),
+        "exceedances": k,
         "cv": int(cv),
         "n_repeats": int(n_repeats),
         "scoring": "accuracy",
