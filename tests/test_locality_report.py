@@ -342,3 +342,34 @@ def test_report_plot_without_matplotlib_says_how_to_install_it(monkeypatch):
         report().plot()
     assert str(info.value) == ("report.plot() needs matplotlib: pip install matplotlib (or pip "
                                "install 'gridnet-toolkit[plot]')")
+
+
+def test_the_findings_lines_on_their_boundaries():
+    stat = dict(QUIET, observed=0.05, null_mean=0.1, null_std=0.02, effect_size=-2.5,
+                p_value=0.025, n_permutations=999, null=[0.1])
+    model = dict(MODEL_PART, p_value=0.025, gain=0.015, score=0.05,      # 0.1 - 0.05: exact
+                 baselines={"logistic regression": 0.1, "gradient boosting": 0.95})
+    r = LocalityReport(verdict="not local", explanation="Why.", recommendation="Do this.",
+                       axis="columns", shape=(120, 6), alpha=0.05, statistic=stat, model=model,
+                       settings={"min_gain": 0.02})
+    assert str(r).splitlines()[2:5] == [
+        "  statistic:         neighbouring columns no more alike than in random orders, "
+        "p = 0.0250 (significant at 0.025)",
+        "  model test:        the order gains the probe +0.0150 (needs 0.02), p = 0.0250 over "
+        "2 orders (significant at 0.025)",
+        "  order-free models: logistic regression 0.1000, the probe 0.0500: it has learned "
+        "the data (within 0.05); best gradient boosting 0.9500"]
+    just = dict(model, p_value=0.0251)
+    stat = dict(stat, p_value=0.0251, observed=0.1)
+    r = LocalityReport(verdict="not local", explanation="", recommendation="", axis="columns",
+                       shape=(120, 6), alpha=0.05, statistic=stat, model=just)
+    lines = str(r).splitlines()
+    assert "no more alike" in lines[2] and "(not significant at 0.025)" in lines[2]
+    assert "(not significant at 0.025)" in lines[3] and "(needs 0.01)" in lines[3]
+
+
+def test_without_logistic_regression_the_probe_is_judged_against_the_best_model():
+    only_trees = dict(MODEL, gain=0.0, baseline="gradient boosting", baseline_score=0.9,
+                      baselines={"gradient boosting": 0.9}, score=0.84)
+    v, why, _ = verdict(QUIET, only_trees, 0.05, 0.02)
+    assert v == "inconclusive" and "far below gradient boosting (0.900" in why
