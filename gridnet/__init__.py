@@ -16,10 +16,10 @@ __version__ = "0.1.0"
 _LAZY = {"GridNetClassifier": ".estimator", "load": ".estimator", "save": ".model_file",
          "locality_check": ".locality", "LocalityReport": ".locality",
          "plot_history": ".plotting", "plot_confusion_matrix": ".plotting",
-         "predict_windows": ".timeline"}
+         "predict_windows": ".timeline", "to_onnx": ".export"}
 
 __all__ = ["GridNetClassifier", "load", "save", "locality_check", "LocalityReport", "plot_history",
-           "plot_confusion_matrix", "predict_windows", "Network", "Conv2D",
+           "plot_confusion_matrix", "predict_windows", "to_onnx", "Network", "Conv2D",
            "ReLU", "MaxPool2D", "GlobalMaxPool", "Flatten", "Dense", "Dropout", "Branches",
            "SoftmaxCrossEntropy", "softmax", "SGD", "Adam"]
 

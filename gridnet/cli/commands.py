@@ -1,4 +1,4 @@
-"""The ``gridnet`` commands: demo, locality, fit, predict, evaluate."""
+"""The ``gridnet`` commands: demo, locality, fit, predict, evaluate, explain, export."""
 from __future__ import annotations
 
 import json
@@ -13,7 +13,7 @@ from .data import (MODALITIES, CLIError, check_options, given, load_data,
                    to_grids)
 from .inputs import article, load_model, read_inputs
 
-__all__ = ["demo", "locality", "fit", "predict", "evaluate", "explain"]
+__all__ = ["demo", "locality", "fit", "predict", "evaluate", "explain", "export"]
 
 
 def demo(args):
@@ -287,3 +287,34 @@ def _plot_evaluation(path, clf, y, pred, labels):
         raise CLIError(f"--plot {path}: cannot write the picture ({exc})") from None
     finally:
         plt.close(fig)
+
+
+def export(args):
+    """``gridnet export``: the model file as ONNX; says what the exported model takes."""
+    from ..export import ExportError, check_output_path, to_onnx
+    try:
+        check_output_path(args.output)
+    except ExportError as exc:
+        raise CLIError(f"-o {exc}") from None
+    clf, extra, adapter = load_model(args.model)
+    try:
+        proto = to_onnx(load_pipeline(clf, adapter), args.output)
+    except ImportError as exc:
+        raise CLIError(str(exc)) from None
+    except ExportError as exc:
+        raise CLIError(f"{args.model}: {exc}") from None
+    meta = {p.key: p.value for p in proto.metadata_props}
+    size = os.path.getsize(args.output) / 2**20
+    print(f"wrote {args.output} ({size:.1f} MB, ONNX opset {proto.opset_import[0].version})")
+    print(f"  input  {meta['input']}")
+    print(f"  output {meta['outputs']}")
+    if "valid" in meta:
+        print(f"         valid: {meta['valid']}")
+    print(f"  classes {meta['classes']}")
+    return 0
+
+
+def load_pipeline(clf, adapter):
+    """The pipeline of a loaded model's adapter and classifier."""
+    from sklearn.pipeline import make_pipeline
+    return make_pipeline(adapter, clf)

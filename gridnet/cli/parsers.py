@@ -16,7 +16,8 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="gridnet", description="CNNs for data turned into grids.")
     parser.add_argument("--version", action="version", version=f"gridnet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (add_demo, add_locality, add_fit, add_predict, add_explain, add_evaluate):
+    for add in (add_demo, add_locality, add_fit, add_predict, add_explain, add_evaluate,
+                add_export):
         add(sub)
     return parser
 
@@ -194,3 +195,12 @@ def add_evaluate(sub):
     ev.add_argument("--plot", default=None, help="write a PNG of the training history and the "
                     "confusion matrix to this file (needs matplotlib)")
     ev.set_defaults(func=commands.evaluate)
+
+
+def add_export(sub):
+    """``gridnet export``."""
+    exp = sub.add_parser("export", formatter_class=FORMAT,
+                         help="write a model as ONNX, to run without gridnet (needs onnx)")
+    exp.add_argument("model", help="model file written by 'gridnet fit' or gridnet.save")
+    exp.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    exp.set_defaults(func=commands.export)

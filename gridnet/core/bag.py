@@ -12,10 +12,12 @@ import numpy as np
 
 from .layers import Layer, check_input, is_onehot
 
-__all__ = ["NgramBag", "ngram_ids"]
+__all__ = ["NgramBag", "ngram_ids", "PAIR_HASH"]
 
-#: multipliers of the hash of a word pair (odd, so that a pair's two words never cancel)
-_A, _B = 1_000_003, 7_919
+#: multipliers of the hash of a word pair (odd, so that a pair's two words never cancel);
+#: public for the ONNX exporter, which hashes pairs the same way
+PAIR_HASH = (1_000_003, 7_919)
+_A, _B = PAIR_HASH
 
 
 def ngram_ids(idx, trained, buckets, n=2):

@@ -1,0 +1,57 @@
+"""A small builder of ONNX graphs: fresh tensor names, constants, nodes.
+
+The exporter's other modules say what each layer or front-end step computes; this one
+only keeps the lists that :func:`onnx.helper.make_graph` takes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["GraphBuilder", "OPSET"]
+
+#: the ONNX operator set the exported graphs use (ReduceMax and friends take ``axes`` as
+#: an attribute up to 17; onnxruntime has run opset 17 since 1.13)
+OPSET = 17
+
+
+class GraphBuilder:
+    """Collects the nodes and constants of one ONNX graph.
+
+    ``op(type, inputs, **attributes) -> output name`` adds a node with one output;
+    ``const(array) -> name`` adds an initializer (float64 arrays become float32 unless
+    ``dtype`` says otherwise).
+    """
+
+    def __init__(self):
+        from onnx import helper
+        self._helper = helper
+        self.nodes, self.initializers = [], []
+        self._count = 0
+
+    def name(self, hint):
+        self._count += 1
+        return f"{hint}_{self._count}"
+
+    def const(self, value, hint="c", dtype=None):
+        from onnx import numpy_helper
+        arr = np.asarray(value)
+        if dtype is not None:
+            arr = arr.astype(dtype)
+        elif arr.dtype == np.float64:
+            arr = arr.astype(np.float32)
+        name = self.name(hint)
+        self.initializers.append(numpy_helper.from_array(arr.copy(order="C"), name))
+        return name
+
+    def int64(self, values, hint="i"):
+        return self.const(np.asarray(values, dtype=np.int64), hint)
+
+    def op(self, op_type, inputs, hint=None, outputs=1, **attrs):
+        names = [self.name(hint or op_type.lower()) for _ in range(outputs)]
+        self.nodes.append(self._helper.make_node(op_type, list(inputs), names, **attrs))
+        return names[0] if outputs == 1 else names
+
+    def rename(self, name, new):
+        """Give tensor ``name`` the graph-level name ``new`` (an Identity node)."""
+        self.nodes.append(self._helper.make_node("Identity", [name], [new]))
+        return new

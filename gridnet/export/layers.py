@@ -1,0 +1,209 @@
+"""The core's layers as ONNX nodes: what each layer computes in inference, written
+with the operators of :data:`~gridnet.export.graph.OPSET`.
+
+A tensor flows through the export as ``(name, kind)``: ``kind`` "grid" for a float32
+``(n, c, h, w)`` or ``(n, d)`` array, "tokens" for a one-hot word grid given by its
+indices, int64 ``(n, positions)`` with -1 for padding (:class:`adapters.OneHotGrid`'s
+``indices``). A layer that reads one-hot grids as they are (an embedding convolution,
+:class:`~gridnet.core.Embedding`, :class:`~gridnet.core.NgramBag`) takes the indices;
+any other first gets them made dense, as the core does.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..core import (Branches, Conv2D, Dense, Dropout, Embedding, Flatten, GlobalMaxPool,
+                    MaxPool2D, NgramBag, ReLU)
+from ..core.bag import PAIR_HASH
+from ..core.fused import ConvMax, ConvPool
+
+__all__ = ["export_layers", "ExportError"]
+
+
+class ExportError(ValueError):
+    """A network or model the exporter cannot write; the message names the part."""
+
+
+def export_layers(g, layers, x, kind):
+    """Add ``layers`` (built, in order) to graph ``g`` on input ``(x, kind)``; return the
+    output ``(name, kind)``."""
+    for i, layer in enumerate(layers):
+        try:
+            x, kind = _export(g, layer, x, kind)
+        except ExportError as exc:
+            raise ExportError(f"layer {i}: {exc}") from None
+    return x, kind
+
+
+def _reads_tokens(layer):
+    if isinstance(layer, (Embedding, NgramBag)):
+        return True
+    return isinstance(layer, Conv2D) and layer.accepts_onehot()
+
+
+def _densify(g, x, width):
+    """Token indices (n, h) -> the one-hot grid (n, 1, h, width) float32."""
+    idx = g.op("Where", [g.op("Less", [x, g.int64(0)]), g.int64(width), x])
+    hot = g.op("OneHot", [idx, g.int64([width + 1]), g.const(np.array([0, 1], np.float32))])
+    hot = g.op("Slice", [hot, g.int64([0]), g.int64([width]), g.int64([2])])
+    return g.op("Unsqueeze", [hot, g.int64([1])])
+
+
+def _export(g, layer, x, kind):
+    if kind == "tokens" and not _reads_tokens(layer):
+        if not isinstance(layer, (Branches, Dropout)):
+            x, kind = _densify(g, x, layer.in_shape[2]), "grid"
+    if isinstance(layer, (ConvPool, ConvMax)):
+        return export_layers(g, [layer.conv, layer.pool], x, kind)
+    handler = _HANDLERS.get(type(layer))
+    if handler is None:
+        raise ExportError(f"the ONNX exporter does not know {type(layer).__name__} layers "
+                          f"(it knows {sorted(t.__name__ for t in _HANDLERS)})")
+    return handler(g, layer, x, kind)
+
+
+def _relu(g, x, activation):
+    return g.op("Relu", [x]) if activation == "relu" else x
+
+
+def _conv(g, conv, x, kind):
+    f, ho, _ = conv.out_shape
+    W = conv.weights()                       # divided by the feature's size when normalized
+    pt, pb, pl, pr = (int(p) for p in conv.pads)
+    if kind == "tokens":
+        return _conv_tokens(g, conv, x, W, f, ho, pt, pb), "grid"
+    c, kh, kw = conv.in_shape[0], *conv.kernel_size
+    y = g.op("Conv", [x, g.const(W.reshape(f, c, kh, kw)), g.const(conv.params["b"])],
+             kernel_shape=[kh, kw], strides=list(conv.stride), pads=[pt, pl, pb, pr])
+    return _relu(g, y, conv.activation), "grid"
+
+
+def _conv_tokens(g, conv, x, W, f, ho, pt, pb):
+    """A convolution spanning a one-hot grid's width: at output row ``t``, the sum over
+    the kernel's rows ``i`` of row ``i`` of the weights at the hot column of input row
+    ``t * stride + i`` (padding rows, -1, add nothing; the bias is added everywhere)."""
+    kh, sh = conv.kernel_size[0], conv.stride[0]
+    w = conv.in_shape[2]
+    idx = g.op("Where", [g.op("Less", [x, g.int64(0)]), g.int64(w), x])
+    if pt or pb:
+        idx = g.op("Pad", [idx, g.int64([0, pt, 0, pb]), g.int64(w)])
+    W3 = W.reshape(f, kh, w)
+    total = None
+    for i in range(kh):
+        rows = g.op("Slice", [idx, g.int64([i]), g.int64([i + sh * (ho - 1) + 1]), g.int64([1]),
+                              g.int64([sh])])
+        table = np.vstack([W3[:, i, :].T, np.zeros((1, f), W.dtype)])
+        part = g.op("Gather", [g.const(table), rows], axis=0)        # (n, ho, f)
+        total = part if total is None else g.op("Add", [total, part])
+    total = _relu(g, g.op("Add", [total, g.const(conv.params["b"])]), conv.activation)
+    return g.op("Unsqueeze", [g.op("Transpose", [total], perm=[0, 2, 1]), g.int64([3])])
+
+
+def _embedding_table(layer):
+    """(w + 1, dim + fixed_dim) float32: column j's vectors in row j (columns past the
+    trained ones share column 0's trained vector), then a row of zeros."""
+    W = layer.params["W"]
+    w = layer.in_shape[2]
+    rows = np.zeros((w + 1, layer.dim), np.float32)
+    rows[:layer.n_trained] = W.T
+    rows[layer.n_trained:w] = W[:, 0]
+    if layer.fixed_dim:
+        fixed = np.zeros((w + 1, layer.fixed_dim), np.float32)
+        fixed[:w] = layer.buffers["fixed"].astype(np.float32)
+        rows = np.concatenate([rows, fixed], axis=1)
+    return rows
+
+
+def _embedding(g, layer, x, kind):
+    """Token indices: the trained vector of each word's column (columns past the trained
+    ones take column 0's) beside its fixed vector (kept float16, as the layer keeps it),
+    zeros for padding. A dense grid: its product with the whole table."""
+    w = layer.in_shape[2]
+    if kind != "tokens":
+        table = _embedding_table(layer)[:w]
+        out = g.op("MatMul", [g.op("Squeeze", [x, g.int64([1])]), g.const(table)])
+        return g.op("Unsqueeze", [g.op("Transpose", [out], perm=[0, 2, 1]), g.int64([3])]), "grid"
+    pad = g.op("Less", [x, g.int64(0)])
+    idx = g.op("Where", [pad, g.int64(0), x])
+    cols = g.op("Where", [g.op("GreaterOrEqual", [idx, g.int64(layer.n_trained)]), g.int64(0), idx])
+    out = g.op("Gather", [g.const(np.ascontiguousarray(layer.params["W"].T)), cols], axis=0)
+    if layer.fixed_dim:
+        fixed = g.op("Gather", [g.const(layer.buffers["fixed"]), idx], axis=0)
+        out = g.op("Concat", [out, g.op("Cast", [fixed], to=1)], axis=2)          # (n, h, D)
+    keep = g.op("Cast", [g.op("Not", [pad])], to=1)
+    out = g.op("Mul", [out, g.op("Unsqueeze", [keep, g.int64([2])])])
+    return g.op("Unsqueeze", [g.op("Transpose", [out], perm=[0, 2, 1]), g.int64([3])]), "grid"
+
+
+def _bag(g, layer, x, kind):
+    """The mean of the table rows of the sentence's words and neighbouring word pairs,
+    hashed as :func:`gridnet.core.bag.ngram_ids` hashes them, times ``scale``."""
+    w = layer.in_shape[2]
+    trained = w if layer.trained is None else layer.trained
+    if kind != "tokens":            # a dense 0/1 grid: each row's hot column, or -1
+        rows = g.op("Squeeze", [x, g.int64([1])])
+        hot = g.op("Greater", [g.op("ReduceMax", [rows], axes=[2], keepdims=0), g.const(np.float32(0))])
+        x = g.op("Where", [hot, g.op("ArgMax", [rows], axis=2, keepdims=0), g.int64(-1)])
+    buckets = g.int64(layer.buckets)
+    T = g.const(layer.params["T"])
+    keep = g.op("GreaterOrEqual", [x, g.int64(0)])
+    words = g.op("Where", [g.op("GreaterOrEqual", [x, g.int64(trained)]), g.int64(0), x])
+    words = g.op("Where", [keep, words, g.int64(0)])
+
+    def gathered(ids, mask):
+        maskf = g.op("Cast", [mask], to=1)                                    # float32
+        rows = g.op("Mul", [g.op("Gather", [T, g.op("Mod", [ids, buckets])], axis=0),
+                            g.op("Unsqueeze", [maskf, g.int64([2])])])
+        return (g.op("ReduceSum", [rows, g.int64([1])], keepdims=0),
+                g.op("ReduceSum", [maskf, g.int64([1])], keepdims=0))
+
+    total, count = gathered(words, keep)
+    h = layer.in_shape[1]
+    if layer.n >= 2 and h > 1:
+        def cut(t, a, b):
+            return g.op("Slice", [t, g.int64([a]), g.int64([b]), g.int64([1])])
+        a, b = cut(words, 0, h - 1), cut(words, 1, h)
+        both = g.op("And", [cut(keep, 0, h - 1), cut(keep, 1, h)])
+        ids = g.op("Add", [g.op("Add", [g.op("Mul", [a, g.int64(PAIR_HASH[0])]),
+                                        g.op("Mul", [b, g.int64(PAIR_HASH[1])])]), g.int64(1)])
+        pairs, n_pairs = gathered(ids, both)
+        total, count = g.op("Add", [total, pairs]), g.op("Add", [count, n_pairs])
+    weight = g.op("Div", [g.const(np.float32(layer.scale)),
+                          g.op("Max", [count, g.const(np.float32(1))])])
+    out = g.op("Mul", [total, g.op("Unsqueeze", [weight, g.int64([1])])])
+    return g.op("Unsqueeze", [out, g.int64([2, 3])]), "grid"
+
+
+def _branches(g, layer, x, kind):
+    outs = [export_layers(g, branch, x, kind)[0] for branch in layer.branches]
+    return g.op("Concat", outs, axis=1), "grid"
+
+
+def _maxpool(g, layer, x, kind):
+    pt, pb, pl, pr = (int(p) for p in layer.pads)
+    return g.op("MaxPool", [x], kernel_shape=list(layer.window), strides=list(layer.stride),
+                pads=[pt, pl, pb, pr]), "grid"
+
+
+def _global_max(g, layer, x, kind):
+    axes = {"height": [2], "width": [3], "both": [2, 3]}[layer.axis]
+    return g.op("ReduceMax", [x], axes=axes, keepdims=1), "grid"
+
+
+def _dense(g, layer, x, kind):
+    y = g.op("Add", [g.op("MatMul", [x, g.const(layer.params["W"])]), g.const(layer.params["b"])])
+    return _relu(g, y, layer.activation), "grid"
+
+
+_HANDLERS = {
+    Conv2D: _conv,
+    Embedding: _embedding,
+    NgramBag: _bag,
+    Branches: _branches,
+    MaxPool2D: _maxpool,
+    GlobalMaxPool: _global_max,
+    Flatten: lambda g, layer, x, kind: (g.op("Flatten", [x], axis=1), "grid"),
+    Dense: _dense,
+    ReLU: lambda g, layer, x, kind: (g.op("Relu", [x]), "grid"),
+    Dropout: lambda g, layer, x, kind: (x, kind),          # inference: the identity
+}
