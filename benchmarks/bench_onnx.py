@@ -49,8 +49,8 @@ def session(proto):
 
 def net_a_rows(rounds):
     from gridnet.export import to_onnx
-    net = net_a()
-    net.build((1, 32, 32), np.random.default_rng(0))
+    net, shape, _ = net_a()
+    net.build(shape, np.random.default_rng(0))
     sess = session(to_onnx(net))
     x = np.random.default_rng(1).normal(size=(64, 1, 32, 32)).astype(np.float32)
     diff = float(np.abs(sess.run(None, {"grid": x})[0] - net.forward(x)).max())
