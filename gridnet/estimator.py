@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from . import architectures, model_file, training, validation
 from .core import is_onehot, make_optimizer, softmax
+from .calibration import fit_temperature
 from .explain import target_codes
 
 __all__ = ["GridNetClassifier", "load"]
@@ -66,6 +67,10 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         Applied to a private copy of each training batch (see :mod:`gridnet.augment`).
         "auto": the preset's (SpecAugment-style masks and shifts for "audio", none
         otherwise; ``augment_``).
+    calibration : {"temperature", None}, default "temperature"
+        Divide the logits by ``temperature_``, fitted on the held-out early-stopping split
+        to minimise its log-loss (:mod:`gridnet.calibration`): calibrated probabilities,
+        the same predictions. Without that split, and after ``partial_fit``, 1.
     ema_momentum : "auto", float in [0, 1) or None, default "auto"
         Keep an exponential moving average of the weights over the training steps (as
         Keras's ``use_ema``; :class:`gridnet.training.WeightAverage`): it is what early stopping validates
@@ -94,6 +99,7 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         ``n_iter_``; ``best_epoch_`` (the epoch whose weights were kept; None without a
         validation split)
     embedding_started_ : int, embedding columns started from the grid's vectors (0: none)
+    temperature_ : float, what the logits are divided by (see ``calibration``)
     augment_, n_iter_no_change_, ema_momentum_ : the training settings used (the
         preset's where the parameter was left at "auto" or None)
     preset_ : the preset used (``preset``, or the one picked from the grid; None with
@@ -122,7 +128,7 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
                  learning_rate=1e-3, optimizer="adam", momentum=0.9, weight_decay=0.0,
                  class_weight=None, early_stopping=True, validation_fraction=0.1,
                  n_iter_no_change=None, tol=1e-4, augment="auto", ema_momentum="auto",
-                 warm_start=False, random_state=None, verbose=False):
+                 calibration="temperature", warm_start=False, random_state=None, verbose=False):
         self.preset = preset
         self.layers = layers
         self.conv_blocks = conv_blocks
@@ -147,6 +153,7 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         self.tol = tol
         self.augment = augment
         self.ema_momentum = ema_momentum
+        self.calibration = calibration
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
@@ -156,9 +163,6 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         return validation.validate_grids(self, X, reset)
 
     # -- training ------------------------------------------------------------------------
-    def _streams(self):
-        return training.seed_streams(self.random_state)
-
     def _initialize(self, grid, rng):
         self.preset_ = architectures.choose_preset(self.preset, self.layers, self.grid_shape_,
                                                    is_onehot(grid))
@@ -187,7 +191,7 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
     def _fit(self, X, y, classes=None, partial=False, sample_weight=None):
         grid, codes, first = validation.prepare_fit(self, X, y, classes, partial)
         weights = validation.sample_weights(sample_weight, grid)
-        streams = self._streams()
+        streams = training.seed_streams(self.random_state)
         if first:
             self._initialize(grid, streams["init"])
         if getattr(self, "_optimizer", None) is None:     # new, or loaded from a file
@@ -207,7 +211,7 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
                   leave=bool(self.verbose), dynamic_ncols=True) as bar:
             if partial:
                 record = self._epoch(grid, codes, rows, None, loss_fn, streams, bar, weights)
-                self.best_loss_ = min(self.best_loss_, record["loss"])
+                self.best_loss_, self.temperature_ = min(self.best_loss_, record["loss"]), 1.0
                 return self
             stopper = training.Stopper(self.n_iter_no_change_, self.tol, keep_best=val is not None)
             for _ in range(epochs):
@@ -218,11 +222,15 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
                 if stop:
                     break
         self.best_loss_ = float(stopper.best_loss)
-        self.best_validation_score_ = stopper.best_score if val is not None else None
-        self.best_epoch_ = stopper.best_epoch if val is not None else None
+        self.best_validation_score_, self.best_epoch_ = ((stopper.best_score, stopper.best_epoch)
+                                                         if val is not None else (None, None))
         if val is None and average is not None:
             average.swap(self.network_)     # the averaged weights are the model
         stopper.restore(self.network_)
+        self.temperature_ = 1.0
+        if val is not None and self.calibration == "temperature":
+            self.temperature_ = fit_temperature(self._logits(grid, val), codes[val],
+                                                None if weights is None else weights[val])
         return self
 
     def fit(self, X, y, sample_weight=None):
@@ -244,9 +252,11 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         return self._fit(X, y, classes=classes, partial=True, sample_weight=sample_weight)
 
     # -- prediction ----------------------------------------------------------------------
-    def _logits(self, X):
-        return training.logits(self.network_, X, np.arange(X.shape[0]), len(self.classes_),
-                               self.batch_size)
+    def _logits(self, X, rows=None):
+        """The logits of ``rows`` of X (None: all), divided by ``temperature_``."""
+        rows = np.arange(X.shape[0]) if rows is None else rows
+        z = training.logits(self.network_, X, rows, len(self.classes_), self.batch_size)
+        return z / np.float32(getattr(self, "temperature_", 1.0))
 
     def decision_function(self, X):
         """Logits (n, k); for two classes the margin of the second, (n,)."""
@@ -270,21 +280,12 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
                             lambda: self._logits(grid).argmax(axis=1))
 
     def explain(self, X, target=None):
-        """How much each cell of each grid drove the score of a class: gradient x input
-        of the class's margin (its logit minus the mean of the others; see
-        :mod:`gridnet.explain` for why this method).
-
-        Parameters
-        ----------
-        X : grids (n, c, h, w), as for :meth:`predict`
-        target : None, a label, or (n,) labels
-            The class to explain; None: each sample's predicted class.
-
-        Returns
-        -------
-        maps : float32 ``(n, h, w)`` (summed over channels; positive cells raised the
-            class's margin, negative ones lowered it). For a one-hot word grid,
-            ``(n, h)``: one value per word position (the map is 0 off the hot cells).
+        """How much each cell of each grid ``X`` (as for :meth:`predict`) drove the score
+        of ``target`` (None: each sample's predicted class; a label; or (n,) labels):
+        gradient x input of the class's margin (its logit minus the mean of the others;
+        :mod:`gridnet.explain` says why). Returns float32 maps ``(n, h, w)``, summed over
+        channels (positive cells raised the margin); for a one-hot word grid ``(n, h)``,
+        one value per word position.
 
         Examples
         --------

@@ -56,6 +56,7 @@ def _header(clf, extra):
         "embedding_started": int(getattr(clf, "embedding_started_", 0)),
         "preset": getattr(clf, "preset_", clf.preset), "extra": extra,
         "best_epoch": getattr(clf, "best_epoch_", None),
+        "temperature": float(getattr(clf, "temperature_", 1.0)),
     }
 
 
@@ -156,6 +157,7 @@ def _classifier(doc, weights, name, cls):
     clf.validation_scores_ = [h["val_score"] for h in clf.history_ if h.get("val_score") is not None]
     clf.n_iter_ = int(doc.get("n_iter", 0))
     clf.embedding_started_ = int(doc.get("embedding_started", 0))
+    clf.temperature_ = float(doc.get("temperature", 1.0))     # files before calibration: 1
     clf.preset_ = doc.get("preset", params.get("preset"))
     clf.best_loss_ = min(clf.loss_curve_) if clf.loss_curve_ else float("nan")
     best = doc.get("best_epoch")

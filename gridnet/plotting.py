@@ -3,13 +3,16 @@
 
 :func:`plot_history` draws ``history_``; :func:`plot_confusion_matrix` is
 scikit-learn's :class:`~sklearn.metrics.ConfusionMatrixDisplay`; :func:`plot_map` and
-:func:`plot_words` draw an explanation over its grid or sentence.
+:func:`plot_words` draw an explanation over its grid or sentence;
+:func:`plot_reliability` the top-label reliability diagram (scikit-learn's
+``CalibrationDisplay`` is for two classes).
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["plot_history", "plot_confusion_matrix", "plot_map", "plot_words", "pyplot"]
+__all__ = ["plot_history", "plot_confusion_matrix", "plot_reliability", "plot_map", "plot_words",
+           "pyplot"]
 
 
 def pyplot():
@@ -79,6 +82,42 @@ def plot_confusion_matrix(y_true, y_pred, labels=None, ax=None):
         _, ax = plt.subplots(figsize=(5, 5))
     return ConfusionMatrixDisplay.from_predictions(y_true, y_pred, labels=labels, ax=ax,
                                                    colorbar=False, xticks_rotation="vertical")
+
+
+def plot_reliability(codes, proba, ax=None, n_bins=None):
+    """Top-label reliability diagram: for bins of the top probability, the share of
+    samples whose top class is right against the bins' mean top probability (bars,
+    their width the bin's), the diagonal of perfect calibration, and the calibration
+    error in the title. ``codes`` (n,): the true classes' columns of ``proba`` (n, k).
+    Returns the Axes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> proba = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]])
+    >>> plot_reliability([0, 1, 1], proba).get_title()
+    'calibration error 0.4000 (3 samples, 15 bins)'
+    """
+    from .calibration import N_BINS, calibration_error, reliability_curve
+    n_bins = int(n_bins or N_BINS)
+    plt = pyplot()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 5))
+    confidence, accuracy, count = reliability_curve(codes, proba, n_bins)
+    edges = np.linspace(0, 1, n_bins + 1)
+    seen = count > 0
+    ax.bar(edges[:-1][seen], accuracy[seen], width=1 / n_bins, align="edge",
+           edgecolor="black", alpha=0.7, label="accuracy")
+    ax.plot(confidence[seen], accuracy[seen], "o", color="C1", label="mean top probability")
+    ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("top probability")
+    ax.set_ylabel("share right")
+    ax.legend(loc="upper left")
+    ax.set_title(f"calibration error {calibration_error(codes, proba, n_bins):.4f} "
+                 f"({int(count.sum())} samples, {n_bins} bins)")
+    return ax
 
 
 def plot_map(grid, explanation, ax=None, *, x_values=None, y_values=None, x_label=None,

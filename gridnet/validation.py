@@ -10,6 +10,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, column_or_1d, validate_data
 
 from . import architectures
+from .calibration import CALIBRATIONS
 from .core import is_onehot
 from .core.optimizers import OPTIMIZERS
 
@@ -61,6 +62,8 @@ def check_params(est):
     if not (m is None or (isinstance(m, str) and m == "auto") or
             (isinstance(m, numbers.Real) and not isinstance(m, bool) and 0.0 <= m < 1.0)):
         raise ValueError(f"ema_momentum must be 'auto', None or a number in [0, 1); got {m!r}")
+    if est.calibration not in CALIBRATIONS:
+        raise ValueError(f"calibration must be 'temperature' or None; got {est.calibration!r}")
     if est.optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be 'adam', 'sgd' or 'nesterov'; got {est.optimizer!r}")
 

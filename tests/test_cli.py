@@ -119,6 +119,14 @@ def test_audio_fit_predict_evaluate(tmp_path, capsys):
     assert main(["evaluate", str(model), str(data)]) == 0
     out = capsys.readouterr().out
     assert "accuracy: 1.0000 (16 samples)" in out and "confusion matrix" in out
+    # the calibration error of the model's own probabilities on these clips
+    import gridnet
+    from gridnet.calibration import calibration_error
+    pipe = gridnet.load(model)
+    files = sorted((data / "low").glob("*.wav")) + sorted((data / "high").glob("*.wav"))
+    truth = [list(pipe.classes_).index(f.parent.name) for f in files]
+    ece = calibration_error(truth, pipe.predict_proba([str(f) for f in files]))
+    assert f"calibration error: {ece:.4f} (top label, 15 bins of the top probability)" in out
 
 
 def test_text_and_table_models(tmp_path, capsys):

@@ -185,7 +185,7 @@ def test_early_stopping_restores_best_weights(digits):
     assert best < len(scores) - 1
     # recompute the held-out loss and accuracy of the final model on the same split
     _, val = train_test_split(np.arange(500), test_size=0.2, stratify=ytr[:500],
-                              random_state=clf._streams()["split"])
+                              random_state=training.seed_streams(clf.random_state)["split"])
     codes = np.searchsorted(clf.classes_, ytr[:500])
     loss_fn = training.make_loss(clf.class_weight, clf.classes_, codes)
     loss, acc = training.evaluate(clf.network_, xtr[:500], codes, np.sort(val), loss_fn)
@@ -549,7 +549,7 @@ def test_ema_momentum_keeps_the_moving_average_of_the_steps_weights(digits, monk
     if early_stopping:
         assert avg.best_epoch_ == 1
         codes = np.searchsorted(avg.classes_, ytr[:400])
-        rows, val = training.validation_split(codes, 0.1, avg._streams()["split"])
+        rows, val = training.validation_split(codes, 0.1, training.seed_streams(avg.random_state)["split"])
         assert avg.history_[0]["val_score"] == pytest.approx(
             avg.score(xtr[:400][val], ytr[:400][val]))
 

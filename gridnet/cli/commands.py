@@ -251,10 +251,14 @@ def evaluate(args):
             pyplot()
         except ImportError as exc:
             raise CLIError(str(exc)) from None
-    codes = clf.predict_proba(to_grids(adapter, data, source=args.data,
-                                       line_of=line_of)).argmax(axis=1)
-    pred = np.array(labels, dtype=object)[codes]
+    from ..calibration import N_BINS, calibration_error
+    proba = clf.predict_proba(to_grids(adapter, data, source=args.data, line_of=line_of))
+    pred = np.array(labels, dtype=object)[proba.argmax(axis=1)]
+    column = {label: i for i, label in enumerate(labels)}
+    truth = np.array([column[v] for v in y])
     print(f"accuracy: {np.mean(pred == y):.4f} ({len(y)} samples)")
+    print(f"calibration error: {calibration_error(truth, proba):.4f} (top label, {N_BINS} bins "
+          "of the top probability)")
     print(classification_report(y, pred, labels=labels, zero_division=0))
     cm = confusion_matrix(y, pred, labels=labels)
     width = max(max(len(c) for c in labels), 5)
@@ -263,16 +267,19 @@ def evaluate(args):
     for c, row in zip(labels, cm):
         print(f"{c:>{width}} " + " ".join(f"{v:>{width}}" for v in row))
     if args.plot:
-        _plot_evaluation(args.plot, clf, y, pred, labels)
+        _plot_evaluation(args.plot, clf, y, pred, labels, (truth, proba))
         print(f"wrote {args.plot}")
     return 0
 
 
-def _plot_evaluation(path, clf, y, pred, labels):
-    """The training history beside scikit-learn's confusion matrix display."""
-    from ..plotting import plot_confusion_matrix, plot_history, pyplot
+def _plot_evaluation(path, clf, y, pred, labels, calibration):
+    """The training history beside scikit-learn's confusion matrix display and the
+    top-label reliability diagram (``calibration``: the true classes' columns and the
+    probabilities)."""
+    from ..plotting import plot_confusion_matrix, plot_history, plot_reliability, pyplot
     plt = pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
+    fig, (left, right, third) = plt.subplots(1, 3, figsize=(18, 5))
+    plot_reliability(*calibration, ax=third)
     if clf.history_:
         plot_history(clf, ax=left)
     else:

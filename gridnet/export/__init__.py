@@ -164,6 +164,10 @@ def to_onnx(model, path=None, *, tokens=None, opset=OPSET):
                                                          TensorProto.FLOAT, ["n", None]))
         else:
             k = len(clf.classes_)
+            temperature = float(getattr(clf, "temperature_", 1.0))
+            if temperature != 1.0:          # the classifier's calibration
+                logits = g.op("Div", [logits, g.const(np.float32(temperature))])
+                meta["temperature"] = repr(temperature)
             proba = g.rename(g.op("Softmax", [logits], axis=1), "probabilities")
             label = g.rename(g.op("ArgMax", [logits], axis=1, keepdims=0), "label")
             outputs += [helper.make_tensor_value_info(proba, TensorProto.FLOAT, ["n", k]),
