@@ -108,13 +108,16 @@ def plot_reliability(codes, proba, ax=None, n_bins=None):
     seen = count > 0
     ax.bar(edges[:-1][seen], accuracy[seen], width=1 / n_bins, align="edge",
            edgecolor="black", alpha=0.7, label="accuracy")
-    ax.plot(confidence[seen], accuracy[seen], "o", color="C1", label="mean top probability")
+    ax.plot(confidence[seen], accuracy[seen], "o", color="C1", zorder=3,
+            label="share right at the bin's mean top probability")
     ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
+    for left, acc, n in zip(edges[:-1][seen], accuracy[seen], count[seen]):
+        ax.text(left + 0.5 / n_bins, acc + 0.01, str(int(n)), ha="center", va="bottom", fontsize=7)
     ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("top probability")
+    ax.set_ylim(0, 1.08)
+    ax.set_xlabel("top probability (bar labels: samples in the bin)")
     ax.set_ylabel("share right")
-    ax.legend(loc="upper left")
+    ax.legend(loc="lower right", fontsize=8)
     ax.set_title(f"calibration error {calibration_error(codes, proba, n_bins):.4f} "
                  f"({int(count.sum())} samples, {n_bins} bins)")
     return ax

@@ -139,8 +139,8 @@ def to_onnx(model, path=None, *, tokens=None, opset=OPSET):
         inputs.append(helper.make_tensor_value_info("waveform", TensorProto.FLOAT, ["samples"]))
         x, valid = export_audio_front_end(g, "waveform", adapter)
         meta["sample_rate"] = str(int(adapter.sr_))
-        meta["input"] = ("waveform: one mono clip, float32 samples in [-1, 1] at sample_rate "
-                         "(resample it first)")
+        meta["input"] = (f"waveform: one mono clip, float32 samples in [-1, 1] at "
+                         f"{int(adapter.sr_)} Hz (sample_rate; resample it first)")
         if net is None:
             outputs.append(helper.make_tensor_value_info(g.rename(x, "grid"), TensorProto.FLOAT,
                                                          [1, 1, None, None]))
