@@ -17,7 +17,7 @@ from . import persist
 from .core import Network, layer_from_config
 from .core.stack import layer_config
 
-__all__ = ["save", "load", "MODALITIES"]
+__all__ = ["save", "load", "MODALITIES", "is_classifier"]
 
 #: the command line's modality of each adapter class
 MODALITIES = {"AudioAdapter": "audio", "TextAdapter": "text", "ImageAdapter": "image",
@@ -60,7 +60,7 @@ def _header(clf, extra):
     }
 
 
-def _is_classifier(obj):
+def is_classifier(obj):
     """A GridNetClassifier (this module is imported by the estimator, not the other way)."""
     return hasattr(obj, "network_") or type(obj).__name__ == "GridNetClassifier"
 
@@ -72,11 +72,11 @@ def _parts(model):
     from sklearn.utils.validation import check_is_fitted
     if isinstance(model, Pipeline):
         steps = [step for _, step in model.steps if step != "passthrough" and step is not None]
-        if len(steps) != 2 or not _is_classifier(steps[1]) or not hasattr(steps[0], "to_state"):
+        if len(steps) != 2 or not is_classifier(steps[1]) or not hasattr(steps[0], "to_state"):
             raise ValueError("a pipeline is saved as one adapter (with to_state) and a "
                              f"GridNetClassifier; this one has {[type(s).__name__ for s in steps]}")
         clf, adapter = steps[1], steps[0]
-    elif _is_classifier(model):
+    elif is_classifier(model):
         clf, adapter = model, None
     else:
         raise TypeError(f"gridnet saves a GridNetClassifier or a pipeline of an adapter and "

@@ -31,6 +31,7 @@ import os
 
 import numpy as np
 
+from ..model_file import is_classifier
 from .graph import OPSET, GraphBuilder
 from .layers import ExportError, export_layers
 
@@ -46,10 +47,6 @@ def _need_onnx():
     return onnx
 
 
-def _is_classifier(obj):
-    return hasattr(obj, "network_") or type(obj).__name__ == "GridNetClassifier"
-
-
 def _split(model):
     """model -> (network, classifier or None, adapter or None)."""
     from ..core import Network
@@ -63,11 +60,11 @@ def _split(model):
     adapter = None
     if isinstance(steps, list) and not isinstance(model, Network):       # a Pipeline
         parts = [s for _, s in steps if s is not None and s != "passthrough"]
-        if len(parts) != 2 or not _is_classifier(parts[1]):
+        if len(parts) != 2 or not is_classifier(parts[1]):
             raise ExportError("a pipeline is exported as one adapter and a GridNetClassifier; "
                               f"this one has {[type(s).__name__ for s in parts]}")
         adapter, model = parts
-    if not _is_classifier(model):
+    if not is_classifier(model):
         raise ExportError(f"gridnet exports a Network, a GridNetClassifier, a pipeline of an "
                           f"adapter and one, or an AudioAdapter; got {type(model).__name__}")
     if not hasattr(model, "network_"):

@@ -46,10 +46,10 @@ class GraphBuilder:
     def int64(self, values, hint="i"):
         return self.const(np.asarray(values, dtype=np.int64), hint)
 
-    def op(self, op_type, inputs, hint=None, outputs=1, **attrs):
-        names = [self.name(hint or op_type.lower()) for _ in range(outputs)]
-        self.nodes.append(self._helper.make_node(op_type, list(inputs), names, **attrs))
-        return names[0] if outputs == 1 else names
+    def op(self, op_type, inputs, hint=None, **attrs):
+        name = self.name(hint or op_type.lower())
+        self.nodes.append(self._helper.make_node(op_type, list(inputs), [name], **attrs))
+        return name
 
     def rename(self, name, new):
         """Give tensor ``name`` the graph-level name ``new`` (an Identity node)."""
