@@ -268,3 +268,13 @@ def test_written_file_and_the_command_line(tmp_path):
     assert bad.stderr.strip().splitlines() == [
         f"gridnet export: error: -o {tmp_path / 'no' / 'x.onnx'}: no such folder {tmp_path / 'no'}"]
     assert not os.path.exists(tmp_path / "no")
+    # a classifier saved without its adapter exports too (it takes the grid or the tokens)
+    alone = tmp_path / "alone.gridnet"
+    pipe[-1].save(alone)
+    run = subprocess.run([sys.executable, "-m", "gridnet", "export", str(alone), "-o", str(out)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "tokens: int64" in run.stdout
+    missing = subprocess.run([sys.executable, "-m", "gridnet", "export", str(tmp_path / "none.gridnet"),
+                              "-o", str(out)], capture_output=True, text=True)
+    assert missing.returncode == 2 and "none.gridnet" in missing.stderr

@@ -297,15 +297,20 @@ def _plot_evaluation(path, clf, y, pred, labels, calibration):
 
 
 def export(args):
-    """``gridnet export``: the model file as ONNX; says what the exported model takes."""
+    """``gridnet export``: a model file (a pipeline, or a classifier saved alone) as ONNX;
+    says what the exported model takes."""
+    from ..estimator import load
     from ..export import ExportError, check_output_path, to_onnx
     try:
         check_output_path(args.output)
     except ExportError as exc:
         raise CLIError(f"-o {exc}") from None
-    clf, extra, adapter = load_model(args.model)
     try:
-        proto = to_onnx(load_pipeline(clf, adapter), args.output)
+        model = load(args.model)
+    except (FileNotFoundError, ValueError) as exc:
+        raise CLIError(str(exc)) from None
+    try:
+        proto = to_onnx(model, args.output)
     except ImportError as exc:
         raise CLIError(str(exc)) from None
     except ExportError as exc:
@@ -319,9 +324,3 @@ def export(args):
         print(f"         valid: {meta['valid']}")
     print(f"  classes {meta['classes']}")
     return 0
-
-
-def load_pipeline(clf, adapter):
-    """The pipeline of a loaded model's adapter and classifier."""
-    from sklearn.pipeline import make_pipeline
-    return make_pipeline(adapter, clf)

@@ -202,5 +202,6 @@ def add_export(sub):
     exp = sub.add_parser("export", formatter_class=FORMAT,
                          help="write a model as ONNX, to run without gridnet (needs onnx)")
     exp.add_argument("model", help="model file written by 'gridnet fit' or gridnet.save")
-    exp.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    exp.add_argument("-o", "--output", required=True, default=argparse.SUPPRESS,
+                     help="the .onnx file to write")
     exp.set_defaults(func=commands.export)
