@@ -131,6 +131,23 @@ def test_bare_network_gives_logits_and_fused_steps_are_plain_nodes():
     assert {n.op_type for n in proto.graph.node} >= {"Conv", "MaxPool", "ReduceMax", "MatMul"}
 
 
+def test_a_classifier_alone_takes_tokens_only_when_it_was_trained_on_word_grids():
+    pipe = make_pipeline(TextAdapter(positions=7, embedding=None),
+                         GridNetClassifier(max_epochs=1, random_state=0)).fit(SENTENCES, list("pnpnqqnpqp"))
+    sess, _ = session(pipe[-1])                       # its adapter left behind
+    assert sess.get_inputs()[0].name == "tokens"
+    grid = pipe[0].transform(SENTENCES)
+    assert_same(sess.run(None, {"tokens": grid.indices.astype(np.int64)})[0], pipe.predict_proba(SENTENCES))
+    # the text preset named on dense vectors: the grid, not indices
+    dense = TextAdapter(positions=7, vectors="svd", dim=4, random_state=0).fit(SENTENCES)
+    clf = GridNetClassifier(preset="text", max_epochs=1, random_state=0).fit(
+        dense.transform(SENTENCES), list("pnpnqqnpqp"))
+    sess, _ = session(clf)
+    assert sess.get_inputs()[0].name == "grid"
+    X = dense.transform(SENTENCES)
+    assert_same(sess.run(None, {"grid": X})[0], clf.predict_proba(X))
+
+
 def test_bare_network_reading_tokens():
     net = Network([Branches([[Embedding(3, trained=5, fixed_dim=2), Conv2D(4, (2, 1)),
                               GlobalMaxPool(), Flatten()],

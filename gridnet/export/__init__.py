@@ -82,8 +82,8 @@ def _input_kind(net, clf, adapter, tokens):
         return "tokens" if onehot else "grid"
     if tokens is not None:
         return "tokens" if tokens else "grid"
-    if clf is not None:
-        return "tokens" if getattr(clf, "preset_", None) == "text" else "grid"
+    if clf is not None and clf.preset is None and getattr(clf, "preset_", None) == "text":
+        return "tokens"             # the preset was picked from a one-hot word grid
     from ..core import Branches, Embedding, NgramBag
     from ..core.stack import leaves
     first = next((layer for layer in leaves(net.layers[:1]) if not isinstance(layer, Branches)), None)
