@@ -112,8 +112,9 @@ class Embedding(Layer):
         self._lookup = (cols, pad, out) if training else None
         return out
 
-    def _table(self, dtype):
-        """The dense lookup: (w, dim + fixed_dim), column j's vectors in row j."""
+    def lookup_table(self, dtype=np.float32):
+        """The dense lookup: (w, dim + fixed_dim), column j's vectors in row j (columns
+        past the trained ones take column 0's trained vector)."""
         W = self.params["W"]
         w = self.in_shape[2]
         rows = np.zeros((w, self.dim), dtype)
@@ -124,7 +125,7 @@ class Embedding(Layer):
         return rows
 
     def _forward_dense(self, x, training):
-        out = x[:, 0] @ self._table(x.dtype)                  # (n, h, D)
+        out = x[:, 0] @ self.lookup_table(x.dtype)                  # (n, h, D)
         self._lookup = ("dense", x) if training else None
         return np.ascontiguousarray(out.transpose(0, 2, 1))[..., None]
 
@@ -143,7 +144,7 @@ class Embedding(Layer):
             xt[..., 0] += x[..., self.n_trained:].sum(axis=-1)
             gt = g[..., :self.dim].reshape(-1, self.dim)
             self.grads["W"] = gt.T @ xt.reshape(-1, self.n_trained)
-            return (g @ self._table(g.dtype).T)[:, None] if input_grad else None
+            return (g @ self.lookup_table(g.dtype).T)[:, None] if input_grad else None
         cols, pad, out = lookup
         keep = ~pad.reshape(-1)
         gt = np.ascontiguousarray(g[..., :self.dim]).reshape(-1, self.dim)

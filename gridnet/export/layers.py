@@ -99,28 +99,12 @@ def _conv_tokens(g, conv, x, W, f, ho, pt, pb):
     return g.op("Unsqueeze", [g.op("Transpose", [total], perm=[0, 2, 1]), g.int64([3])])
 
 
-def _embedding_table(layer):
-    """(w + 1, dim + fixed_dim) float32: column j's vectors in row j (columns past the
-    trained ones share column 0's trained vector), then a row of zeros."""
-    W = layer.params["W"]
-    w = layer.in_shape[2]
-    rows = np.zeros((w + 1, layer.dim), np.float32)
-    rows[:layer.n_trained] = W.T
-    rows[layer.n_trained:w] = W[:, 0]
-    if layer.fixed_dim:
-        fixed = np.zeros((w + 1, layer.fixed_dim), np.float32)
-        fixed[:w] = layer.buffers["fixed"].astype(np.float32)
-        rows = np.concatenate([rows, fixed], axis=1)
-    return rows
-
-
 def _embedding(g, layer, x, kind):
     """Token indices: the trained vector of each word's column (columns past the trained
     ones take column 0's) beside its fixed vector (kept float16, as the layer keeps it),
     zeros for padding. A dense grid: its product with the whole table."""
-    w = layer.in_shape[2]
     if kind != "tokens":
-        table = _embedding_table(layer)[:w]
+        table = layer.lookup_table(np.float32)
         out = g.op("MatMul", [g.op("Squeeze", [x, g.int64([1])]), g.const(table)])
         return g.op("Unsqueeze", [g.op("Transpose", [out], perm=[0, 2, 1]), g.int64([3])]), "grid"
     pad = g.op("Less", [x, g.int64(0)])
