@@ -13,14 +13,14 @@ from tqdm.auto import tqdm
 from . import architectures, model_file, training, validation
 from .core import is_onehot, make_optimizer, softmax
 from .calibration import fit_temperature
-from .explain import target_codes
+from .explain import ExplainMixin
 
 __all__ = ["GridNetClassifier", "load"]
 
 logger = logging.getLogger(__name__)
 
 
-class GridNetClassifier(ClassifierMixin, BaseEstimator):
+class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
     """A convolutional network classifier for grids ``(n, c, h, w)``.
 
     The architecture comes from a ``preset``, from plain hyperparameters, or from an
@@ -273,45 +273,6 @@ class GridNetClassifier(ClassifierMixin, BaseEstimator):
         """Labels (n,)."""
         check_is_fitted(self)
         return self.classes_[self._logits(self._validate_X(X, reset=False)).argmax(axis=1)]
-
-    # -- explanations --------------------------------------------------------------------
-    def _target_codes(self, grid, target):
-        return target_codes(self.classes_, target, grid.shape[0],
-                            lambda: self._logits(grid).argmax(axis=1))
-
-    def explain(self, X, target=None):
-        """How much each cell of each grid ``X`` (as for :meth:`predict`) drove the score
-        of ``target`` (None: each sample's predicted class; a label; or (n,) labels):
-        gradient x input of the class's margin (its logit minus the mean of the others;
-        :mod:`gridnet.explain` says why). Returns float32 maps ``(n, h, w)``, summed over
-        channels (positive cells raised the margin); for a one-hot word grid ``(n, h)``,
-        one value per word position.
-
-        Examples
-        --------
-        >>> from sklearn.datasets import load_digits
-        >>> d = load_digits()
-        >>> clf = GridNetClassifier(max_epochs=1, random_state=0).fit(d.images[:100], d.target[:100])
-        >>> clf.explain(d.images[:2]).shape
-        (2, 8, 8)
-        """
-        from .explain import gradient_maps
-        check_is_fitted(self)
-        grid = self._validate_X(X, reset=False)
-        return gradient_maps(self.network_, grid, self._target_codes(grid, target),
-                             batch=max(int(self.batch_size), 64))
-
-    def explain_windows(self, X, target=None, top=3):
-        """For the sentence CNN ("text" preset): the windows of word positions whose
-        filters carried each sample's class (max over time names the position each
-        winning filter fired at). A list per sample of up to ``top`` ``(start, stop,
-        share)``: grid positions ``start:stop``, their share of the class's margin,
-        largest first. ``TextAdapter.tokens_at_positions`` turns positions into words.
-        """
-        from .explain import winning_windows
-        check_is_fitted(self)
-        grid = self._validate_X(X, reset=False)
-        return winning_windows(self.network_, grid, self._target_codes(grid, target), top=int(top))
 
     def summary(self):
         """The fitted network's Keras-style summary."""

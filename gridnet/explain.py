@@ -22,12 +22,14 @@ from __future__ import annotations
 import contextlib
 
 import numpy as np
+from sklearn.utils.validation import check_is_fitted
 
 from .core import Branches, Dense, Dropout, Flatten, GlobalMaxPool, NgramBag, is_onehot
 from .core.layers import ReLU
 from .core.stack import leaves
 
-__all__ = ["margin_gradient", "gradient_x_input", "gradient_maps", "target_codes", "winning_windows"]
+__all__ = ["margin_gradient", "gradient_x_input", "gradient_maps", "target_codes", "winning_windows",
+           "ExplainMixin"]
 
 
 def margin_gradient(k, codes):
@@ -179,3 +181,45 @@ def winning_windows(net, x, codes, top=3):
         f0 += a.shape[1]
     return [sorted(((s, e, v) for (s, e), v in d.items()), key=lambda t: -t[2])[:top]
             for d in per]
+
+
+class ExplainMixin:
+    """:class:`gridnet.GridNetClassifier`'s explanations (needs its ``network_``,
+    ``classes_``, ``_logits`` and ``_validate_X``)."""
+
+    def _target_codes(self, grid, target):
+        return target_codes(self.classes_, target, grid.shape[0],
+                            lambda: self._logits(grid).argmax(axis=1))
+
+    def explain(self, X, target=None):
+        """How much each cell of each grid ``X`` (as for :meth:`predict`) drove the score
+        of ``target`` (None: each sample's predicted class; a label; or (n,) labels):
+        gradient x input of the class's margin (its logit minus the mean of the others;
+        :mod:`gridnet.explain` says why). Returns float32 maps ``(n, h, w)``, summed over
+        channels (positive cells raised the margin); for a one-hot word grid ``(n, h)``,
+        one value per word position.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_digits
+        >>> d = load_digits()
+        >>> from gridnet import GridNetClassifier
+        >>> clf = GridNetClassifier(max_epochs=1, random_state=0).fit(d.images[:100], d.target[:100])
+        >>> clf.explain(d.images[:2]).shape
+        (2, 8, 8)
+        """
+        check_is_fitted(self)
+        grid = self._validate_X(X, reset=False)
+        return gradient_maps(self.network_, grid, self._target_codes(grid, target),
+                             batch=max(int(self.batch_size), 64))
+
+    def explain_windows(self, X, target=None, top=3):
+        """For the sentence CNN ("text" preset): the windows of word positions whose
+        filters carried each sample's class (max over time names the position each
+        winning filter fired at). A list per sample of up to ``top`` ``(start, stop,
+        share)``: grid positions ``start:stop``, their share of the class's margin,
+        largest first. ``TextAdapter.tokens_at_positions`` turns positions into words.
+        """
+        check_is_fitted(self)
+        grid = self._validate_X(X, reset=False)
+        return winning_windows(self.network_, grid, self._target_codes(grid, target), top=int(top))
