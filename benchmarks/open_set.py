@@ -5,11 +5,17 @@ temperature the classifier fits on its held-out early-stopping split (the defaul
 ``calibration="temperature"``) beside the same model's uncalibrated probabilities
 (temperature 1): one fit gives both, since the temperature never changes a prediction.
 
-Rejection of out-of-scope inputs (the rest of issue 37) is not built yet; its rows will
-join this table.
+Then rejection (``--rejection``): the default pipeline with ``reject=True`` (its threshold
+fitted in fit on its own held-out split), in-scope accuracy (a rejected in-scope input
+counts as wrong) and out-of-scope recall, on CLINC150's test.csv and oos_test.csv
+(trained on train.csv alone, then with oos_train.csv labelled "oos") and on FSDD's open
+set (trained on digits 0-7 of takes 5-49; tested on takes 0-4 of all ten). Beside each,
+the plain top-probability threshold of the model trained without out-of-scope data, set
+on the test data to the same in-scope accuracy (a reference, not a method).
 
-Usage: ``python benchmarks/open_set.py [--seeds 0,1,2] [--only fsdd,sst2,clinc150]``
-(the data from ../shared/data). Prints a Markdown table, mean of the seeds.
+Usage: ``python benchmarks/open_set.py [--seeds 0,1,2] [--only fsdd,sst2,clinc150]
+[--rejection clinc150,clinc150_oos,fsdd_open]`` (the data from ../shared/data). Prints
+Markdown tables, mean of the seeds.
 """
 from __future__ import annotations
 
@@ -68,6 +74,74 @@ SETS = {"fsdd": ("FSDD standard test split", fsdd), "sst2": ("SST-2 test", sst2)
         "clinc150": ("CLINC150 test (in-scope)", clinc150)}
 
 
+def _clinc(part):
+    with open(DATA / "clinc150" / f"{part}.csv", encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return [r["text"] for r in rows], np.array([r["label"] for r in rows], dtype=object)
+
+
+def clinc150_open(with_oos):
+    (xtr, ytr), (xin, yin), (xout, _) = _clinc("train"), _clinc("test"), _clinc("oos_test")
+    extra = _clinc("oos_train") if with_oos else ([], np.array([], dtype=object))
+    return (TextAdapter, xtr + extra[0], np.concatenate([ytr, extra[1]]), xtr, ytr, xin, yin,
+            xout)
+
+
+def fsdd_open():
+    from shared_data import load_fsdd
+    files, digits, _, take = load_fsdd(DATA / "fsdd")
+    files = np.array(files)
+    train, test = (take >= 5) & (digits <= 7), take <= 4
+    inside = test & (digits <= 7)
+    return (AudioAdapter, list(files[train]), digits[train], list(files[train]), digits[train],
+            list(files[inside]), digits[inside], list(files[test & (digits > 7)]))
+
+
+OPEN_SETS = {"clinc150": ("CLINC150, no out-of-scope training data", lambda: clinc150_open(False)),
+             "clinc150_oos": ("CLINC150, with oos_train.csv", lambda: clinc150_open(True)),
+             "fsdd_open": ("FSDD open set (8 and 9 out of scope)", fsdd_open)}
+
+
+def _fit(adapter, x, y, seed, **kw):
+    return make_pipeline(adapter(), GridNetClassifier(random_state=seed, **kw)).fit(x, y)
+
+
+def plain_recall(proba_in, yin, classes, proba_out, accuracy):
+    """Out-of-scope recall of a plain top-probability threshold at the loosest setting
+    whose in-scope accuracy is at least ``accuracy``."""
+    hit = classes[proba_in.argmax(axis=1)] == yin
+    top_in, top_out = proba_in.max(axis=1), proba_out.max(axis=1)
+    best = 0.0
+    for t in np.unique(np.concatenate([top_in, top_out, [np.inf]])):
+        if np.mean(hit & (top_in >= t)) >= accuracy - 1e-12:
+            best = max(best, float(np.mean(top_out < t)))
+    return best
+
+
+_PLAIN = {}      # (adapter, training size, seed) -> the pipeline fitted without out-of-scope data
+
+
+def measure_rejection(load, seeds):
+    adapter, xfit, yfit, xplain, yplain, xin, yin, xout = load()
+    with_oos = len(yfit) != len(yplain)
+    rows = []
+    for seed in seeds:
+        t0 = time.perf_counter()
+        pipe = _fit(adapter, xfit, yfit, seed, reject=True,
+                    **({"reject_label": "oos"} if with_oos else {}))
+        seconds = time.perf_counter() - t0
+        pin, pout = pipe.predict(xin), pipe.predict(xout)
+        label = pipe[-1].reject_label if with_oos else (-1 if pin.dtype.kind == "i" else "unknown")
+        acc, recall = float(np.mean(pin == yin)), float(np.mean(pout == label))
+        key = (adapter.__name__, len(yplain), seed)      # the same fit as another row's
+        plain = _PLAIN.get(key) or (_fit(adapter, xplain, yplain, seed) if with_oos else pipe)
+        _PLAIN[key] = plain
+        reference = plain_recall(plain.predict_proba(xin), yin, plain[-1].classes_,
+                                 plain.predict_proba(xout), acc)
+        rows.append((acc, recall, reference, pipe[-1].reject_threshold_, seconds))
+    return np.array(rows)
+
+
 def measure(load, seeds):
     adapter, xtr, ytr, xte, yte = load()
     rows = []
@@ -88,8 +162,21 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--only", default=",".join(SETS))
+    parser.add_argument("--rejection", default=",".join(OPEN_SETS))
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
+    if args.rejection:
+        print("| data | in-scope accuracy | out-of-scope recall | plain threshold's recall at "
+              "that accuracy | threshold (per seed) | fit time |")
+        print("|---|---:|---:|---:|---|---:|")
+        for key in args.rejection.split(","):
+            name, load = OPEN_SETS[key]
+            r = measure_rejection(load, seeds)
+            print(f"| {name} | {r[:, 0].mean():.4f} | {r[:, 1].mean():.3f} | {r[:, 2].mean():.3f} | "
+                  f"{', '.join(f'{t:.4f}' for t in r[:, 3])} | {r[:, 4].mean():.0f} s |", flush=True)
+        print()
+    if not args.only:
+        return
     print("| data set | accuracy | calibration error, temperature 1 | calibration error, "
           "fitted temperature (default) | temperature (per seed) | time |")
     print("|---|---:|---:|---:|---|---:|")

@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
-from . import architectures, model_file, training, validation
+from . import architectures, model_file, rejection, training, validation
 from .core import is_onehot, make_optimizer, softmax
 from .calibration import fit_temperature
 from .explain import ExplainMixin
@@ -71,6 +71,19 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
         Divide the logits by ``temperature_``, fitted on the held-out early-stopping split
         to minimise its log-loss (:mod:`gridnet.calibration`): calibrated probabilities,
         the same predictions. Without that split, and after ``partial_fit``, 1.
+    reject : bool, default False
+        ``predict`` answers ``reject_label`` for inputs that belong to no class (top
+        probability under ``reject_threshold_``, or top class ``oos_label_``;
+        :mod:`gridnet.rejection`). Read at predict time: ``set_params(reject=True)``
+        needs no refit.
+    reject_label : label or None, default None
+        What rejected inputs are called; training samples with it are out-of-scope
+        examples, learned as a class (``oos_label_``). None: that class, else "unknown"
+        (text labels) or -1 (numbers).
+    reject_rate : float in [0, 1), default 0.01
+        ``reject_threshold_`` (fitted in ``fit`` in any case) rejects this share of the
+        held-out early-stopping split's in-scope samples; None without that split or
+        after ``partial_fit`` (``reject=True`` is then an error).
     ema_momentum : "auto", float in [0, 1) or None, default "auto"
         Keep an exponential moving average of the weights over the training steps (as
         Keras's ``use_ema``; :class:`gridnet.training.WeightAverage`): it is what early stopping validates
@@ -100,6 +113,7 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
         validation split)
     embedding_started_ : int, embedding columns started from the grid's vectors (0: none)
     temperature_ : float, what the logits are divided by (see ``calibration``)
+    reject_threshold_ : float or None; ``oos_label_`` : the out-of-scope class or None
     augment_, n_iter_no_change_, ema_momentum_ : the training settings used (the
         preset's where the parameter was left at "auto" or None)
     preset_ : the preset used (``preset``, or the one picked from the grid; None with
@@ -128,7 +142,8 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
                  learning_rate=1e-3, optimizer="adam", momentum=0.9, weight_decay=0.0,
                  class_weight=None, early_stopping=True, validation_fraction=0.1,
                  n_iter_no_change=None, tol=1e-4, augment="auto", ema_momentum="auto",
-                 calibration="temperature", warm_start=False, random_state=None, verbose=False):
+                 calibration="temperature", reject=False, reject_label=None, reject_rate=0.01,
+                 warm_start=False, random_state=None, verbose=False):
         self.preset = preset
         self.layers = layers
         self.conv_blocks = conv_blocks
@@ -154,6 +169,9 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
         self.augment = augment
         self.ema_momentum = ema_momentum
         self.calibration = calibration
+        self.reject = reject
+        self.reject_label = reject_label
+        self.reject_rate = reject_rate
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
@@ -190,6 +208,7 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
 
     def _fit(self, X, y, classes=None, partial=False, sample_weight=None):
         grid, codes, first = validation.prepare_fit(self, X, y, classes, partial)
+        self.oos_label_, self.reject_threshold_ = rejection.oos_label(self), None
         weights = validation.sample_weights(sample_weight, grid)
         streams = training.seed_streams(self.random_state)
         if first:
@@ -231,6 +250,10 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
         if val is not None and self.calibration == "temperature":
             self.temperature_ = fit_temperature(self._logits(grid, val), codes[val],
                                                 None if weights is None else weights[val])
+        if val is not None:
+            self.reject_threshold_ = rejection.fit_threshold(
+                softmax(self._logits(grid, val)), codes[val], self.reject_rate,
+                rejection.oos_code(self))
         return self
 
     def fit(self, X, y, sample_weight=None):
@@ -270,9 +293,11 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
         return softmax(self._logits(self._validate_X(X, reset=False)))
 
     def predict(self, X):
-        """Labels (n,)."""
+        """Labels (n,); with ``reject``, ``reject_label`` for the inputs to reject."""
         check_is_fitted(self)
-        return self.classes_[self._logits(self._validate_X(X, reset=False)).argmax(axis=1)]
+        if not self.reject:
+            return self.classes_[self._logits(self._validate_X(X, reset=False)).argmax(axis=1)]
+        return rejection.predict(self, self.predict_proba(X))
 
     def summary(self):
         """The fitted network's Keras-style summary."""

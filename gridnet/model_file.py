@@ -47,6 +47,9 @@ def _header(clf, extra):
         params["random_state"] = None
     if isinstance(params.get("class_weight"), dict):
         params["class_weight"] = None
+    if isinstance(params.get("reject_label"), np.generic):
+        params["reject_label"] = params["reject_label"].item()
+    oos = getattr(clf, "oos_label_", None)
     kind, classes = _classes_to_json(list(clf.classes_))
     return {
         "params": params, "network": clf.network_.get_config(), "grid_shape": list(clf.grid_shape_),
@@ -57,6 +60,8 @@ def _header(clf, extra):
         "preset": getattr(clf, "preset_", clf.preset), "extra": extra,
         "best_epoch": getattr(clf, "best_epoch_", None),
         "temperature": float(getattr(clf, "temperature_", 1.0)),
+        "reject_threshold": getattr(clf, "reject_threshold_", None),
+        "oos_class": None if oos is None else list(clf.classes_).index(oos),
     }
 
 
@@ -158,6 +163,9 @@ def _classifier(doc, weights, name, cls):
     clf.n_iter_ = int(doc.get("n_iter", 0))
     clf.embedding_started_ = int(doc.get("embedding_started", 0))
     clf.temperature_ = float(doc.get("temperature", 1.0))     # files before calibration: 1
+    threshold, oos = doc.get("reject_threshold"), doc.get("oos_class")   # (older files: none)
+    clf.reject_threshold_ = None if threshold is None else float(threshold)
+    clf.oos_label_ = None if oos is None else classes[int(oos)]
     clf.preset_ = doc.get("preset", params.get("preset"))
     clf.best_loss_ = min(clf.loss_curve_) if clf.loss_curve_ else float("nan")
     best = doc.get("best_epoch")

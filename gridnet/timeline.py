@@ -50,8 +50,9 @@ def predict_windows(pipeline, recording, hop=None, batch=256):
     Parameters
     ----------
     pipeline : a fitted Pipeline whose first step has ``windows`` (``AudioAdapter``) and
-        whose last step has ``predict_proba`` (``GridNetClassifier``); steps between
-        them transform the grids.
+        whose last step has ``predict_proba`` (``GridNetClassifier``; with its ``reject``,
+        the windows it rejects get its ``reject_label``); steps between them transform
+        the grids.
     recording : a file path, or a waveform as the adapter takes one
     hop : seconds between window starts (None: a quarter of the window)
 
@@ -90,5 +91,9 @@ def predict_windows(pipeline, recording, hop=None, batch=256):
         starts.append(start)
         ends.append(end)
     proba = np.concatenate(probas)
-    return Windows(np.concatenate(starts), np.concatenate(ends),
-                   clf.classes_[proba.argmax(axis=1)], proba, clf.classes_)
+    if getattr(clf, "reject", False):     # a rejected window (silence, part of a word)
+        from .rejection import predict as rejecting
+        labels = rejecting(clf, proba)
+    else:
+        labels = clf.classes_[proba.argmax(axis=1)]
+    return Windows(np.concatenate(starts), np.concatenate(ends), labels, proba, clf.classes_)

@@ -64,6 +64,9 @@ def check_params(est):
         raise ValueError(f"ema_momentum must be 'auto', None or a number in [0, 1); got {m!r}")
     if est.calibration not in CALIBRATIONS:
         raise ValueError(f"calibration must be 'temperature' or None; got {est.calibration!r}")
+    r = est.reject_rate
+    if not (isinstance(r, numbers.Real) and not isinstance(r, bool) and 0.0 <= r < 1.0):
+        raise ValueError(f"reject_rate must be a number in [0, 1); got {r!r}")
     if est.optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be 'adam', 'sgd' or 'nesterov'; got {est.optimizer!r}")
 

@@ -134,12 +134,15 @@ def fit(args):
     except ValueError as exc:
         raise CLIError(f"-o {exc}") from None
     data, y, line_of = load_data(args, args.modality, args.data)
+    if args.oos_label is not None and args.oos_label not in {str(v) for v in y}:
+        raise CLIError(f"--oos-label {args.oos_label}: no sample in {args.data} has that label")
     adapter = make_adapter(args, args.modality)
     grids = to_grids(adapter, data, fit=True, source=args.data, line_of=line_of)
     clf = GridNetClassifier(random_state=args.seed, verbose=not args.quiet and _progress(),
                             **given(max_epochs=args.epochs, batch_size=args.batch_size,
                                     learning_rate=args.learning_rate,
-                                    early_stopping=args.early_stopping))
+                                    early_stopping=args.early_stopping,
+                                    reject_label=args.oos_label))
     t0 = time.perf_counter()
     try:
         clf.fit(grids, y)
@@ -210,17 +213,42 @@ def predict(args):
         raise CLIError(f"--windows slides over audio recordings; this is {article(modality)} "
                        f"{modality} model")
     data, names, line_of, source = read_inputs(args, modality, extra, "predict")
+    _set_reject(args, clf)
     if args.windows:
         return _timelines(args, clf, adapter, data)
     proba = clf.predict_proba(to_grids(adapter, data, source=source, line_of=line_of))
-    best = proba.argmax(axis=1)
-    for name, k, p in zip(names, best, proba[np.arange(len(best)), best]):
-        print(f"{clf.classes_[k]}\t{p:.3f}\t{name}")
+    for name, label, p in zip(names, _labels(clf, proba), proba.max(axis=1)):
+        print(f"{label}\t{p:.3f}\t{name}")
     return 0
 
 
+def _set_reject(args, clf):
+    """predict's and evaluate's --reject (None: as the model was saved) and
+    --reject-label, set on the classifier -> the label of rejected inputs (None: it does
+    not reject); an error when it cannot reject."""
+    if args.reject is not None:
+        clf.set_params(reject=bool(args.reject))
+    if getattr(args, "reject_label", None) is not None:
+        if not clf.reject:
+            raise CLIError("--reject-label goes with --reject")
+        clf.set_params(reject_label=args.reject_label)
+    if clf.reject:
+        from ..rejection import label_of
+        try:
+            return label_of(clf)
+        except ValueError as exc:
+            raise CLIError(f"{args.model}: {exc}") from None
+    return None
+
+
+def _labels(clf, proba):
+    """The labels of probabilities ``proba`` (n, k): the top class's, or with the
+    classifier's ``reject`` the rejection label for the inputs it rejects."""
+    from ..rejection import predict as rejecting
+    return rejecting(clf, proba) if clf.reject else clf.classes_[proba.argmax(axis=1)]
+
+
 def evaluate(args):
-    from sklearn.metrics import classification_report, confusion_matrix
     clf, extra, adapter = load_model(args.model)
     modality = extra["modality"]
     args.label_column = args.label_column or extra.get("label_column") or "label"
@@ -229,36 +257,80 @@ def evaluate(args):
     # labels are compared whole, as text: a label the model does not know is reported
     labels = [str(c) for c in clf.classes_]
     y = np.array([str(v) for v in y], dtype=object)
-    unknown = ~np.isin(y, np.array(labels, dtype=object))
-    if unknown.any():
-        names = sorted(set(y[unknown]))
-        shown = ", ".join(_short(v) for v in names[:5]) + (", ..." if len(names) > 5 else "")
-        what = (f"{int(unknown.sum())} of {len(y)} samples have labels the model does not know "
-                f"({shown}); the model knows {', '.join(repr(v) for v in labels)}")
-        if not args.ignore_unknown:
-            raise CLIError(f"{args.data}: {what}; pass --ignore-unknown to score the others")
-        if unknown.all():
-            raise CLIError(f"{args.data}: {what}; no sample is left to score")
-        print(f"note: {what}: left out ({int((~unknown).sum())} samples scored)")
-        keep = np.nonzero(~unknown)[0]
-        y = y[keep]
-        data = ({k: [v[i] for i in keep] for k, v in data.items()} if isinstance(data, dict)
-                else [data[i] for i in keep])
-        line_of = None if line_of is None else [line_of[i] for i in keep]
+    if args.reject and args.ignore_unknown:
+        raise CLIError("--reject scores the labels the model does not know as out of scope; "
+                       "--ignore-unknown leaves them out: choose one")
+    reject_label = _set_reject(args, clf)
+    oos = None
+    if reject_label is not None:      # unknown labels, and the out-of-scope class, are out of scope
+        oos = ~np.isin(y, np.array(labels, dtype=object))
+        if clf.oos_label_ is not None:
+            oos |= y == str(clf.oos_label_)
+    else:
+        y, data, line_of = _known_only(args, y, labels, data, line_of)
     if args.plot:
         try:
             from ..plotting import pyplot
             pyplot()
         except ImportError as exc:
             raise CLIError(str(exc)) from None
-    from ..calibration import N_BINS, calibration_error
     proba = clf.predict_proba(to_grids(adapter, data, source=args.data, line_of=line_of))
-    pred = np.array(labels, dtype=object)[proba.argmax(axis=1)]
+    pred = np.array([str(v) for v in _labels(clf, proba)], dtype=object)
     column = {label: i for i, label in enumerate(labels)}
-    truth = np.array([column[v] for v in y])
-    print(f"accuracy: {np.mean(pred == y):.4f} ({len(y)} samples)")
-    print(f"calibration error: {calibration_error(truth, proba):.4f} (top label, {N_BINS} bins "
-          "of the top probability)")
+    inside = np.ones(len(y), bool) if oos is None else ~oos
+    truth = np.array([column[v] for v in y[inside]], dtype=int)
+    if oos is None:
+        print(f"accuracy: {np.mean(pred == y):.4f} ({len(y)} samples)")
+    else:
+        y = np.where(oos, str(reject_label), y)
+        labels = labels + [str(reject_label)] * (str(reject_label) not in labels)
+        _rejection_scores(y, pred, oos, str(reject_label))
+    from ..calibration import N_BINS, calibration_error
+    if len(truth):
+        print(f"calibration error: {calibration_error(truth, proba[inside]):.4f} (top label, "
+              f"{N_BINS} bins of the top probability{', in-scope samples' * (oos is not None)})")
+    _report(args, clf, y, pred, labels, (truth, proba[inside]))
+    return 0
+
+
+def _known_only(args, y, labels, data, line_of):
+    """Without --reject: the samples whose labels the model knows (with
+    --ignore-unknown; an error otherwise) -> (y, data, line_of)."""
+    unknown = ~np.isin(y, np.array(labels, dtype=object))
+    if not unknown.any():
+        return y, data, line_of
+    names = sorted(set(y[unknown]))
+    shown = ", ".join(_short(v) for v in names[:5]) + (", ..." if len(names) > 5 else "")
+    what = (f"{int(unknown.sum())} of {len(y)} samples have labels the model does not know "
+            f"({shown}); the model knows {', '.join(repr(v) for v in labels)}")
+    if not args.ignore_unknown:
+        raise CLIError(f"{args.data}: {what}; pass --ignore-unknown to score the others, "
+                       "or --reject to count them as out of scope")
+    if unknown.all():
+        raise CLIError(f"{args.data}: {what}; no sample is left to score")
+    print(f"note: {what}: left out ({int((~unknown).sum())} samples scored)")
+    keep = np.nonzero(~unknown)[0]
+    data = ({k: [v[i] for i in keep] for k, v in data.items()} if isinstance(data, dict)
+            else [data[i] for i in keep])
+    return y[keep], data, None if line_of is None else [line_of[i] for i in keep]
+
+
+def _rejection_scores(y, pred, oos, reject_label):
+    """evaluate --reject's figures: in-scope accuracy, out-of-scope recall, accuracy."""
+    n_in, n_out = int((~oos).sum()), int(oos.sum())
+    if n_in:
+        print(f"in-scope accuracy: {np.mean(pred[~oos] == y[~oos]):.4f} ({n_in} samples; "
+              "a rejected one counts as wrong)")
+    if n_out:
+        print(f"out-of-scope recall: {np.mean(pred[oos] == reject_label):.4f} ({n_out} "
+              "samples whose label the model does not know or is its out-of-scope class)")
+    print(f"accuracy: {np.mean(pred == y):.4f} ({len(y)} samples; an out-of-scope one is "
+          f"right when rejected, as {reject_label!r})")
+
+
+def _report(args, clf, y, pred, labels, calibration):
+    """evaluate's per-class report and confusion matrix (and --plot)."""
+    from sklearn.metrics import classification_report, confusion_matrix
     print(classification_report(y, pred, labels=labels, zero_division=0))
     cm = confusion_matrix(y, pred, labels=labels)
     width = max(max(len(c) for c in labels), 5)
@@ -267,9 +339,8 @@ def evaluate(args):
     for c, row in zip(labels, cm):
         print(f"{c:>{width}} " + " ".join(f"{v:>{width}}" for v in row))
     if args.plot:
-        _plot_evaluation(args.plot, clf, y, pred, labels, (truth, proba))
+        _plot_evaluation(args.plot, clf, y, pred, labels, calibration)
         print(f"wrote {args.plot}")
-    return 0
 
 
 def _plot_evaluation(path, clf, y, pred, labels, calibration):
@@ -323,4 +394,7 @@ def export(args):
     if "valid" in meta:
         print(f"         valid: {meta['valid']}")
     print(f"  classes {meta['classes']}")
+    if "rejection" in meta:
+        print(f"  reject  {meta['rejection']} ({meta['reject_threshold']}; reject_label "
+              f"{meta['reject_label']})")
     return 0

@@ -110,6 +110,11 @@ def add_training_options(fit):
     fit.add_argument("--early-stopping", action=argparse.BooleanOptionalAction, default=None,
                      help=early_stopping_help())
     fit.add_argument("--seed", type=int, default=0, help="random seed (same seed, same model)")
+    fit.add_argument("--oos-label", default=None,
+                     help="the label of out-of-scope examples in the data (inputs that belong "
+                     "to no class): learned as a class of their own, and the label rejected "
+                     "inputs get (None: no such examples; predict --reject calls them "
+                     "'unknown')")
     fit.add_argument("--quiet", action="store_true",
                      help="no progress bar (there is none when stderr is not a terminal)")
 
@@ -159,7 +164,20 @@ def add_predict(sub):
     pred.add_argument("--csv", default=None,
                       help="with --windows: also write the timeline to this CSV file "
                       "(columns start, end, label, probability; one recording)")
+    add_reject_options(pred)
     pred.set_defaults(func=commands.predict)
+
+
+def add_reject_options(pred):
+    """``gridnet predict``'s rejection options."""
+    pred.add_argument("--reject", action=argparse.BooleanOptionalAction, default=None,
+                      help="answer the rejection label for inputs that belong to no class "
+                      "(top probability under the threshold fitted on held-out data, or "
+                      "the out-of-scope class); with --windows, windows of silence or part "
+                      "of a word (None: as the model was saved, off for 'gridnet fit' models)")
+    pred.add_argument("--reject-label", default=None,
+                      help="with --reject: the label of rejected inputs (None: the model's "
+                      "--oos-label, else 'unknown')")
 
 
 def add_explain(sub):
@@ -191,6 +209,10 @@ def add_evaluate(sub):
     ev.add_argument("--ignore-unknown", action="store_true",
                     help="score only the samples whose label the model knows, and say how "
                     "many were left out (without it, such labels are an error)")
+    ev.add_argument("--reject", action="store_true",
+                    help="reject inputs that belong to no class (as predict --reject); "
+                    "labels the model does not know count as out of scope; reports in-scope "
+                    "accuracy (a rejected in-scope input is wrong) and out-of-scope recall")
     ev.add_argument("--encoding", default="utf-8", help="text encoding of the CSV file")
     ev.add_argument("--plot", default=None, help="write a PNG of the training history and the "
                     "confusion matrix to this file (needs matplotlib)")

@@ -7,7 +7,9 @@ What the exported model takes and gives:
 - a bare :class:`~gridnet.core.Network`: ``grid`` float32 ``(n, c, h, w)`` (or
   ``tokens``, below) -> ``logits``, the network's output;
 - a classifier -> ``probabilities`` ``(n, k)`` (``predict_proba``) and ``label``
-  ``(n,)``, the index of the top class in the metadata's ``classes`` (JSON);
+  ``(n,)``, the index of the top class in the metadata's ``classes`` (JSON); the
+  metadata's ``reject_threshold`` and ``reject_label`` (and ``oos_class``) reject as
+  ``predict`` with ``reject=True`` does;
 - sentences (the text preset, or a pipeline with a one-hot :class:`TextAdapter`):
   ``tokens`` int64 ``(n, positions)``, ``TextAdapter.transform(X).indices`` (-1 for
   padding): tokenising stays in Python; dense text grids take ``grid``;
@@ -172,6 +174,7 @@ def to_onnx(model, path=None, *, tokens=None, opset=OPSET):
             meta["classes"] = json.dumps([_plain(c) for c in clf.classes_])
             meta["outputs"] = ("probabilities: float32 (n, classes), as predict_proba; label: "
                                "int64 (n,), the index of the top class in classes")
+            meta.update(_rejection(clf))
     if kind == "waveform":
         outputs.append(helper.make_tensor_value_info(g.rename(valid, "valid"), TensorProto.BOOL, [1]))
         meta["valid"] = ("False where gridnet would refuse the clip (silent, or far from the "
@@ -185,6 +188,25 @@ def to_onnx(model, path=None, *, tokens=None, opset=OPSET):
     if path is not None:
         _write(proto, path)
     return proto
+
+
+def _rejection(clf):
+    """The metadata that lets a runtime reject as ``predict`` with ``reject=True`` does
+    (:mod:`gridnet.rejection`); none when the classifier has no threshold."""
+    from ..rejection import label_of, oos_code
+    try:
+        label = label_of(clf)
+    except ValueError:
+        return {}
+    meta = {"reject_threshold": repr(float(clf.reject_threshold_)),
+            "reject_label": json.dumps(_plain(label)),
+            "rejection": "an input is out of scope (reject_label) when its top probability is "
+                         "under reject_threshold"}
+    code = oos_code(clf)
+    if code is not None:
+        meta["oos_class"] = str(code)
+        meta["rejection"] += " or its label is oos_class"
+    return meta
 
 
 def _plain(label):

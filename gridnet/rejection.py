@@ -1,0 +1,121 @@
+"""Rejecting inputs that belong to no class ("none of these").
+
+The score is the top calibrated probability: of the scores measured on dev data (the
+top logit, the energy of the logits, distances to the training samples or to the class
+means in the last hidden features), it was the best on both text and audio
+(``docs/benchmarks.md``). The threshold is the ``reject_rate`` quantile of the scores of
+the in-scope samples of the classifier's own held-out early-stopping split: about that
+share of in-scope inputs like them is rejected, whatever the data. Out-of-scope training
+examples, when the user has some, are labelled ``reject_label``; the network learns them
+as a class of their own, and an input predicted as that class is rejected too.
+
+:class:`gridnet.GridNetClassifier` fits the threshold in ``fit`` whatever ``reject``
+says; ``reject=True`` makes ``predict`` use it.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+__all__ = ["fit_threshold", "rejected", "resolve_label", "with_rejections", "oos_label", "oos_code",
+           "predict", "label_of", "DEFAULT_LABELS"]
+
+#: the label rejected inputs get when ``reject_label`` is None: by the classes' kind
+DEFAULT_LABELS = {"text": "unknown", "number": -1}
+
+
+def _kind(classes):
+    if all(isinstance(c, (str, np.str_)) for c in classes):
+        return "text"
+    if all(isinstance(c, numbers.Number) and not isinstance(c, (bool, np.bool_))
+           for c in classes):
+        return "number"
+    return None
+
+
+def resolve_label(reject_label, classes, oos_label=None):
+    """The label a rejected input gets: ``reject_label``, or when it is None the out-of-
+    scope class learned in fit (``oos_label``), else ``"unknown"`` for text labels and
+    -1 for numbers. A label that is one of the in-scope classes is an error: a
+    rejection must not read as a class."""
+    if reject_label is not None:
+        if reject_label in list(classes) and reject_label != oos_label:
+            raise ValueError(f"reject_label={reject_label!r} is one of the classes the model "
+                             "learned as in scope; a rejection must not read as a class")
+        return reject_label
+    if oos_label is not None:
+        return oos_label
+    kind = _kind(classes)
+    if kind is None:
+        raise ValueError("the classes are neither all text nor all numbers; name the label "
+                         "of rejected inputs with reject_label")
+    label = DEFAULT_LABELS[kind]
+    if label in list(classes):
+        raise ValueError(f"rejected inputs would get the label {label!r}, which is one of "
+                         "the classes; name another with reject_label")
+    return label
+
+
+def fit_threshold(proba, codes, rate, oos_code=None):
+    """The ``rate`` quantile of the top probability of held-out samples ``proba`` (n, k)
+    whose true class index (``codes``, (n,)) is not ``oos_code``; None when there are
+    none."""
+    keep = np.ones(len(codes), bool) if oos_code is None else np.asarray(codes) != oos_code
+    if not keep.any():
+        return None
+    return float(np.quantile(np.asarray(proba, dtype=np.float64)[keep].max(axis=1), rate))
+
+
+def rejected(proba, threshold, oos_code=None):
+    """(n,) bool: the inputs to reject, their top probability under ``threshold`` or their
+    top class the out-of-scope one."""
+    proba = np.asarray(proba)
+    out = proba.max(axis=1) < threshold
+    if oos_code is not None:
+        out |= proba.argmax(axis=1) == oos_code
+    return out
+
+
+def with_rejections(labels, mask, label):
+    """``labels`` (n,) with ``label`` where ``mask``, in a dtype that holds both."""
+    try:
+        dtype = np.result_type(labels.dtype, np.asarray([label]).dtype)
+    except TypeError:
+        dtype = object
+    if labels.dtype.kind != dtype.kind:     # e.g. int labels and a text label
+        dtype = object
+    out = labels.astype(dtype)
+    out[mask] = label
+    return out
+
+
+def oos_label(clf):
+    """The classifier's out-of-scope class: its ``reject_label`` when that is one of its
+    ``classes_`` (the training data held out-of-scope examples), else None."""
+    label = clf.reject_label
+    return label if label is not None and label in list(clf.classes_) else None
+
+
+def oos_code(clf):
+    """The column of the fitted classifier's out-of-scope class, or None."""
+    label = getattr(clf, "oos_label_", None)
+    return None if label is None else int(np.searchsorted(clf.classes_, label))
+
+
+def label_of(clf):
+    """The label the fitted classifier gives rejected inputs (its ``reject_label``
+    resolved); an error when it cannot reject."""
+    if getattr(clf, "reject_threshold_", None) is None:
+        raise ValueError("the model cannot reject: its threshold is fitted on the held-out "
+                         "early-stopping split, and its fit had none (early_stopping=False, "
+                         "too few samples, or partial_fit)")
+    return resolve_label(clf.reject_label, clf.classes_, getattr(clf, "oos_label_", None))
+
+
+def predict(clf, proba):
+    """The fitted classifier's labels for probabilities ``proba`` (n, k), its
+    ``reject_label`` (resolved) for the inputs to reject."""
+    label = label_of(clf)
+    return with_rejections(clf.classes_[proba.argmax(axis=1)],
+                           rejected(proba, clf.reject_threshold_, oos_code(clf)), label)
