@@ -56,16 +56,19 @@ PRESETS = {
 #: and ``ema_momentum="auto"``: each chosen on dev data (the figures are in
 #: docs/benchmarks.md, "Settings chosen on dev data"). Elsewhere: no augmentation, no
 #: average, and 5 epochs.
-TRAINING = {"audio": {"augment": "spec_augment", "n_iter_no_change": 7, "ema_momentum": 0.995},
+TRAINING = {"audio": {"augment": "noise_warp_spec_augment", "n_iter_no_change": 7, "ema_momentum": 0.995},
             "image": {"ema_momentum": 0.99}}
 DEFAULT_PATIENCE = 5
 
 
 def training_defaults(preset):
     """(augment callable or None, n_iter_no_change, ema_momentum or None) of ``preset``."""
-    from .augment import spec_augment
+    from .augment import AddNoise, Compose, FrequencyWarp, spec_augment
     t = TRAINING.get(preset, {})
-    augment = spec_augment(freq_width=4, time_width=4, max_shift=4) if t.get("augment") else None
+    augment = None
+    if t.get("augment"):      # noise and warp: new voices and noise (docs/benchmarks.md)
+        augment = Compose([AddNoise(), FrequencyWarp(0.1),
+                           spec_augment(freq_width=4, time_width=4, max_shift=4)])
     return augment, t.get("n_iter_no_change", DEFAULT_PATIENCE), t.get("ema_momentum")
 
 

@@ -7,13 +7,16 @@ private copy, never the user's data). :class:`GridNetClassifier` applies it to t
 batches only.
 
 For spectrograms (height = frequency, width = time) the built-ins are SpecAugment's
-masks (Park et al., 2019) and a random circular-free time shift.
+masks (Park et al., 2019), a random circular-free time shift, a stretch of the
+frequency axis (as a longer or shorter vocal tract moves the formants), and noise mixed
+in where it adds, in the power domain (:class:`AddNoise`).
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["FrequencyMask", "TimeMask", "TimeShift", "Compose", "spec_augment"]
+__all__ = ["FrequencyMask", "TimeMask", "TimeShift", "FrequencyWarp", "AddNoise", "Compose",
+           "spec_augment"]
 
 
 class _Augmentation:
@@ -94,6 +97,94 @@ class TimeShift(_Augmentation):
         if self.fill != "edge":
             np.copyto(out, batch.dtype.type(self.fill), where=outside[:, None, None, :])
         return out
+
+
+class FrequencyWarp(_Augmentation):
+    """Stretch each sample's rows (frequencies) by a factor drawn from ``[1 - max_warp,
+    1 + max_warp]``, anchored at the lowest row, by linear interpolation: the formants
+    of a longer or shorter vocal tract (Jaitly and Hinton's vocal tract length
+    perturbation). Rows that would come from beyond the top repeat it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.tile(np.arange(8, dtype=np.float32)[:, None], (2, 1, 1, 3))
+    >>> y = FrequencyWarp(0.5)(x.copy(), np.random.default_rng(1))
+    >>> y.shape, bool((y[:, :, 0] == 0).all())
+    ((2, 1, 8, 3), True)
+    """
+
+    def __init__(self, max_warp=0.1):
+        self.max_warp = max_warp
+
+    def __call__(self, batch, rng):
+        n, h = batch.shape[0], batch.shape[2]
+        alpha = rng.uniform(1.0 - self.max_warp, 1.0 + self.max_warp, size=n)
+        src = np.clip(np.arange(h)[None, :] / alpha[:, None], 0, h - 1)        # (n, h)
+        lo = np.floor(src).astype(np.intp)
+        frac = (src - lo).astype(batch.dtype)
+        # each sample's interpolation as an (h, h) matrix: one matmul for the batch
+        weights = np.zeros((n, h, h), dtype=batch.dtype)
+        at = (np.arange(n)[:, None], np.arange(h)[None, :])
+        np.add.at(weights, at + (lo,), 1 - frac)
+        np.add.at(weights, at + (np.minimum(lo + 1, h - 1),), frac)
+        return np.matmul(weights[:, None], batch)
+
+
+class AddNoise(_Augmentation):
+    """Mix noise into a share ``p`` of the samples of a batch of log-power spectrograms
+    (``AudioAdapter``'s log-mel grids), where noise adds: in the power domain.
+
+    A grid is in decibels normalised per clip (zero mean, unit variance), an affine map
+    that hides the clip's level and its spread in dB (``s``). The level does not matter
+    (the noise is set relative to the clip's own mean power, at an SNR drawn from
+    ``snr``); the spread is drawn from ``db_scale``, the range speech clips span (FSDD's
+    middle 90%: 11-23 dB). Each sample: power ``P = 10^(x s / 10)``; noise whose level in
+    dB tilts linearly across the rows by up to ``tilt`` dB either way (white to pink or
+    blue) and varies by ``jitter`` dB from cell to cell; ``10 log10(P + N) / s``, given
+    back the sample's own mean and standard deviation (as the adapter normalises a noisy
+    clip). Why here and not on waveforms: in a pipeline the classifier sees grids only.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).standard_normal((4, 1, 40, 30)).astype(np.float32)
+    >>> y = AddNoise(p=1.0)(x.copy(), np.random.default_rng(0))
+    >>> y.shape, bool(np.allclose(y.mean(axis=(1, 2, 3)), x.mean(axis=(1, 2, 3)), atol=1e-5))
+    ((4, 1, 40, 30), True)
+    """
+
+    def __init__(self, snr=(0.0, 20.0), p=0.5, db_scale=(12.0, 22.0), tilt=12.0, jitter=2.0):
+        self.snr = snr
+        self.p = p
+        self.db_scale = db_scale
+        self.tilt = tilt
+        self.jitter = jitter
+
+    def __call__(self, batch, rng):
+        n, c, h, w = batch.shape
+        pick = np.nonzero(rng.random(n) < self.p)[0]
+        m = len(pick)
+        if m == 0:
+            return batch
+        f32, ten = np.float32, np.float32(10.0)
+        x = batch[pick].astype(f32, copy=False)
+        mean = x.mean(axis=(1, 2, 3), keepdims=True)
+        std = x.std(axis=(1, 2, 3), keepdims=True)
+        s = rng.uniform(*self.db_scale, size=(m, 1, 1, 1)).astype(f32)
+        power = np.power(ten, (x - mean) * (s / ten))
+        rows = np.arange(h, dtype=f32) / max(h - 1, 1) - f32(0.5)
+        level = rows[None, None, :, None] * rng.uniform(-self.tilt, self.tilt, size=(m, 1, 1, 1)).astype(f32)
+        noise = np.power(ten, (level + rng.normal(0.0, self.jitter, size=(m, c, h, w)).astype(f32)) / ten)
+        snr = rng.uniform(*self.snr, size=(m, 1, 1, 1))
+        noise *= (power.mean(axis=(1, 2, 3), keepdims=True, dtype=np.float64)
+                  / noise.mean(axis=(1, 2, 3), keepdims=True, dtype=np.float64)
+                  / 10.0 ** (snr / 10.0)).astype(f32)
+        y = np.log10(power + noise) * (ten / s)
+        y_mean = y.mean(axis=(1, 2, 3), keepdims=True)
+        y_std = y.std(axis=(1, 2, 3), keepdims=True)
+        batch[pick] = (y - y_mean) / np.where(y_std > 1e-12, y_std, f32(1.0)) * std + mean
+        return batch
 
 
 class Compose(_Augmentation):

@@ -293,15 +293,15 @@ def test_windows_are_marked_when_rejected():
     t = np.arange(4000) / 8000
     clips = [(np.sin(2 * np.pi * f * t) + 0.05 * rng.standard_normal(4000), 8000)
              for f in (300, 1200) * 20]
-    pipe = make_pipeline(AudioAdapter(trim=False), GridNetClassifier(
-        max_epochs=4, validation_fraction=0.5, reject_rate=0.4, random_state=0))
+    pipe = make_pipeline(AudioAdapter(trim=False), GridNetClassifier(   # unsure: one slow epoch
+        max_epochs=1, learning_rate=1e-4, validation_fraction=0.5, random_state=0))
     pipe.fit(clips, [300, 1200] * 20)
-    long = (np.concatenate([np.sin(2 * np.pi * 300 * t), np.zeros(4000),
-                            np.sin(2 * np.pi * 1200 * t)]) + 0.01 * rng.standard_normal(12000), 8000)
+    long = (np.concatenate([np.sin(2 * np.pi * f * t) for f in (300, 700, 1200)])
+            + 0.01 * rng.standard_normal(12000), 8000)
     plain = predict_windows(pipe, long, hop=0.1)
     pipe.set_params(gridnetclassifier__reject=True)
     marked = predict_windows(pipe, long, hop=0.1)
     out = plain.probability < pipe[-1].reject_threshold_
-    assert out.any()
+    assert out.any() and not out.all()
     np.testing.assert_array_equal(marked.labels == -1, out)
     np.testing.assert_array_equal(marked.labels[~out], plain.labels[~out])

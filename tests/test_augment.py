@@ -1,0 +1,81 @@
+"""The audio preset's augmentations for new voices and noise (issue 41): noise mixed in
+the power domain and the frequency warp, by hand and as properties; the default is
+seeded, leaves the user's grids untouched and never runs at predict time."""
+import numpy as np
+import pytest
+from scipy.special import softmax
+
+from gridnet import GridNetClassifier, training
+from gridnet.augment import AddNoise, Compose, FrequencyWarp
+
+
+def grids(n=6, h=40, w=30, seed=0):
+    x = np.random.default_rng(seed).standard_normal((n, 1, h, w)).astype(np.float32)
+    return (x - x.mean(axis=(1, 2, 3), keepdims=True)) / x.std(axis=(1, 2, 3), keepdims=True)
+
+
+def test_noise_is_added_in_the_power_domain_by_hand():
+    x = grids(n=3)
+    s, snr = 15.0, 5.0
+    out = AddNoise(snr=(snr, snr), p=1.0, db_scale=(s, s), tilt=0.0, jitter=0.0)(
+        x.copy(), np.random.default_rng(0))
+    for i in range(3):
+        power = 10.0 ** (x[i].astype(np.float64) * s / 10)
+        mixed = 10 * np.log10(power + power.mean() / 10 ** (snr / 10)) / s
+        expected = (mixed - mixed.mean()) / mixed.std() * x[i].std() + x[i].mean()
+        np.testing.assert_allclose(out[i], expected, rtol=1e-4, atol=1e-4)
+    # quiet cells are lifted to the noise floor: their spread shrinks, the loud ones' less
+    loud, quiet = x > 1.5, x < -1.5
+    assert out[quiet].std() < 0.5 * x[quiet].std() and out[loud].std() > 0.8 * x[loud].std()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_noise_properties(seed):
+    x = grids(n=8, seed=seed)
+    rng = np.random.default_rng(seed)
+    # each sample keeps its mean and spread, as the adapter normalises a noisy clip
+    y = AddNoise(p=1.0)(x.copy(), rng)
+    np.testing.assert_allclose(y.mean(axis=(1, 2, 3)), x.mean(axis=(1, 2, 3)), atol=1e-5)
+    np.testing.assert_allclose(y.std(axis=(1, 2, 3)), x.std(axis=(1, 2, 3)), rtol=1e-4)
+
+    def corr(a, b):
+        return np.mean([np.corrcoef(a[i].ravel(), b[i].ravel())[0, 1] for i in range(len(a))])
+    # the louder the noise, the less of the clip is left
+    clean = [corr(x, AddNoise(snr=(v, v), p=1.0)(x.copy(), np.random.default_rng(seed)))
+             for v in (150.0, 10.0, 0.0, -150.0)]
+    assert clean[0] > 0.999 and clean[0] > clean[1] > clean[2] > clean[3] and clean[3] < 0.2
+    # p: the share of samples touched; p=0 touches none
+    assert np.array_equal(AddNoise(p=0.0)(x.copy(), rng), x)
+    touched = ~np.all(AddNoise(p=0.5)(grids(n=400).copy(), rng) == grids(n=400), axis=(1, 2, 3))
+    assert 0.4 < touched.mean() < 0.6
+
+
+def test_frequency_warp_by_hand():
+    h = 12
+    ramp = np.tile(np.arange(h, dtype=np.float32)[None, None, :, None], (50, 1, 1, 4))
+    y = FrequencyWarp(0.2)(ramp.copy(), np.random.default_rng(0))
+    alpha = 1.0 / y[:, 0, 1, 0]                          # row 1 reads row 1 / alpha
+    assert ((alpha >= 0.8 - 1e-6) & (alpha <= 1.2 + 1e-6)).all() and alpha.std() > 0.05
+    expected = np.minimum(np.arange(h)[None, :] / alpha[:, None], h - 1)
+    np.testing.assert_allclose(y[:, 0, :, 0], expected, rtol=1e-5, atol=1e-5)
+    assert np.array_equal(FrequencyWarp(0.0)(ramp.copy(), np.random.default_rng(0)), ramp)
+
+
+def test_the_audio_default_is_seeded_leaves_the_grids_and_stays_out_of_predict():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 40)
+    X = rng.standard_normal((80, 1, 16, 20)).astype(np.float32)
+    X[y == 1, :, 4:8] += 2.0                             # a band that tells the classes
+    before = X.copy()
+    fit = lambda seed: GridNetClassifier(max_epochs=3, random_state=seed).fit(X, y)  # noqa: E731
+    a, b, c = fit(0), fit(0), fit(1)
+    assert a.preset_ == "audio" and isinstance(a.augment_, Compose)
+    kinds = [type(step) for step in a.augment_.steps]
+    assert kinds[:2] == [AddNoise, FrequencyWarp]
+    assert all(np.array_equal(w, b.network_.get_weights()[k]) for k, w in a.network_.get_weights().items())
+    assert any(not np.array_equal(w, c.network_.get_weights()[k]) for k, w in a.network_.get_weights().items())
+    assert np.array_equal(X, before)
+    # predict_proba is the network's output as is: no augmentation, the same every call
+    z = training.logits(a.network_, X, np.arange(80), 2, 256) / np.float32(a.temperature_)
+    np.testing.assert_allclose(a.predict_proba(X), softmax(z, axis=1), rtol=1e-5, atol=1e-6)
+    assert np.array_equal(a.predict_proba(X), a.predict_proba(X))
