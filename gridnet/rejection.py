@@ -40,9 +40,12 @@ def resolve_label(reject_label, classes, oos_label=None):
     -1 for numbers. A label that is one of the in-scope classes is an error: a
     rejection must not read as a class."""
     if reject_label is not None:
-        if reject_label in list(classes) and reject_label != oos_label:
-            raise ValueError(f"reject_label={reject_label!r} is one of the classes the model "
-                             "learned as in scope; a rejection must not read as a class")
+        # compared as text too: "3" printed for a rejection would read as the class 3
+        inside = {str(c) for c in classes if oos_label is None or str(c) != str(oos_label)}
+        if str(reject_label) in inside:
+            raise ValueError(f"reject_label={reject_label!r} is (or reads as) one of the "
+                             "classes the model learned as in scope; a rejection must not "
+                             "read as a class")
         return reject_label
     if oos_label is not None:
         return oos_label
@@ -51,7 +54,7 @@ def resolve_label(reject_label, classes, oos_label=None):
         raise ValueError("the classes are neither all text nor all numbers; name the label "
                          "of rejected inputs with reject_label")
     label = DEFAULT_LABELS[kind]
-    if label in list(classes):
+    if str(label) in {str(c) for c in classes}:
         raise ValueError(f"rejected inputs would get the label {label!r}, which is one of "
                          "the classes; name another with reject_label")
     return label

@@ -143,6 +143,10 @@ def test_labels_and_settings_are_checked(digits):
     with pytest.raises(ValueError, match="neither all text nor all numbers"):
         resolve_label(None, np.array(["a", 1], dtype=object))
     assert resolve_label("oos", np.array(["a", "oos"]), "oos") == "oos"
+    with pytest.raises(ValueError, match="reads as\\) one of the classes"):
+        resolve_label("3", np.array([1, 3]))              # as the command line gives it
+    with pytest.raises(ValueError, match="which is one of the classes"):
+        resolve_label(None, np.array([-1, 0]))
     labels = np.array(["a", "b"])
     out = with_rejections(labels, np.array([True, False]), "unknown")
     assert out.tolist() == ["unknown", "b"] and labels.tolist() == ["a", "b"]   # not in place
