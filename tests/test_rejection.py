@@ -3,6 +3,7 @@ reject, reject_label, reject_rate): the threshold is fitted in fit on the held-o
 split and nothing else changes it; predict is unchanged without the opt-in; the
 out-of-scope class; the model file, the export's metadata and the command line."""
 import csv
+import warnings
 
 import numpy as np
 import pytest
@@ -257,6 +258,14 @@ def test_the_command_line_fits_predicts_and_evaluates_with_rejection(intents, ca
     assert f"in-scope accuracy: {np.mean(pred[inside] == truth[inside]):.4f} ({inside.sum()} samples" in out
     assert f"out-of-scope recall: {np.mean(pred[~inside] == 'oos'):.4f} ({(~inside).sum()} samples" in out
     assert gridnet.load(model)[-1].reject_threshold_ == clf.reject_threshold_   # unchanged
+    # out-of-scope samples alone: the recall, and a picture without a reliability diagram
+    pytest.importorskip("matplotlib", reason="--plot needs matplotlib (the test extra)")
+    only = _write(root / "oos_only.csv", [[s, "oos"] for s, t in zip(sentences, truth) if t == "oos"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["evaluate", str(model), str(only), "--reject", "--plot", str(root / "p.png")]) == 0
+    out = capsys.readouterr().out
+    assert "in-scope accuracy" not in out and "out-of-scope recall: " in out and "wrote" in out
     # without --reject the labels the model knows are scored as before
     assert main(["evaluate", str(model), str(test)]) == 0
     assert "accuracy: " in capsys.readouterr().out

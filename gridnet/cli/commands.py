@@ -350,7 +350,11 @@ def _plot_evaluation(path, clf, y, pred, labels, calibration):
     from ..plotting import plot_confusion_matrix, plot_history, plot_reliability, pyplot
     plt = pyplot()
     fig, (left, right, third) = plt.subplots(1, 3, figsize=(18, 5))
-    plot_reliability(*calibration, ax=third)
+    if len(calibration[0]):
+        plot_reliability(*calibration, ax=third)
+    else:                       # evaluate --reject on out-of-scope samples alone
+        third.set_axis_off()
+        third.text(0.5, 0.5, "no in-scope sample: no reliability diagram", ha="center")
     if clf.history_:
         plot_history(clf, ax=left)
     else:
