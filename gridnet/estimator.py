@@ -247,12 +247,13 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
             average.swap(self.network_)     # the averaged weights are the model
         stopper.restore(self.network_)
         self.temperature_ = 1.0
-        if val is not None and self.calibration == "temperature":
-            self.temperature_ = fit_temperature(self._logits(grid, val), codes[val],
-                                                None if weights is None else weights[val])
-        if val is not None:
+        if val is not None:         # one pass over the held-out split serves both
+            z = self._logits(grid, val)
+            if self.calibration == "temperature":
+                self.temperature_ = fit_temperature(z, codes[val],
+                                                    None if weights is None else weights[val])
             self.reject_threshold_ = rejection.fit_threshold(
-                softmax(self._logits(grid, val)), codes[val], self.reject_rate,
+                softmax(z / np.float32(self.temperature_)), codes[val], self.reject_rate,
                 rejection.oos_code(self))
         return self
 
