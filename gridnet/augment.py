@@ -115,6 +115,8 @@ class FrequencyWarp(_Augmentation):
     """
 
     def __init__(self, max_warp=0.1):
+        if not 0.0 <= max_warp < 1.0:
+            raise ValueError(f"FrequencyWarp's max_warp must be in [0, 1); got {max_warp!r}")
         self.max_warp = max_warp
 
     def __call__(self, batch, rng):
@@ -155,6 +157,13 @@ class AddNoise(_Augmentation):
     """
 
     def __init__(self, snr=(0.0, 20.0), p=0.5, db_scale=(12.0, 22.0), tilt=12.0, jitter=2.0):
+        for name, value in (("snr", snr), ("db_scale", db_scale)):
+            if np.ndim(value) != 1 or len(value) != 2 or not value[0] <= value[1]:
+                raise ValueError(f"AddNoise's {name} must be a range (low, high); got {value!r}")
+        if not 0.0 <= p <= 1.0 or min(db_scale) <= 0 or tilt < 0 or jitter < 0:
+            raise ValueError("AddNoise needs 0 <= p <= 1, a positive db_scale and tilt, "
+                             f"jitter >= 0; got p={p!r}, db_scale={db_scale!r}, tilt={tilt!r}, "
+                             f"jitter={jitter!r}")
         self.snr = snr
         self.p = p
         self.db_scale = db_scale

@@ -296,6 +296,7 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
     def predict(self, X):
         """Labels (n,); with ``reject``, ``reject_label`` for the inputs to reject."""
         check_is_fitted(self)
+        validation.check_reject(self.reject)        # read here, so checked here
         if not self.reject:
             return self.classes_[self._logits(self._validate_X(X, reset=False)).argmax(axis=1)]
         return rejection.predict(self, self.predict_proba(X))

@@ -15,7 +15,7 @@ from .core import is_onehot
 from .core.optimizers import OPTIMIZERS
 
 __all__ = ["prepare_fit", "check_params", "validate_grids", "check_missing_labels", "sample_weights",
-           "encode_labels"]
+           "encode_labels", "check_reject"]
 
 
 def prepare_fit(est, X, y, classes, partial):
@@ -64,11 +64,18 @@ def check_params(est):
         raise ValueError(f"ema_momentum must be 'auto', None or a number in [0, 1); got {m!r}")
     if est.calibration not in CALIBRATIONS:
         raise ValueError(f"calibration must be 'temperature' or None; got {est.calibration!r}")
+    check_reject(est.reject)
     r = est.reject_rate
     if not (isinstance(r, numbers.Real) and not isinstance(r, bool) and 0.0 <= r < 1.0):
         raise ValueError(f"reject_rate must be a number in [0, 1); got {r!r}")
     if est.optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be 'adam', 'sgd' or 'nesterov'; got {est.optimizer!r}")
+
+
+def check_reject(reject):
+    """``reject`` is a switch: a string such as "no" must not turn rejection on."""
+    if not isinstance(reject, (bool, np.bool_)):
+        raise ValueError(f"reject must be True or False; got {reject!r}")
 
 
 _CHECK_CHUNK = 1 << 16     # samples per chunk when checking a memmap for NaN/inf

@@ -79,3 +79,14 @@ def test_the_audio_default_is_seeded_leaves_the_grids_and_stays_out_of_predict()
     z = training.logits(a.network_, X, np.arange(80), 2, 256) / np.float32(a.temperature_)
     np.testing.assert_allclose(a.predict_proba(X), softmax(z, axis=1), rtol=1e-5, atol=1e-6)
     assert np.array_equal(a.predict_proba(X), a.predict_proba(X))
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: AddNoise(snr=5), "snr must be a range"),
+    (lambda: AddNoise(db_scale=(20, 10)), "db_scale must be a range"),
+    (lambda: AddNoise(p=1.5), "0 <= p <= 1"),
+    (lambda: FrequencyWarp(1.5), "max_warp must be in"),
+])
+def test_bad_settings_are_named(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()

@@ -137,6 +137,11 @@ def test_labels_and_settings_are_checked(digits):
     X, y = digits
     with pytest.raises(ValueError, match="reject_rate must be a number in \\[0, 1\\); got 1.5"):
         GridNetClassifier(reject_rate=1.5).fit(X[:100], y[:100])
+    fitted = GridNetClassifier(max_epochs=1, random_state=0).fit(X[:100], y[:100])
+    with pytest.raises(ValueError, match="reject must be True or False; got 'no'"):
+        fitted.set_params(reject="no").predict(X[:5])
+    with pytest.raises(ValueError, match="reject must be True or False"):
+        GridNetClassifier(reject=1).fit(X[:100], y[:100])
     assert resolve_label(None, np.array(["a", "b"])) == "unknown"
     assert resolve_label(None, np.array([1.5, 2.0])) == -1
     with pytest.raises(ValueError, match="'unknown', which is one of the classes"):
