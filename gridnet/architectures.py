@@ -21,7 +21,9 @@ functions return new, unbuilt layers and touch nothing else. The presets:
   them (Kim's multichannel), and a bag of the sentence's words and word pairs
   (fastText's sentence vector, ``ngram_dim`` wide, learning faster than the CNN)
   runs beside the CNN, joined before the output layer (``ngram_dim=0``: none; a
-  grid without pretrained vectors has none unless ``ngram_dim`` is given).
+  grid without pretrained vectors has none unless ``ngram_dim`` is given). Two such
+  networks are trained and their logits averaged (``TRAINING``'s ``ensemble_size``;
+  :func:`build_ensemble`).
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ from .core.layers import as_pair
 logger = logging.getLogger(__name__)
 
 __all__ = ["PRESETS", "TRAINING", "training_defaults", "training_settings", "check_preset", "infer_preset", "hyperparameters", "conv_layers", "text_layers", "head_layers",
-           "preset_layers", "classifier_network", "choose_preset", "build_network", "ARCHITECTURE", "start_embedding", "set_fixed", "EMBED_START_STD"]
+           "preset_layers", "classifier_network", "choose_preset", "build_network", "build_ensemble", "ensemble_members", "ensemble_size", "ARCHITECTURE", "start_embedding", "set_fixed", "EMBED_START_STD"]
 
 #: Default hyperparameters of each preset (used for every parameter left at None).
 PRESETS = {
@@ -52,12 +54,12 @@ PRESETS = {
                  dropout=0.5, ngram_dim=None),
 }
 
-#: Training defaults of each preset, for ``augment="auto"``, ``n_iter_no_change=None``
-#: and ``ema_momentum="auto"``: each chosen on dev data (the figures are in
-#: docs/benchmarks.md, "Settings chosen on dev data"). Elsewhere: no augmentation, no
-#: average, and 5 epochs.
+#: Training defaults of each preset, for ``augment="auto"``, ``n_iter_no_change=None``,
+#: ``ema_momentum="auto"`` and ``ensemble_size="auto"``: each chosen on dev data (the
+#: figures are in docs/benchmarks.md, "Settings chosen on dev data"). Elsewhere: no
+#: augmentation, no average, a patience of 5 epochs, and one network.
 TRAINING = {"audio": {"augment": "noise_warp_spec_augment", "n_iter_no_change": 7, "ema_momentum": 0.995},
-            "image": {"ema_momentum": 0.99}}
+            "image": {"ema_momentum": 0.99}, "text": {"ensemble_size": 2}}
 DEFAULT_PATIENCE = 5
 
 
@@ -70,6 +72,18 @@ def training_defaults(preset):
         augment = Compose([AddNoise(), FrequencyWarp(0.1),
                            spec_augment(freq_width=4, time_width=4, max_shift=4)])
     return augment, t.get("n_iter_no_change", DEFAULT_PATIENCE), t.get("ema_momentum")
+
+
+def ensemble_size(preset, value, partial=False):
+    """How many networks a fit trains and averages: ``value``, or for "auto" the
+    preset's (1 for ``partial_fit``, which streams batches into one network)."""
+    if isinstance(value, str):
+        if value != "auto":
+            raise ValueError(f"ensemble_size must be 'auto' or a positive int; got {value!r}")
+        return 1 if partial else int(TRAINING.get(preset, {}).get("ensemble_size", 1))
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"ensemble_size must be 'auto' or a positive int; got {value!r}")
+    return int(value)
 
 
 def training_settings(preset, augment, n_iter_no_change, ema_momentum):
@@ -274,6 +288,26 @@ def build_network(preset, layers, given, grid, n_classes, rng):
     if fixed is not None:
         set_fixed(word_vectors_layer(net), fixed)
     return net, started
+
+
+def build_ensemble(size, preset, layers, given, grid, n_classes, streams):
+    """``size`` networks as :func:`build_network` makes them, the first from
+    ``streams(0)["init"]`` (the single network of ``size=1``), the others from their
+    own streams, averaged in one :class:`~gridnet.core.Branches` (``join="mean"``).
+    -> (network, embedding columns started)."""
+    nets = [build_network(preset, layers, given, grid, n_classes, streams(m)["init"])
+            for m in range(size)]
+    if size == 1:
+        return nets[0]
+    return Network.average([net for net, _ in nets]), nets[0][1]
+
+
+def ensemble_members(net):
+    """The networks an ensemble averages (views sharing their layers), or ``[net]``."""
+    first = net.layers[0] if len(net.layers) == 1 else None
+    if isinstance(first, Branches) and first.join == "mean":
+        return [first.member(b) for b in range(len(first.branches))]
+    return [net]
 
 
 def _scale(E, found):

@@ -3,8 +3,6 @@ validation.py, the presets in architectures.py, the training loop's parts in
 training.py, the model file in model_file.py."""
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
@@ -16,8 +14,6 @@ from .calibration import fit_temperature
 from .explain import ExplainMixin
 
 __all__ = ["GridNetClassifier", "load"]
-
-logger = logging.getLogger(__name__)
 
 
 class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
@@ -90,6 +86,11 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
         and what the model keeps (without a validation split, the average at the end).
         None or 0: the weights as trained. "auto": the preset's (0.995 for "audio",
         0.99 for "image", None for "text"; ``ema_momentum_``). ``partial_fit`` does not average.
+    ensemble_size : "auto" or int, default "auto"
+        Train this many networks (their own starts, batch orders and augmentation; one
+        validation split) side by side, one per core, and average their logits
+        (``ensemble_size_``; :func:`gridnet.architectures.build_ensemble`). "auto": the
+        preset's (2 for "text", 1 otherwise; 1 for ``partial_fit``).
     warm_start : bool, default False
         Continue from the previous fit's weights (and optimizer state).
     random_state : int, RandomState or None
@@ -104,13 +105,14 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
     n_features_in_ : int, values per sample ``c * h * w``
     grid_shape_ : (c, h, w) of the grids seen in fit (a 2-D ``(n, f)`` input is the
         strip ``(1, 1, f)``; ``(n, h, w)`` is ``(1, h, w)``)
-    network_ : gridnet.Network
+    network_ : gridnet.Network (an ensemble's: one averaging Branches of its networks)
     history_ : list of dict, one per epoch: ``epoch``, ``loss``, ``val_loss``,
-        ``val_score``, ``time`` (seconds)
+        ``val_score``, ``time`` (seconds); of the first network of an ensemble
+        (``histories_``: one such list per network)
     loss_curve_ : list of float; ``validation_scores_``; ``best_loss_`` (the lowest
-        training loss); ``best_validation_score_`` (None without a validation split);
-        ``n_iter_``; ``best_epoch_`` (the epoch whose weights were kept; None without a
-        validation split)
+        training loss); ``n_iter_``; ``best_epoch_`` (the epoch whose weights were kept;
+        None without a validation split): the first network's;
+        ``best_validation_score_``: the model's on the validation split (None without one)
     embedding_started_ : int, embedding columns started from the grid's vectors (0: none)
     temperature_ : float, what the logits are divided by (see ``calibration``)
     reject_threshold_ : float or None; ``oos_label_`` : the out-of-scope class or None
@@ -142,7 +144,7 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
                  learning_rate=1e-3, optimizer="adam", momentum=0.9, weight_decay=0.0,
                  class_weight=None, early_stopping=True, validation_fraction=0.1,
                  n_iter_no_change=None, tol=1e-4, augment="auto", ema_momentum="auto",
-                 calibration="temperature", reject=False, reject_label=None, reject_rate=0.01,
+                 ensemble_size="auto", calibration="temperature", reject=False, reject_label=None, reject_rate=0.01,
                  warm_start=False, random_state=None, verbose=False):
         self.preset = preset
         self.layers = layers
@@ -167,6 +169,7 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.augment = augment
+        self.ensemble_size = ensemble_size
         self.ema_momentum = ema_momentum
         self.calibration = calibration
         self.reject = reject
@@ -181,30 +184,29 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
         return validation.validate_grids(self, X, reset)
 
     # -- training ------------------------------------------------------------------------
-    def _initialize(self, grid, rng):
+    def _initialize(self, grid, streams, partial):
         self.preset_ = architectures.choose_preset(self.preset, self.layers, self.grid_shape_,
                                                    is_onehot(grid))
+        self.ensemble_size_ = architectures.ensemble_size(self.preset_, self.ensemble_size, partial)
         given = {name: getattr(self, name) for name in architectures.ARCHITECTURE}
-        self.network_, self.embedding_started_ = architectures.build_network(
-            self.preset_, self.layers, given, grid, len(self.classes_), rng)
-        self._optimizer = None
+        self.network_, self.embedding_started_ = architectures.build_ensemble(
+            self.ensemble_size_, self.preset_, self.layers, given, grid, len(self.classes_),
+            lambda m: training.member_streams(streams, m))
+        self._optimizer = self._optimizers = None
         self.history_, self.loss_curve_, self.validation_scores_ = [], [], []
         self.best_loss_, self.n_iter_ = np.inf, 0
 
-    def _epoch(self, grid, codes, rows, val, loss_fn, streams, bar, weights=None, average=None):
-        """One epoch (:func:`training.train_epoch`); its record, kept in ``history_``."""
-        self.n_iter_ += 1
-        record = training.train_epoch(
-            self.network_, self._optimizer, loss_fn, grid, codes, rows, val, epoch=self.n_iter_,
-            batch_size=int(self.batch_size), augment=self.augment_, streams=streams, bar=bar,
-            sample_weight=weights, average=average)
-        self.loss_curve_.append(record["loss"])
-        if val is not None:
-            self.validation_scores_.append(record["val_score"])
-        self.history_.append(record)
-        if self.verbose:
-            logger.info("epoch %d: %s", self.n_iter_, record)
-        return record
+    def _optimizer_for(self, nets):
+        """One optimizer per network trained (kept for ``warm_start``): ``_optimizer`` for
+        ``network_`` itself, ``_optimizers`` for an ensemble's networks."""
+        make = lambda: make_optimizer(self.optimizer, self.learning_rate, self.weight_decay,
+                                      self.momentum)
+        if nets[0] is self.network_:        # (a model loaded from a file has none)
+            self._optimizer = getattr(self, "_optimizer", None) or make()
+            return [self._optimizer]
+        if len(getattr(self, "_optimizers", None) or ()) != len(nets):
+            self._optimizers = [make() for _ in nets]
+        return self._optimizers
 
     def _fit(self, X, y, classes=None, partial=False, sample_weight=None):
         grid, codes, first = validation.prepare_fit(self, X, y, classes, partial)
@@ -212,43 +214,37 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
         weights = validation.sample_weights(sample_weight, grid)
         streams = training.seed_streams(self.random_state)
         if first:
-            self._initialize(grid, streams["init"])
-        if getattr(self, "_optimizer", None) is None:     # new, or loaded from a file
-            self._optimizer = make_optimizer(self.optimizer, self.learning_rate,
-                                             self.weight_decay, self.momentum)
+            self._initialize(grid, streams, partial)
         self.augment_, self.n_iter_no_change_, self.ema_momentum_ = architectures.training_settings(
             self.preset_, self.augment, self.n_iter_no_change, self.ema_momentum)
-        average = (training.WeightAverage(self.ema_momentum_)
-                   if self.ema_momentum_ and not partial else None)
-        loss_fn = training.make_loss(self.class_weight, self.classes_, codes)
         rows, val = np.arange(grid.shape[0]), None
         if self.early_stopping and not partial and training.validation_size(
                 grid.shape[0], self.validation_fraction) >= training.MIN_VALIDATION:
             rows, val = training.validation_split(codes, self.validation_fraction, streams["split"])
+        loss_fn = training.make_loss(self.class_weight, self.classes_, codes)
+        data = training.TrainData(grid, codes, rows, val, loss_fn, self.batch_size,
+                                  self.augment_, weights)
+        nets = [self.network_] if partial else architectures.ensemble_members(self.network_)
+        trainers = training.trainers(nets, self._optimizer_for(nets), streams, self.n_iter_,
+                                     self.n_iter_no_change_, self.tol, val is not None,
+                                     None if partial else self.ema_momentum_)
         epochs = 1 if partial else int(self.max_epochs)
-        with tqdm(total=epochs * len(rows), unit="sample", disable=not self.verbose,
-                  leave=bool(self.verbose), dynamic_ncols=True) as bar:
+        with tqdm(total=epochs * len(rows) * len(nets), unit="sample", leave=bool(self.verbose),
+                  disable=not self.verbose, dynamic_ncols=True) as bar:
             if partial:
-                record = self._epoch(grid, codes, rows, None, loss_fn, streams, bar, weights)
-                self.best_loss_, self.temperature_ = min(self.best_loss_, record["loss"]), 1.0
-                return self
-            stopper = training.Stopper(self.n_iter_no_change_, self.tol, keep_best=val is not None)
-            for _ in range(epochs):
-                record = self._epoch(grid, codes, rows, val, loss_fn, streams, bar, weights,
-                                     average)
-                with training.averaged(average, self.network_):
-                    stop = stopper.update(record, self.network_)
-                if stop:
-                    break
-        self.best_loss_ = float(stopper.best_loss)
-        self.best_validation_score_, self.best_epoch_ = ((stopper.best_score, stopper.best_epoch)
-                                                         if val is not None else (None, None))
-        if val is None and average is not None:
-            average.swap(self.network_)     # the averaged weights are the model
-        stopper.restore(self.network_)
+                record = trainers[0].epoch(data, bar)
+            else:
+                training.train_networks(trainers, data, epochs, bar)
+        self.histories_ = [t.history for t in trainers]
+        self._record(trainers[0], partial)
+        if partial:
+            self.best_loss_, self.temperature_ = min(self.best_loss_, record["loss"]), 1.0
+            return self
         self.temperature_ = 1.0
         if val is not None:         # one pass over the held-out split serves both
             z = self._logits(grid, val)
+            if len(nets) > 1:
+                self.best_validation_score_ = training.score(z, codes, val, loss_fn, weights)
             if self.calibration == "temperature":
                 self.temperature_ = fit_temperature(z, codes[val],
                                                     None if weights is None else weights[val])
@@ -256,6 +252,18 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
                 softmax(z / np.float32(self.temperature_)), codes[val], self.reject_rate,
                 rejection.oos_code(self))
         return self
+
+    def _record(self, trainer, partial):
+        """The fit's attributes from the (first) network's training."""
+        self.history_ += trainer.history
+        self.loss_curve_ += [r["loss"] for r in trainer.history]
+        self.validation_scores_ += [r["val_score"] for r in trainer.history if r["val_score"] is not None]
+        self.n_iter_ = trainer.epoch_no
+        if not partial:
+            stopper = trainer.stopper
+            self.best_loss_ = float(stopper.best_loss)
+            self.best_validation_score_, self.best_epoch_ = (
+                (stopper.best_score, stopper.best_epoch) if stopper.keep_best else (None, None))
 
     def fit(self, X, y, sample_weight=None):
         """Train on grids ``X`` (n, c, h, w) (or (n, h, w), or (n, f)) with labels ``y`` (n,).

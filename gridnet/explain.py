@@ -137,9 +137,25 @@ def _sentence_cnn(net):
 
 def winning_windows(net, x, codes, top=3):
     """The windows of positions whose filters carried each sample's margin for class
-    ``codes`` in a sentence CNN: a list per sample of up to ``top`` tuples ``(start,
-    stop, share)``, positions ``start:stop`` of the grid (cut to the words of a one-hot
-    grid: padding is none), largest share first (only positive shares)."""
+    ``codes`` in a sentence CNN (or an ensemble of them: each network's shares over
+    their number, as their logits are averaged): a list per sample of up to ``top``
+    tuples ``(start, stop, share)``, positions ``start:stop`` of the grid (cut to the
+    words of a one-hot grid: padding is none), largest share first (only positive
+    shares)."""
+    from .architectures import ensemble_members
+    members = ensemble_members(net)
+    per = [dict() for _ in range(x.shape[0])]
+    for member in members:
+        for i, shares in enumerate(_window_shares(member, x, codes)):
+            for key, value in shares.items():
+                per[i][key] = per[i].get(key, 0.0) + value / len(members)
+    return [sorted(((s, e, v) for (s, e), v in d.items()), key=lambda t: -t[2])[:top]
+            for d in per]
+
+
+def _window_shares(net, x, codes):
+    """Per sample, ``{(start, stop): share}`` of a sentence CNN's margin (see
+    :func:`winning_windows`)."""
     before, branches, out = _sentence_cnn(net)
     codes = np.asarray(codes)
     h = x
@@ -179,8 +195,7 @@ def winning_windows(net, x, codes, top=3):
                 key = (start, stop)
                 per[i][key] = per[i].get(key, 0.0) + float(share[i, f])
         f0 += a.shape[1]
-    return [sorted(((s, e, v) for (s, e), v in d.items()), key=lambda t: -t[2])[:top]
-            for d in per]
+    return per
 
 
 class ExplainMixin:

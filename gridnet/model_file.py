@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import persist
+from .architectures import ensemble_members
 from .core import Network, layer_from_config
 from .core.stack import layer_config
 
@@ -59,6 +60,8 @@ def _header(clf, extra):
         "embedding_started": int(getattr(clf, "embedding_started_", 0)),
         "preset": getattr(clf, "preset_", clf.preset), "extra": extra,
         "best_epoch": getattr(clf, "best_epoch_", None),
+        "histories": getattr(clf, "histories_", None),
+        "best_validation_score": getattr(clf, "best_validation_score_", None),
         "temperature": float(getattr(clf, "temperature_", 1.0)),
         "reject_threshold": getattr(clf, "reject_threshold_", None),
         "oos_class": None if oos is None else list(clf.classes_).index(oos),
@@ -172,4 +175,8 @@ def _classifier(doc, weights, name, cls):
     clf.best_epoch_ = int(best) if isinstance(best, int) and 0 < best <= len(clf.history_) else None
     clf.best_validation_score_ = (clf.history_[clf.best_epoch_ - 1].get("val_score")
                                   if clf.best_epoch_ else None)
+    if isinstance(doc.get("best_validation_score"), float):    # an ensemble's own
+        clf.best_validation_score_ = doc["best_validation_score"]
+    clf.histories_ = doc.get("histories") or [clf.history_]
+    clf.ensemble_size_ = len(ensemble_members(net))
     return clf           # (no optimizer state: a warm_start fit starts it afresh)

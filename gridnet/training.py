@@ -5,7 +5,11 @@ splits ``_fit`` into ``_initialize``, ``_fit_stochastic`` and
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -14,18 +18,32 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from .core import SoftmaxCrossEntropy, is_onehot
 
-__all__ = ["seed_streams", "make_loss", "MIN_VALIDATION", "validation_size", "validation_split", "take_batch", "run_epoch", "train_epoch",
-           "logits", "evaluate", "WeightAverage", "averaged", "Stopper"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["seed_streams", "member_streams", "TrainData", "Trainer", "trainers", "train_networks", "make_loss", "MIN_VALIDATION", "validation_size", "validation_split", "take_batch", "run_epoch", "train_epoch",
+           "logits", "evaluate", "score", "WeightAverage", "averaged", "Stopper"]
 
 
 def seed_streams(random_state):
     """Independent random streams of one fit: ``init`` (weights), ``order`` (batches),
-    ``split`` (a seed for the validation split) and ``augment``."""
+    ``split`` (a seed for the validation split) and ``augment``; ``seed``, the fit's
+    seed, makes more (:func:`member_streams`)."""
     seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
     init, order, split, aug = np.random.SeedSequence(seed).spawn(4)
     return {"init": np.random.default_rng(init), "order": np.random.default_rng(order),
             "split": int(np.random.default_rng(split).integers(2**31)),
-            "augment": np.random.default_rng(aug)}
+            "augment": np.random.default_rng(aug), "seed": int(seed)}
+
+
+def member_streams(streams, m):
+    """The streams of the ensemble's network ``m``: the fit's own for the first (a
+    single network trains as it always did), independent ones from the fit's seed for
+    the others (their own weights, batch order and augmentation; one split for all)."""
+    if m == 0:
+        return streams
+    init, order, aug = np.random.SeedSequence([streams["seed"], int(m)]).spawn(3)
+    return {**streams, "init": np.random.default_rng(init),
+            "order": np.random.default_rng(order), "augment": np.random.default_rng(aug)}
 
 
 def make_loss(class_weight, classes, codes):
@@ -153,14 +171,21 @@ def evaluate(net, X, codes, rows, loss_fn, batch_size=256, sample_weight=None):
     z = logits(net, X, rows, net.out_shape[0], batch_size)
     w = None if sample_weight is None else sample_weight[rows]
     loss, _ = loss_fn(z, codes[rows], w)
+    return loss, score(z, codes, rows, loss_fn, sample_weight)
+
+
+def score(z, codes, rows, loss_fn, sample_weight=None):
+    """The accuracy of logits ``z`` (len(rows), k) on ``rows``, weighted as
+    :func:`evaluate` weighs it."""
+    w = None if sample_weight is None else sample_weight[rows]
     hit = z.argmax(axis=1) == codes[rows]
     class_weight = getattr(loss_fn, "class_weight", None)
     if class_weight is not None:
         cw = np.asarray(class_weight, dtype=np.float64)[codes[rows]]
         w = cw if w is None else w * cw
     if w is None:
-        return loss, float(hit.mean())
-    return loss, float(np.average(hit, weights=w)) if w.sum() > 0 else 0.0
+        return float(hit.mean())
+    return float(np.average(hit, weights=w)) if w.sum() > 0 else 0.0
 
 
 class WeightAverage:
@@ -279,3 +304,80 @@ class Stopper:
     def restore(self, net):
         if self.best_weights is not None:
             net.set_weights(self.best_weights)
+
+
+@dataclass
+class TrainData:
+    """What every network of a fit trains on: ``grid`` (n, c, h, w), label ``codes``
+    (n,), the training ``rows`` and validation rows ``val`` (None: none), the loss,
+    the batch size, the augmentation (or None) and the sample ``weights`` (or None)."""
+    grid: object
+    codes: np.ndarray
+    rows: np.ndarray
+    val: object
+    loss_fn: object
+    batch_size: int
+    augment: object = None
+    weights: object = None
+
+
+class Trainer:
+    """One network's training: its ``optimizer``, random ``streams``, weight
+    ``average`` (or None) and :class:`Stopper`; ``history`` holds its epochs' records,
+    numbered on from ``first_epoch``."""
+
+    def __init__(self, net, optimizer, streams, *, average=None, stopper=None, first_epoch=0):
+        self.net, self.optimizer, self.streams = net, optimizer, streams
+        self.average, self.stopper = average, stopper
+        self.epoch_no, self.history = int(first_epoch), []
+
+    def epoch(self, data, bar):
+        """One epoch (:func:`train_epoch`), validated on ``data.val``; -> its record."""
+        self.epoch_no += 1
+        record = train_epoch(
+            self.net, self.optimizer, data.loss_fn, data.grid, data.codes, data.rows,
+            data.val, epoch=self.epoch_no,
+            batch_size=int(data.batch_size), augment=data.augment, streams=self.streams,
+            bar=bar, sample_weight=data.weights, average=self.average)
+        self.history.append(record)
+        if not bar.disable:         # (verbose)
+            logger.info("epoch %d: %s", self.epoch_no, record)
+        return record
+
+    def run(self, data, epochs, bar):
+        """Epochs until the stopping rule says stop (at most ``epochs``); then the
+        model's weights: the best epoch's, or without a validation split the
+        average's."""
+        for _ in range(int(epochs)):
+            record = self.epoch(data, bar)
+            with averaged(self.average, self.net):
+                if self.stopper.update(record, self.net):
+                    break
+        if data.val is None and self.average is not None:
+            self.average.swap(self.net)     # the averaged weights are the model
+        self.stopper.restore(self.net)
+        return self
+
+
+def trainers(nets, optimizers, streams, first_epoch, patience, tol, keep_best, ema_momentum):
+    """A :class:`Trainer` for each of ``nets`` (an ensemble's networks, or one), with its
+    optimizer, its :func:`member_streams`, a :class:`Stopper` and, with
+    ``ema_momentum``, a :class:`WeightAverage`."""
+    return [Trainer(net, opt, member_streams(streams, m), first_epoch=first_epoch,
+                    stopper=Stopper(patience, tol, keep_best=keep_best),
+                    average=WeightAverage(ema_momentum) if ema_momentum else None)
+            for m, (net, opt) in enumerate(zip(nets, optimizers))]
+
+
+def train_networks(trainers, data, epochs, bar):
+    """Run each :class:`Trainer` (:meth:`Trainer.run`). Several (an ensemble) train side
+    by side in threads, one per core, each with its BLAS held at one thread: how they
+    are computed then never depends on the core count, so a seed gives the same weights
+    to the bit anywhere. One trains as before, with the BLAS's own threads."""
+    if len(trainers) == 1:
+        return [trainers[0].run(data, epochs, bar)]
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(limits=1, user_api="blas"), \
+            ThreadPoolExecutor(max_workers=min(len(trainers), os.cpu_count() or 1)) as pool:
+        futures = [pool.submit(t.run, data, epochs, bar) for t in trainers]
+        return [f.result() for f in futures]

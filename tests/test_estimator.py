@@ -392,11 +392,12 @@ def test_text_preset_starts_from_the_grids_embedding(tmp_path):
     warm = GridNetClassifier(**params).fit(_OneHotWithEmbedding(itr, width, E), ytr)
     cold = GridNetClassifier(embed_dim=d, **params).fit(_OneHot(itr, width), ytr)
     assert warm.embedding_started_ == 40 and cold.embedding_started_ == 0
-    W = warm.network_.layers[0].params["W"]
-    assert W.shape == (d, width)                   # embed_dim taken from the vectors
-    # columns of words never seen in training keep their start, scaled
     scale = gridnet.architectures.EMBED_START_STD / E[10:50].std()
-    np.testing.assert_allclose(W[:, 13:30], E[13:30].T * scale, rtol=1e-5)
+    for net in gridnet.architectures.ensemble_members(warm.network_):    # each network's
+        W = net.layers[0].params["W"]
+        assert W.shape == (d, width)               # embed_dim taken from the vectors
+        # columns of words never seen in training keep their start, scaled
+        np.testing.assert_allclose(W[:, 13:30], E[13:30].T * scale, rtol=1e-5)
     assert warm.score(_OneHotWithEmbedding(ite, width, E), yte) > 0.9
     assert cold.score(_OneHot(ite, width), yte) < 0.75
     with pytest.raises(ValueError, match="embed_dim=8, but the grid's starting embedding has 4"):

@@ -16,6 +16,7 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 
 import gridnet  # noqa: E402
 from adapters import AudioAdapter, TabularAdapter, TextAdapter  # noqa: E402
+from gridnet.core.stack import leaves  # noqa: E402
 from gridnet import (Branches, Conv2D, Dense, Dropout, Flatten, GlobalMaxPool,  # noqa: E402
                      GridNetClassifier, MaxPool2D, Network, ReLU)
 from gridnet.core import Embedding, NgramBag  # noqa: E402
@@ -93,7 +94,7 @@ def test_text_model_keeps_the_tables_compact():
     proto = to_onnx(pipe)
     sizes = sorted(init.dims[0] * init.dims[1] for init in proto.graph.initializer if len(init.dims) == 2)
     width = pipe[0].grid_shape_[2]
-    layer = next(layer for layer in pipe[-1].network_.layers[0].branches[0] if isinstance(layer, Embedding))
+    layer = next(layer for layer in leaves(pipe[-1].network_.layers) if isinstance(layer, Embedding))
     assert max(sizes) <= max(width * layer.fixed_dim, 2**17 * 16)
     assert any(init.data_type == onnx.TensorProto.FLOAT16 for init in proto.graph.initializer)
 

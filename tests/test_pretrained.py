@@ -159,9 +159,11 @@ def test_the_ngram_bag_joins_by_default_beside_pretrained_vectors_only():
         return [layer for layer in leaves(clf.network_.layers) if isinstance(layer, NgramBag)]
     adapter, clf = fitted()
     clf.fit(adapter.transform(TRAIN), LABELS)
-    (bag,) = bags(clf)
-    assert (bag.dim, bag.scale, bag.trained) == (NGRAM_DIM, NGRAM_SCALE, adapter.n_trained_)
-    assert bag.params["T"].any()                         # it learned
+    found = bags(clf)       # one per network of the text preset's ensemble
+    assert len(found) == clf.ensemble_size_ == 2
+    for bag in found:
+        assert (bag.dim, bag.scale, bag.trained) == (NGRAM_DIM, NGRAM_SCALE, adapter.n_trained_)
+        assert bag.params["T"].any()                     # it learned
     _, off = fitted(ngram_dim=0)
     assert not bags(off.fit(adapter.transform(TRAIN), LABELS))
     for kw in (dict(embedding=None), dict(level="char")):

@@ -20,7 +20,8 @@ ONEHOT_READERS = (Conv2D, Embedding, NgramBag)
 
 class Branches(Layer):
     """Several stacks of layers run side by side on the same input, their outputs
-    concatenated along the channel axis (Kim's filter heights 3, 4 and 5).
+    concatenated along the channel axis (Kim's filter heights 3, 4 and 5), or averaged
+    (an ensemble of networks, each stack ending in its own output layer).
 
     Parameters
     ----------
@@ -28,9 +29,11 @@ class Branches(Layer):
         Each inner list is a stack; all stacks must give outputs that agree on every
         axis but the first (channels), or all end flat (a Flatten, a Dense): their
         features are then put side by side (a convolutional path beside a bypass).
+    join : {"concat", "mean"}, default "concat"
+        "mean": the stacks' outputs, all of one shape, are averaged.
 
     Shapes: ``(n, c, h, w) -> (n, sum of branch channels, h', w')``, or ``(n, sum of
-    branch features)``.
+    branch features)``; with ``join="mean"``, the one shape of the branches' outputs.
 
     Examples
     --------
@@ -43,18 +46,25 @@ class Branches(Layer):
 
     trainable = True
 
-    def __init__(self, branches):
+    def __init__(self, branches, join="concat"):
         super().__init__()
         branches = [list(b) for b in branches]
         if not branches or not all(branches):
             raise ValueError("Branches needs at least one non-empty list of layers")
+        if join not in ("concat", "mean"):
+            raise ValueError(f"join must be 'concat' or 'mean'; got {join!r}")
         self.branches = branches
+        self.join = join
 
     def get_config(self):
-        return {"branches": [[stack.layer_config(layer) for layer in b] for b in self.branches]}
+        config = {"branches": [[stack.layer_config(layer) for layer in b] for b in self.branches]}
+        if self.join != "concat":       # (files written before join existed concatenate)
+            config["join"] = self.join
+        return config
 
     def describe(self):
-        return f"Branches({len(self.branches)}, concatenated on channels)"
+        how = "averaged" if self.join == "mean" else "concatenated on channels"
+        return f"Branches({len(self.branches)}, {how})"
 
     @property
     def sublayers(self):
@@ -62,22 +72,45 @@ class Branches(Layer):
 
     def build(self, in_shape, rng, dtype=np.float32):
         shapes = [stack.build(branch, in_shape, rng, dtype) for branch in self.branches]
-        rest = {s[1:] for s in shapes}
-        if len(rest) != 1 or len({len(s) for s in shapes}) != 1 or len(shapes[0]) not in (1, 3):
-            raise ValueError(
-                f"Branches outputs must agree on every axis but channels (grids (c, h, w), or "
-                f"all flat (k,)); got {shapes}")
+        self.assemble(in_shape, shapes)
+        return self.out_shape
+
+    @classmethod
+    def average(cls, networks):
+        """Built networks of one input and one output shape as one block that averages
+        their outputs (an ensemble); the layers are shared, not copied or rebuilt."""
+        shapes = {(tuple(net.in_shape or ()), tuple(net.out_shape or ())) for net in networks}
+        if len(shapes) != 1 or any(net.steps is None for net in networks):
+            raise ValueError(f"Branches.average needs built networks of one input and one "
+                             f"output shape; got {sorted(shapes)}")
+        block = cls([net.layers for net in networks], join="mean")
+        block.assemble(networks[0].in_shape, [tuple(net.out_shape) for net in networks])
+        return block
+
+    def assemble(self, in_shape, shapes):
+        """Set the shapes, steps and arrays once the branches are built, their outputs
+        of ``shapes``."""
+        if self.join == "mean":
+            if len(set(shapes)) != 1:
+                raise ValueError(f"Branches averaged must give outputs of one shape; got {shapes}")
+            self._splits = None
+            self.out_shape = shapes[0]
+        else:
+            rest = {s[1:] for s in shapes}
+            if len(rest) != 1 or len({len(s) for s in shapes}) != 1 or len(shapes[0]) not in (1, 3):
+                raise ValueError(
+                    f"Branches outputs must agree on every axis but channels (grids (c, h, "
+                    f"w), or all flat (k,)); got {shapes}")
+            ends = np.cumsum([s[0] for s in shapes]).tolist()
+            self._splits = list(zip([0] + ends[:-1], ends))   # each branch's channels
+            self.out_shape = (int(sum(s[0] for s in shapes)),) + shapes[0][1:]
         self.in_shape = tuple(in_shape)
-        ends = np.cumsum([s[0] for s in shapes]).tolist()
-        self._splits = list(zip([0] + ends[:-1], ends))   # each branch's channels
-        self.out_shape = (int(sum(s[0] for s in shapes)),) + shapes[0][1:]
         self.steps = [stack.plan(branch) for branch in self.branches]
         self.collect()
         # the sublayers' buffers, once: they are made in build and only ever filled in place
         self.buffers = {f"{b}.{i}.{key}": value for b, branch in enumerate(self.branches)
                         for i, layer in enumerate(branch)
                         for key, value in getattr(layer, "buffers", {}).items()}
-        return self.out_shape
 
     def collect(self):
         """Expose the sublayers' arrays as ``params``/``grads`` with prefixed keys (after
@@ -94,15 +127,28 @@ class Branches(Layer):
         check_input(self, x, self.in_shape)
         outs = []
         for branch, steps in zip(self.branches, self.steps):
-            y = x.toarray() if is_onehot(x) and not isinstance(branch[0], ONEHOT_READERS) else x
+            y = (x.toarray() if is_onehot(x) and not isinstance(branch[0], ONEHOT_READERS + (Branches,))
+                 else x)
             outs.append(stack.forward(steps, y, training))
+        if self.join == "mean":
+            return sum(outs[1:], outs[0]) / outs[0].dtype.type(len(outs))
         return np.concatenate(outs, axis=1)
+
+    def member(self, b):
+        """Branch ``b`` as a built :class:`Network` of the same layer objects (what
+        trains it trains this block)."""
+        net = Network(self.branches[b])
+        net.in_shape, net.steps = self.in_shape, self.steps[b]
+        net.out_shape = tuple(self.branches[b][-1].out_shape)
+        return net
 
     def backward(self, grad, input_grad=True):
         dx = None
+        if self.join == "mean":
+            grad = grad / grad.dtype.type(len(self.branches))
         # each branch's channels, as views (np.split costs ~15 us a call)
-        for steps, (a, b) in zip(self.steps, self._splits):
-            g = grad[:, a:b]
+        for steps, cut in zip(self.steps, self._splits or [None] * len(self.steps)):
+            g = grad if cut is None else grad[:, cut[0]:cut[1]]
             g = stack.backward(steps, g, input_grad)
             if input_grad and g is not None:     # (an n-gram bag gives none: data)
                 dx = g if dx is None else dx + g
@@ -161,6 +207,17 @@ class Network:
 
     def __getstate__(self):
         return {k: v for k, v in self.__dict__.items() if k not in self.TRANSIENT}
+
+    @classmethod
+    def average(cls, networks):
+        """Built ``networks`` (one input shape, one output shape) as one built network
+        whose output is the mean of theirs (an ensemble): a single
+        ``Branches(join="mean")`` sharing their layers (:meth:`Branches.average`)."""
+        block = Branches.average(networks)
+        net = cls([block])
+        net.in_shape, net.out_shape = block.in_shape, block.out_shape
+        net.steps = stack.plan(net.layers)
+        return net
 
     def _sharded(self, x, training):
         """The shards ``x`` runs as (None: unsharded), and their replicas ``(layers,

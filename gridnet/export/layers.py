@@ -160,6 +160,8 @@ def _bag(g, layer, x, kind):
 
 def _branches(g, layer, x, kind):
     outs = [export_layers(g, branch, x, kind)[0] for branch in layer.branches]
+    if layer.join == "mean":        # an ensemble: its networks' outputs averaged
+        return g.op("Mean", outs), "grid"
     return g.op("Concat", outs, axis=1), "grid"
 
 
