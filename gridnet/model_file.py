@@ -120,7 +120,25 @@ def save(model, path, extra=None):
                              f"gridnet saves the adapters {sorted(MODALITIES)}")
         extra = {**(extra or {}), "modality": MODALITIES[type(adapter).__name__],
                  "adapter": adapter.to_state()}
-    persist.write_model(path, _header(clf, extra), clf.network_.get_weights())
+    weights, same = _distinct(clf.network_.get_weights())
+    header = _header(clf, extra)
+    if same:
+        header["same_weights"] = same
+    persist.write_model(path, header, weights)
+
+
+def _distinct(weights):
+    """``weights`` without arrays equal to an earlier one (an ensemble's networks share
+    their fixed word vectors), and ``{left out: the equal one kept}``."""
+    kept, same = {}, {}
+    for name, w in weights.items():
+        twin = next((k for k, v in kept.items() if v.dtype == w.dtype and v.shape == w.shape
+                     and w.size > 1 and np.array_equal(v, w)), None)
+        if twin is None:
+            kept[name] = w
+        else:
+            same[name] = twin
+    return kept, same
 
 
 def load(path, cls, return_extra=False):
@@ -149,7 +167,10 @@ def _classifier(doc, weights, name, cls):
         clf = cls(**params)
         net = Network.from_config(doc["network"])
         net.build(tuple(doc["grid_shape"]), np.random.default_rng(0))
-        net.set_weights(weights)
+        same = doc.get("same_weights") or {}
+        if not isinstance(same, dict):
+            raise TypeError(f"same_weights is a {type(same).__name__}, not a mapping")
+        net.set_weights({**weights, **{name: weights[twin] for name, twin in same.items()}})
         kind = doc["classes_kind"]
         classes = np.array([_CLASS_KINDS[kind](c) for c in doc["classes"]])
     except (KeyError, TypeError, ValueError) as exc:

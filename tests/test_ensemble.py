@@ -154,6 +154,8 @@ def test_ensemble_survives_the_model_file(tmp_path):
     gridnet.save(pipe, path)
     back = gridnet.load(path)
     np.testing.assert_array_equal(back.predict_proba(TRAIN), pipe.predict_proba(TRAIN))
+    stored = np.load(path).files
+    assert sum(name.endswith(".fixed") for name in stored) == 1     # one copy of GloVe's rows
     clf, loaded = pipe[-1], back[-1]
     assert loaded.network_.layers[0].join == "mean" and loaded.ensemble_size_ == 2
     assert loaded.histories_ == clf.histories_
@@ -174,3 +176,29 @@ def test_winning_windows_of_an_ensemble_average_its_networks():
                 want[(s, e)] = want.get((s, e), 0.0) + v / 2
         assert {(s, e): pytest.approx(v) for s, e, v in got[i]} == {
             k: pytest.approx(v) for k, v in want.items() if v > 0}
+
+
+def test_a_bad_list_of_equal_weights_is_named(tmp_path):
+    from gridnet import persist
+    clf, _ = _fit(max_epochs=1)
+    path = tmp_path / "m.gridnet"
+    clf.save(path)
+    doc, weights = persist.read_model(path)
+    for bad in (["0.0.0.0.0.fixed"], {"0.1.0.0.0.fixed": "no such array"}):
+        persist.write_model(path, {**doc, "same_weights": bad}, weights)
+        with pytest.raises(ValueError, match="invalid gridnet model"):
+            gridnet.load(path)
+
+
+def test_the_export_keeps_one_copy_of_the_shared_vectors():
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from gridnet.export import to_onnx
+    adapter, grid = _grid()
+    clf = GridNetClassifier(random_state=0, max_epochs=2).fit(grid, LABELS)
+    proto = to_onnx(make_pipeline(adapter, clf))
+    half = [i for i in proto.graph.initializer if i.data_type == onnx.TensorProto.FLOAT16]
+    assert len(half) == 1                                   # GloVe's rows, once
+    sess = ort.InferenceSession(proto.SerializeToString())
+    out = sess.run(["probabilities"], {"tokens": np.asarray(grid.indices, np.int64)})[0]
+    np.testing.assert_allclose(out, clf.predict_proba(grid), atol=1e-5)

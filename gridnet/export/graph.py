@@ -19,14 +19,19 @@ class GraphBuilder:
 
     ``op(type, inputs, **attributes) -> output name`` adds a node with one output;
     ``const(array) -> name`` adds an initializer (float64 arrays become float32 unless
-    ``dtype`` says otherwise).
+    ``dtype`` says otherwise); a large array equal to one already added is that one (an
+    ensemble's networks share their fixed word vectors).
     """
+
+    #: arrays of at least this many entries are looked up among the ones already added
+    SHARED_SIZE = 1024
 
     def __init__(self):
         from onnx import helper
         self._helper = helper
         self.nodes, self.initializers = [], []
         self._count = 0
+        self._large = []            # (array, name) of the large constants added
 
     def name(self, hint):
         self._count += 1
@@ -39,8 +44,16 @@ class GraphBuilder:
             arr = arr.astype(dtype)
         elif arr.dtype == np.float64:
             arr = arr.astype(np.float32)
+        large = arr.size >= self.SHARED_SIZE
+        if large:
+            twin = next((n for a, n in self._large if a.dtype == arr.dtype and a.shape == arr.shape
+                         and np.array_equal(a, arr)), None)
+            if twin is not None:
+                return twin
         name = self.name(hint)
         self.initializers.append(numpy_helper.from_array(arr.copy(order="C"), name))
+        if large:
+            self._large.append((arr, name))
         return name
 
     def int64(self, values, hint="i"):
