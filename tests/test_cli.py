@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+import gridnet
 from gridnet.cli import main
 
 
@@ -138,6 +139,9 @@ def test_text_and_table_models(tmp_path, capsys):
     model = tmp_path / "t.gridnet"
     assert main(["fit", str(text_csv), "--modality", "text", "-o", str(model), "--epochs", "15",
                  "--positions", "5", "--quiet"]) == 0
+    clf = gridnet.load(model)[-1]
+    epochs = " and ".join(str(len(h)) for h in clf.histories_)
+    assert f"2 networks of {epochs} epochs in" in capsys.readouterr().out    # the text preset's
     assert main(["predict", str(model), "a lovely film", "boring mess"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert [ln.split("\t")[0] for ln in out[-2:]] == ["pos", "neg"]

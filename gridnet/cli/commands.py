@@ -161,8 +161,10 @@ def fit(args):
         source = source if source in ("glove",) else "--vectors" if args.vectors else "--corpus"
         print(f"word vectors started from {source} for {adapter.embedding_coverage_:.1%} of "
               "the vocabulary")
+    epochs = " and ".join(str(len(h)) for h in clf.histories_)       # per network
+    nets = f"{clf.ensemble_size_} networks of " if clf.ensemble_size_ > 1 else ""
     print(f"trained on {len(y)} samples, {len(clf.classes_)} classes, grids {clf.grid_shape_}, "
-          f"{clf.n_iter_} epochs in {time.perf_counter() - t0:.1f}s; saved {args.output}")
+          f"{nets}{epochs} epochs in {time.perf_counter() - t0:.1f}s; saved {args.output}")
     return 0
 
 
