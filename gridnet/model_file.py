@@ -60,7 +60,7 @@ def _header(clf, extra):
         "embedding_started": int(getattr(clf, "embedding_started_", 0)),
         "preset": getattr(clf, "preset_", clf.preset), "extra": extra,
         "best_epoch": getattr(clf, "best_epoch_", None),
-        "histories": getattr(clf, "histories_", None),
+        "histories": clf.histories_ if getattr(clf, "ensemble_size_", 1) > 1 else None,
         "best_validation_score": getattr(clf, "best_validation_score_", None),
         "temperature": float(getattr(clf, "temperature_", 1.0)),
         "reject_threshold": getattr(clf, "reject_threshold_", None),

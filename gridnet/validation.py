@@ -62,6 +62,7 @@ def check_params(est):
     if not (m is None or (isinstance(m, str) and m == "auto") or
             (isinstance(m, numbers.Real) and not isinstance(m, bool) and 0.0 <= m < 1.0)):
         raise ValueError(f"ema_momentum must be 'auto', None or a number in [0, 1); got {m!r}")
+    architectures.ensemble_size(None, est.ensemble_size)      # (raises on a bad value)
     if est.calibration not in CALIBRATIONS:
         raise ValueError(f"calibration must be 'temperature' or None; got {est.calibration!r}")
     check_reject(est.reject)

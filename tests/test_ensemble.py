@@ -69,6 +69,16 @@ def test_network_average_shares_the_built_layers():
     assert ensemble_members(nets[0]) == [nets[0]]
 
 
+def test_a_bad_ensemble_size_is_named_before_training():
+    _, grid = _grid()
+    clf, _ = _fit(warm_start=True, max_epochs=1)
+    for bad in (0, "two"):
+        with pytest.raises(ValueError, match="ensemble_size must be"):
+            GridNetClassifier(ensemble_size=bad).fit(grid, LABELS)
+        with pytest.raises(ValueError, match="ensemble_size must be"):     # even warm
+            clf.set_params(ensemble_size=bad).fit(grid, LABELS)
+
+
 def test_ensemble_size_settings():
     assert ensemble_size("text", "auto") == 2
     assert ensemble_size("image", "auto") == ensemble_size("audio", "auto") == 1
