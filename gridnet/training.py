@@ -8,7 +8,8 @@ import contextlib
 import logging
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import numpy as np
@@ -344,11 +345,13 @@ class Trainer:
             logger.info("epoch %d: %s", self.epoch_no, record)
         return record
 
-    def run(self, data, epochs, bar):
-        """Epochs until the stopping rule says stop (at most ``epochs``); then the
-        model's weights: the best epoch's, or without a validation split the
-        average's."""
+    def run(self, data, epochs, bar, stop=None):
+        """Epochs until the stopping rule says stop (at most ``epochs``, and none more
+        once the event ``stop`` is set); then the model's weights: the best epoch's, or
+        without a validation split the average's."""
         for _ in range(int(epochs)):
+            if stop is not None and stop.is_set():
+                break
             record = self.epoch(data, bar)
             with averaged(self.average, self.net):
                 if self.stopper.update(record, self.net):
@@ -373,11 +376,22 @@ def train_networks(trainers, data, epochs, bar):
     """Run each :class:`Trainer` (:meth:`Trainer.run`). Several (an ensemble) train side
     by side in threads, one per core, each with its BLAS held at one thread: how they
     are computed then never depends on the core count, so a seed gives the same weights
-    to the bit anywhere. One trains as before, with the BLAS's own threads."""
+    to the bit anywhere. One trains as before, with the BLAS's own threads. An error in
+    one network, or an interrupt (Ctrl-C), stops the others after their current epoch
+    and is raised."""
     if len(trainers) == 1:
         return [trainers[0].run(data, epochs, bar)]
     from threadpoolctl import threadpool_limits
+    stop = threading.Event()
     with threadpool_limits(limits=1, user_api="blas"), \
             ThreadPoolExecutor(max_workers=min(len(trainers), os.cpu_count() or 1)) as pool:
-        futures = [pool.submit(t.run, data, epochs, bar) for t in trainers]
-        return [f.result() for f in futures]
+        futures = [pool.submit(t.run, data, epochs, bar, stop) for t in trainers]
+        try:
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            for f in done:
+                if f.exception() is not None:
+                    f.result()
+            return [f.result() for f in futures]
+        except BaseException:
+            stop.set()
+            raise

@@ -1,5 +1,7 @@
 """Ensembles: Branches(join="mean") in the core, and GridNetClassifier(ensemble_size=...)
 training several networks side by side and averaging their logits."""
+import time
+
 import numpy as np
 import pytest
 from gradcheck import check_layer
@@ -212,3 +214,48 @@ def test_the_export_keeps_one_copy_of_the_shared_vectors():
     sess = ort.InferenceSession(proto.SerializeToString())
     out = sess.run(["probabilities"], {"tokens": np.asarray(grid.indices, np.int64)})[0]
     np.testing.assert_allclose(out, clf.predict_proba(grid), atol=1e-5)
+
+
+def test_an_error_in_one_network_stops_the_other(monkeypatch):
+    """The failing network's error is raised once the other has stopped after its
+    current epoch (it would otherwise train all its epochs first)."""
+    adapter, grid = _grid()
+    seen, raised = [], []
+    real = training.train_epoch
+
+    def epoch(net, *args, epoch, **kw):
+        seen.append(epoch)
+        if epoch == 2 and not raised:               # the first network to reach epoch 2
+            raised.append(net)
+            raise FloatingPointError("the training loss became nan in epoch 2")
+        if epoch >= 2:
+            time.sleep(0.05)
+        return real(net, *args, epoch=epoch, **kw)
+    monkeypatch.setattr(training, "train_epoch", epoch)
+    clf = GridNetClassifier(random_state=0, max_epochs=50, early_stopping=False, n_iter_no_change=50)
+    with pytest.raises(FloatingPointError, match="epoch 2"):
+        clf.fit(grid, LABELS)
+    assert len(seen) < 10                            # not 50 epochs of the other network
+
+
+def test_an_interrupt_stops_both_networks(monkeypatch):
+    """Ctrl-C while the networks train: both stop after their current epoch, and the
+    interrupt is raised (the worker threads cannot be interrupted themselves)."""
+    _, grid = _grid()
+    seen = []
+    real = training.train_epoch
+
+    def epoch(net, *args, epoch, **kw):
+        seen.append(epoch)
+        time.sleep(0.02)
+        return real(net, *args, epoch=epoch, **kw)
+
+    def interrupted(futures, return_when):
+        time.sleep(0.1)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(training, "train_epoch", epoch)
+    monkeypatch.setattr(training, "wait", interrupted)
+    clf = GridNetClassifier(random_state=0, max_epochs=200, early_stopping=False, n_iter_no_change=200)
+    with pytest.raises(KeyboardInterrupt):
+        clf.fit(grid, LABELS)
+    assert len(seen) < 40                            # not 200 epochs each
