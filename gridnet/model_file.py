@@ -4,7 +4,9 @@ classifier, writes and reads. The one owner of the file's content.
 :mod:`gridnet.persist` is the container (a JSON header and named arrays in a
 pickle-free ``.npz``, one checksum over both, large values of ``extra`` kept as arrays).
 This module fills it: the classifier's parameters, network configuration, classes and
-history, the network's weights and buffers, and, for a pipeline, the adapter's fitted
+history, the network's weights and buffers (an array equal to one already written is
+named in the header's ``same_weights`` instead: an ensemble's networks share their
+fixed word vectors), and, for a pipeline, the adapter's fitted
 state under ``extra["adapter"]`` with its modality (as ``gridnet fit`` writes it), so
 that a model saved from Python runs in ``gridnet predict`` and a ``gridnet fit`` model
 loads in Python as the pipeline it is. Version-1 and version-2 files load.
