@@ -24,6 +24,7 @@ import contextlib
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+from .architectures import ensemble_members
 from .core import Branches, Dense, Dropout, Flatten, GlobalMaxPool, NgramBag, is_onehot
 from .core.layers import ReLU
 from .core.stack import leaves
@@ -142,7 +143,6 @@ def winning_windows(net, x, codes, top=3):
     tuples ``(start, stop, share)``, positions ``start:stop`` of the grid (cut to the
     words of a one-hot grid: padding is none), largest share first (only positive
     shares)."""
-    from .architectures import ensemble_members
     members = ensemble_members(net)
     per = [dict() for _ in range(x.shape[0])]
     for member in members:

@@ -327,7 +327,7 @@ class Trainer:
     ``average`` (or None) and :class:`Stopper`; ``history`` holds its epochs' records,
     numbered on from ``first_epoch``."""
 
-    def __init__(self, net, optimizer, streams, *, average=None, stopper=None, first_epoch=0):
+    def __init__(self, net, optimizer, streams, *, stopper, average=None, first_epoch=0):
         self.net, self.optimizer, self.streams = net, optimizer, streams
         self.average, self.stopper = average, stopper
         self.epoch_no, self.history = int(first_epoch), []
@@ -388,9 +388,8 @@ def train_networks(trainers, data, epochs, bar):
         futures = [pool.submit(t.run, data, epochs, bar, stop) for t in trainers]
         try:
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            for f in done:
-                if f.exception() is not None:
-                    f.result()
+            for f in done:          # a failure raised before waiting on the others
+                f.result()
             return [f.result() for f in futures]
         except BaseException:
             stop.set()
