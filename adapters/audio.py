@@ -10,6 +10,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from .background import read_background
 from .signal import (AudioError, ClipSettings, grid_height, item_name, mel_basis_for,
                      place_frames, read_clip, spectrogram)
 from .state import StateMixin
@@ -214,6 +215,12 @@ class AudioAdapter(StateMixin, TransformerMixin, BaseEstimator):
         standardised with statistics learned in ``fit`` (``mean_``, ``scale_``).
     length_ratio : float or None, default 20
         A clip more than this many times shorter or longer than ``frames`` is an error.
+    background : None, str or list of str
+        A folder of background recordings (or a list of files) to mix into training
+        grids: ``fit`` reads them (each at least a grid long, at the clips' rate or
+        above) into ``background_``, for ``gridnet.augment.audio_augment(background=
+        adapter.background_)``; a bad file is named. Training only: a model file keeps
+        neither (``gridnet fit --background DIR`` does all this).
     on_error : {"raise", "zeros"}, default "raise"
         "zeros": an unreadable, empty, silent, NaN or far-off-length clip gives an
         all-zero grid and a warning naming it (``failed_`` lists them after
@@ -232,6 +239,8 @@ class AudioAdapter(StateMixin, TransformerMixin, BaseEstimator):
     n_frames_ : int, the time steps of every grid
     grid_shape_ : (1, height, n_frames_)
     mean_, scale_ : (height,) arrays when ``normalize="dataset"``
+    background_ : list of (height, frames_k) float32 arrays, the background recordings'
+        spectrograms in dB (not normalised), or None without ``background``
 
     Examples
     --------
@@ -243,10 +252,14 @@ class AudioAdapter(StateMixin, TransformerMixin, BaseEstimator):
     (2, 1, 32, 32)
     """
 
+    #: the background recordings serve training only: a model file keeps neither
+    _FIT_ONLY_PARAMS = {"background": None}
+    _FIT_ONLY_ATTRIBUTES = ("background_",)
+
     def __init__(self, *, sr=None, feature="logmel", n_mels=40, n_mfcc=20, n_fft=None,
                  hop_length=None, win_length=None, fmin=0.0, fmax=None, frames=None, trim=True,
                  top_db=60.0, align="center", normalize="clip", length_ratio=20.0,
-                 on_error="raise", n_jobs=None, memory=None, verbose=False):
+                 background=None, on_error="raise", n_jobs=None, memory=None, verbose=False):
         self.sr = sr
         self.feature = feature
         self.n_mels = n_mels
@@ -262,6 +275,7 @@ class AudioAdapter(StateMixin, TransformerMixin, BaseEstimator):
         self.align = align
         self.normalize = normalize
         self.length_ratio = length_ratio
+        self.background = background
         self.on_error = on_error
         self.n_jobs = n_jobs
         self.memory = memory
@@ -275,6 +289,9 @@ class AudioAdapter(StateMixin, TransformerMixin, BaseEstimator):
             raise ValueError(f"align must be one of {_ALIGN}; got {self.align!r}")
         if self.normalize not in ("clip", "dataset", None):
             raise ValueError(f"normalize must be 'clip', 'dataset' or None; got {self.normalize!r}")
+        if self.background is not None and self.feature == "mfcc":
+            raise ValueError("background needs feature 'logmel' or 'stft': noise adds in "
+                             "power, which MFCCs do not keep")
         if self.on_error not in ("raise", "zeros"):
             raise ValueError(f"on_error must be 'raise' or 'zeros'; got {self.on_error!r}")
         for name in ("sr", "n_mels", "n_mfcc", "n_fft", "hop_length"):
@@ -433,6 +450,10 @@ class AudioAdapter(StateMixin, TransformerMixin, BaseEstimator):
         else:
             self.n_frames_ = int(self.frames)
         self.grid_shape_ = (1, grid_height(ClipSettings(self, 1)), self.n_frames_)
+        self.background_ = None
+        if self.background is not None:
+            s = ClipSettings(self, self.n_frames_)
+            self.background_ = read_background(self.background, s, mel_basis_for(s))
         if self.normalize == "dataset":
             if grids is None:
                 grids = self._extract(items)

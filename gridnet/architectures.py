@@ -65,12 +65,11 @@ DEFAULT_PATIENCE = 5
 
 def training_defaults(preset):
     """(augment callable or None, n_iter_no_change, ema_momentum or None) of ``preset``."""
-    from .augment import AddNoise, Compose, FrequencyWarp, spec_augment
+    from .augment import audio_augment
     t = TRAINING.get(preset, {})
     augment = None
     if t.get("augment"):      # noise and warp: new voices and noise (docs/benchmarks.md)
-        augment = Compose([AddNoise(), FrequencyWarp(0.1),
-                           spec_augment(freq_width=4, time_width=4, max_shift=4)])
+        augment = audio_augment()
     return augment, t.get("n_iter_no_change", DEFAULT_PATIENCE), t.get("ema_momentum")
 
 

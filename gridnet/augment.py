@@ -16,7 +16,16 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["FrequencyMask", "TimeMask", "TimeShift", "FrequencyWarp", "AddNoise", "Compose",
-           "spec_augment"]
+           "spec_augment", "audio_augment"]
+
+
+def _same(a, b):
+    """Equal values, arrays (and lists of them) compared by content."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and np.array_equal(a, b)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
 
 
 class _Augmentation:
@@ -25,7 +34,8 @@ class _Augmentation:
         return f"{type(self).__name__}({args})"
 
     def __eq__(self, other):
-        return type(self) is type(other) and vars(self) == vars(other)
+        return type(self) is type(other) and vars(self).keys() == vars(other).keys() and all(
+            _same(v, vars(other)[k]) for k, v in vars(self).items())
 
 
 def _masks(batch, rng, axis, n_masks, max_width, fill):
@@ -147,6 +157,11 @@ class AddNoise(_Augmentation):
     back the sample's own mean and standard deviation (as the adapter normalises a noisy
     clip). Why here and not on waveforms: in a pipeline the classifier sees grids only.
 
+    ``background``: recordings' spectrograms in dB, ``[(h, frames_k), ...]`` (an
+    ``AudioAdapter(background=...)``'s ``background_``): a noisy sample's noise is then,
+    one time in two, a window of the grid's width cut at random from one of them (each
+    recording drawn by how many windows it holds) instead of the synthetic noise.
+
     Examples
     --------
     >>> import numpy as np
@@ -156,7 +171,8 @@ class AddNoise(_Augmentation):
     ((4, 1, 40, 30), True)
     """
 
-    def __init__(self, snr=(0.0, 20.0), p=0.5, db_scale=(12.0, 22.0), tilt=12.0, jitter=2.0):
+    def __init__(self, snr=(0.0, 20.0), p=0.5, db_scale=(12.0, 22.0), tilt=12.0, jitter=2.0,
+                 background=None):
         for name, value in (("snr", snr), ("db_scale", db_scale)):
             if np.ndim(value) != 1 or len(value) != 2 or not value[0] <= value[1]:
                 raise ValueError(f"AddNoise's {name} must be a range (low, high); got {value!r}")
@@ -169,6 +185,32 @@ class AddNoise(_Augmentation):
         self.db_scale = db_scale
         self.tilt = tilt
         self.jitter = jitter
+        if background is not None:
+            background = [np.asarray(b, dtype=np.float32) for b in background]
+            if not background or any(b.ndim != 2 or not np.isfinite(b).all() for b in background):
+                raise ValueError("AddNoise's background must be a non-empty list of finite "
+                                 "(height, frames) spectrograms in dB")
+        self.background = background
+
+    def __repr__(self):
+        shown = {**vars(self), "background": None if self.background is None else
+                 f"<{len(self.background)} recordings>"}
+        return f"AddNoise({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+    def _background(self, noise, rng, h, w):
+        """Replace about half of ``noise`` (m, c, h, w) (powers) with windows of the
+        background recordings."""
+        if any(b.shape[0] != h or b.shape[1] < w for b in self.background):
+            raise ValueError(f"AddNoise's background recordings must be {h} rows high and at "
+                             f"least {w} time steps long, as the grids; got "
+                             f"{sorted({b.shape for b in self.background})}")
+        use = np.nonzero(rng.random(len(noise)) < 0.5)[0]
+        windows = np.array([b.shape[1] - w + 1 for b in self.background], dtype=np.float64)
+        which = rng.choice(len(self.background), size=len(use), p=windows / windows.sum())
+        for i, k in zip(use, which):
+            start = rng.integers(0, windows[k])
+            noise[i] = np.power(np.float32(10.0), self.background[k][:, start:start + w] / np.float32(10.0))
+        return noise
 
     def __call__(self, batch, rng):
         n, c, h, w = batch.shape
@@ -185,6 +227,8 @@ class AddNoise(_Augmentation):
         rows = np.arange(h, dtype=f32) / max(h - 1, 1) - f32(0.5)
         level = rows[None, None, :, None] * rng.uniform(-self.tilt, self.tilt, size=(m, 1, 1, 1)).astype(f32)
         noise = np.power(ten, (level + rng.normal(0.0, self.jitter, size=(m, c, h, w)).astype(f32)) / ten)
+        if self.background is not None:
+            noise = self._background(noise, rng, h, w)
         snr = rng.uniform(*self.snr, size=(m, 1, 1, 1))
         noise *= (power.mean(axis=(1, 2, 3), keepdims=True, dtype=np.float64)
                   / noise.mean(axis=(1, 2, 3), keepdims=True, dtype=np.float64)
@@ -206,6 +250,21 @@ class Compose(_Augmentation):
         for step in self.steps:
             batch = step(batch, rng)
         return batch
+
+
+def audio_augment(background=None):
+    """The audio preset's augmentation (``augment="auto"``): noise mixed in
+    (:class:`AddNoise`, with ``background`` recordings when given), a frequency warp of
+    up to 10%, then :func:`spec_augment`'s shift and masks.
+
+    Examples
+    --------
+    >>> from gridnet import GridNetClassifier
+    >>> from gridnet.augment import audio_augment
+    >>> clf = GridNetClassifier(augment=audio_augment())      # as "auto" for audio
+    """
+    return Compose([AddNoise(background=background), FrequencyWarp(0.1),
+                    spec_augment(freq_width=4, time_width=4, max_shift=4)])
 
 
 def spec_augment(freq_width=6, time_width=6, n_masks=1, max_shift=3):

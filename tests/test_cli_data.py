@@ -20,7 +20,7 @@ def write(tmp_path, name, text, encoding="utf-8"):
 
 def args(**given):
     base = dict(encoding="utf-8", label_column="label", text_column="text", inputs=[], file=None,
-                sr=None, n_mels=None, frames=None, n_jobs=None, size=None, positions=None,
+                sr=None, n_mels=None, frames=None, n_jobs=None, background=None, size=None, positions=None,
                 lowercase=None, corpus=None, vectors=None, order=None, seed=0)
     base.update(given)
     return argparse.Namespace(**base)
@@ -206,8 +206,8 @@ def test_given_and_check_options():
 def test_make_adapter_passes_only_what_was_given():
     from adapters import AudioAdapter, ImageAdapter, TabularAdapter, TextAdapter
     assert data.make_adapter(args(), "audio").get_params() == AudioAdapter().get_params()
-    a = data.make_adapter(args(sr=8000, n_mels=20, frames=16, n_jobs=2), "audio")
-    assert (a.sr, a.n_mels, a.frames, a.n_jobs) == (8000, 20, 16, 2)
+    a = data.make_adapter(args(sr=8000, n_mels=20, frames=16, n_jobs=2, background="noise/"), "audio")
+    assert (a.sr, a.n_mels, a.frames, a.n_jobs, a.background) == (8000, 20, 16, 2, "noise/")
     assert data.make_adapter(args(), "image").get_params() == ImageAdapter().get_params()
     assert data.make_adapter(args(size=[12, 16]), "image").size == (12, 16)
     assert data.make_adapter(args(), "text").get_params() == TextAdapter().get_params()

@@ -124,6 +124,7 @@ def _locality_table(args):
 
 
 def fit(args):
+    from ..augment import audio_augment
     from ..estimator import GridNetClassifier
     from ..persist import check_writable
     if args.modality not in MODALITIES:
@@ -138,8 +139,10 @@ def fit(args):
         raise CLIError(f"--oos-label {args.oos_label}: no sample in {args.data} has that label")
     adapter = make_adapter(args, args.modality)
     grids = to_grids(adapter, data, fit=True, source=args.data, line_of=line_of)
+    background = getattr(adapter, "background_", None)
     clf = GridNetClassifier(random_state=args.seed, verbose=not args.quiet and _progress(),
-                            **given(max_epochs=args.epochs, batch_size=args.batch_size,
+                            **given(augment=background and audio_augment(background=background),
+                                    max_epochs=args.epochs, batch_size=args.batch_size,
                                     learning_rate=args.learning_rate,
                                     early_stopping=args.early_stopping,
                                     reject_label=args.oos_label))

@@ -208,6 +208,7 @@ def given(**options):
 
 #: ``gridnet fit`` options that shape one modality's adapter (all default to None)
 ADAPTER_OPTIONS = {"sr": "audio", "n_mels": "audio", "frames": "audio", "n_jobs": "audio",
+                   "background": "audio",
                    "size": "image", "positions": "text", "lowercase": "text", "corpus": "text",
                    "vectors": "text", "order": "table"}
 
@@ -228,7 +229,7 @@ def make_adapter(args, modality):
     if modality == "audio":
         from adapters import AudioAdapter
         return AudioAdapter(**given(sr=args.sr, n_mels=args.n_mels, frames=args.frames,
-                                    n_jobs=args.n_jobs))
+                                    n_jobs=args.n_jobs, background=args.background))
     if modality == "image":
         from adapters import ImageAdapter
         return ImageAdapter(**given(size=tuple(args.size) if args.size else None))

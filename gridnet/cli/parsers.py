@@ -126,6 +126,9 @@ def add_adapter_options(fit):
     fit.add_argument("--n-mels", type=int, default=None, help="audio: mel bands (None: 40)")
     fit.add_argument("--frames", type=int, default=None,
                      help="audio: time steps per clip (None: learned, enough for 95%% of the clips)")
+    fit.add_argument("--background", default=None, metavar="DIR",
+                     help="audio: a folder of background recordings (at least a clip long) "
+                     "mixed into training clips as noise; not kept in the model file")
     fit.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"),
                      help="image: resize to H x W (None: the first image's size)")
     fit.add_argument("--positions", type=int, default=None,
