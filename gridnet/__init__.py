@@ -8,7 +8,7 @@ scipy, and numba for a few compiled loops (with numpy twins), and is imported ea
 from importlib import import_module
 
 from .core import (SGD, Adam, Branches, Conv2D, Dense, Dropout, Flatten, GlobalMaxPool,
-                   MaxPool2D, Network, ReLU, SoftmaxCrossEntropy, softmax)
+                   MaxPool2D, Network, ReLU, RowCenter, SoftmaxCrossEntropy, softmax)
 
 __version__ = "0.1.0"
 

@@ -9,7 +9,8 @@ functions return new, unbuilt layers and touch nothing else. The presets:
   A kernel or pooling window never exceeds the grid: on a 1-high strip (a table)
   the network is one-dimensional (1 x k kernels, pooling along the width).
 - ``"audio"``: the same, three blocks from 16 features, for log-mel spectrograms
-  (height = frequency, width = time).
+  (height = frequency, width = time), after a RowCenter that adds a second channel,
+  each band's mean over the clip taken out (after the augmentation: noise).
 - ``"text"``: the sentence CNN (Kim, 2014) for word-by-position grids ``(n, 1,
   positions, width)``: a convolution one position tall and the full width learns a
   ``embed_dim``-wide vector per word, then branches of ``filters`` features of each
@@ -34,7 +35,7 @@ import numbers
 import numpy as np
 
 from .core import (Branches, Conv2D, Dense, Dropout, Embedding, Flatten, GlobalMaxPool, MaxPool2D,
-                   Network, NgramBag)
+                   Network, NgramBag, RowCenter)
 from .core.layers import as_pair
 
 logger = logging.getLogger(__name__)
@@ -45,11 +46,11 @@ __all__ = ["PRESETS", "TRAINING", "training_defaults", "training_settings", "che
 #: Default hyperparameters of each preset (used for every parameter left at None).
 PRESETS = {
     None: dict(conv_blocks=2, filters=32, kernel_size=3, pool_size=2, dense_units=128,
-               dropout=0.25, global_pool=False),
+               dropout=0.25, center_rows=False),
     "image": dict(conv_blocks=2, filters=32, kernel_size=3, pool_size=2, dense_units=128,
-                  dropout=0.25, global_pool=False),
+                  dropout=0.25, center_rows=False),
     "audio": dict(conv_blocks=3, filters=16, kernel_size=3, pool_size=2, dense_units=128,
-                  dropout=0.3, global_pool=False),
+                  dropout=0.3, center_rows=True),
     "text": dict(filters=100, kernel_size=(3, 4, 5), embed_dim=128, dense_units=0,
                  dropout=0.5, ngram_dim=None),
 }
@@ -101,7 +102,7 @@ EMBED_START_STD = 0.05
 
 #: the classifier's parameters that shape its network (None: the preset's value)
 ARCHITECTURE = ("conv_blocks", "filters", "kernel_size", "pool_size", "pool_stride",
-                "dense_units", "dropout", "embed_dim", "ngram_dim")
+                "dense_units", "dropout", "embed_dim", "ngram_dim", "center_rows")
 #: The text preset's n-gram bag beside the CNN when the grid carries pretrained vectors
 #: (``ngram_dim=None``; 0 otherwise, as before): its width, its rows (the words and word
 #: pairs are hashed into them) and how much faster than the CNN it learns (the layer's
@@ -151,15 +152,19 @@ def head_layers(dense_units, dropout):
 
 
 def conv_layers(grid_shape, *, conv_blocks, filters, kernel_size, pool_size, pool_stride=None,
-                dense_units=128, dropout=0.0, **_):
+                dense_units=128, dropout=0.0, center_rows=False, **_):
     """``conv_blocks`` blocks of [Conv2D(k x k, "same", ReLU), MaxPool2D], the features
-    doubling from ``filters`` in each block (or one value per block), then the head.
+    doubling from ``filters`` in each block (or one value per block), then the head;
+    with ``center_rows``, a :class:`~gridnet.core.layers.RowCenter` first that gives
+    the grid and the grid with each row centred, as two channels.
 
     A kernel or pooling window never exceeds the grid: on a 1-high strip (a table) the
     network is one-dimensional, 1 x k kernels and pooling along the width only.
     grid_shape: (c, h, w).
     """
     c, h, w = grid_shape
+    if not isinstance(center_rows, (bool, np.bool_)):
+        raise ValueError(f"center_rows must be True, False or None; got {center_rows!r}")
     blocks = int(conv_blocks)
     filters = (list(filters) if isinstance(filters, (list, tuple))
                else [int(filters) * 2 ** b for b in range(blocks)])
@@ -167,7 +172,7 @@ def conv_layers(grid_shape, *, conv_blocks, filters, kernel_size, pool_size, poo
         raise ValueError(f"filters lists {len(filters)} values for {blocks} conv_blocks")
     window = as_pair(pool_size, "pool_size")
     kernel = as_pair(kernel_size, "kernel_size")
-    layers = []
+    layers = [RowCenter(keep_input=True)] if center_rows else []
     for f in filters:
         # a kernel never exceeds the grid either: on a 1-high strip it is 1 x k (a
         # 3 x 3 kernel would multiply two rows of padding)

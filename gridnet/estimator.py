@@ -38,8 +38,9 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
         The body of the network; it is copied for each fit, a Flatten is added if it
         ends in a grid, and the output Dense(n_classes) is appended.
     conv_blocks, filters, kernel_size, pool_size, pool_stride, dense_units, dropout,
-    embed_dim, ngram_dim : architecture hyperparameters (None: the preset's). ``filters`` may be a
-        list, one per block; ``dense_units=0`` drops the hidden dense layer.
+    embed_dim, ngram_dim, center_rows : architecture hyperparameters (None: the preset's).
+        ``filters`` may be a list, one per block; ``dense_units=0`` drops the hidden dense
+        layer; ``center_rows`` (audio: True) adds each row centred as a channel.
     batch_size : int, default 32
     max_epochs : int, default 100
     learning_rate : float, default 1e-3
@@ -140,7 +141,8 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
 
     def __init__(self, preset=None, layers=None, *, conv_blocks=None, filters=None,
                  kernel_size=None, pool_size=None, pool_stride=None, dense_units=None,
-                 dropout=None, embed_dim=None, ngram_dim=None, batch_size=32, max_epochs=100,
+                 dropout=None, embed_dim=None, ngram_dim=None, center_rows=None, batch_size=32,
+                 max_epochs=100,
                  learning_rate=1e-3, optimizer="adam", momentum=0.9, weight_decay=0.0,
                  class_weight=None, early_stopping=True, validation_fraction=0.1,
                  n_iter_no_change=None, tol=1e-4, augment="auto", ema_momentum="auto",
@@ -157,6 +159,7 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
         self.dropout = dropout
         self.embed_dim = embed_dim
         self.ngram_dim = ngram_dim
+        self.center_rows = center_rows
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.learning_rate = learning_rate

@@ -90,3 +90,24 @@ def test_the_audio_default_is_seeded_leaves_the_grids_and_stays_out_of_predict()
 def test_bad_settings_are_named(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_the_audio_preset_centres_each_row_first_and_saves_it(tmp_path):
+    import gridnet
+    from gridnet import RowCenter
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 1, 20, 20)).astype(np.float32)
+    y = np.repeat([0, 1], 20)
+    fit = lambda **kw: GridNetClassifier(max_epochs=1, random_state=0, **kw).fit(X, y)  # noqa: E731
+    audio = fit()
+    assert audio.preset_ == "audio" and isinstance(audio.network_.layers[0], RowCenter)
+    assert audio.network_.layers[0].keep_input                # a steady tone keeps its band
+    assert not isinstance(fit(center_rows=False).network_.layers[0], RowCenter)
+    assert not isinstance(fit(preset="image").network_.layers[0], RowCenter)
+    assert isinstance(fit(preset="image", center_rows=True).network_.layers[0], RowCenter)
+    with pytest.raises(ValueError, match="center_rows must be True, False or None"):
+        fit(center_rows="yes")
+    audio.save(tmp_path / "m.gridnet")
+    again = gridnet.load(tmp_path / "m.gridnet")
+    assert isinstance(again.network_.layers[0], RowCenter)
+    np.testing.assert_array_equal(again.predict_proba(X), audio.predict_proba(X))

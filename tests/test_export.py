@@ -199,6 +199,7 @@ def test_audio_front_end_matches_the_adapter(options):
 def test_audio_pipeline_and_invalid_clips():
     train, labels = clips(30)
     pipe = make_pipeline(AudioAdapter(), GridNetClassifier(max_epochs=2, random_state=0)).fit(train, labels)
+    assert type(pipe[-1].network_.layers[0]).__name__ == "RowCenter"    # exported too
     sess, proto = session(pipe)
     test, _ = clips(10, seed=3)
     expected = pipe.predict_proba(test)

@@ -3,7 +3,7 @@ import pytest
 
 from gradcheck import check_layer, numeric_grad, rel_error
 from gridnet.core import (Branches, Conv2D, Dense, Dropout, Flatten, GlobalMaxPool,
-                            MaxPool2D, ReLU)
+                            MaxPool2D, Network, ReLU, RowCenter)
 
 CONV_CASES = [
     # (filters, kernel, stride, padding, normalize, in_shape)
@@ -164,6 +164,52 @@ def test_global_maxpool_ties_route_once_to_the_first_maximum(axis, layout):
 @pytest.mark.parametrize("in_shape", [(6,), (2, 3, 4)])
 def test_relu_gradients(in_shape):
     check_layer(ReLU(), in_shape)
+
+
+@pytest.mark.parametrize("in_shape", [(1, 5, 7), (3, 4, 1), (2, 1, 6)])
+def test_row_center_gradients_and_values(in_shape):
+    check_layer(RowCenter(), in_shape)
+    check_layer(RowCenter(keep_input=True), in_shape)
+    both = RowCenter(keep_input=True)
+    c, h, w = in_shape
+    assert both.build(in_shape, None) == (2 * c, h, w)
+    x = np.random.default_rng(1).standard_normal((3,) + in_shape).astype(np.float32)
+    y = both.forward(x)
+    np.testing.assert_array_equal(y[:, :c], x)                       # the input kept
+    np.testing.assert_allclose(y[:, c:], x - x.mean(axis=3, keepdims=True), atol=1e-6)
+    with pytest.raises(ValueError, match="keep_input must be True or False"):
+        RowCenter(keep_input="yes")
+    x = np.random.default_rng(0).standard_normal((4,) + in_shape).astype(np.float32) + 3.0
+    layer = RowCenter()
+    assert layer.build(in_shape, None) == in_shape
+    y = layer.forward(x)
+    np.testing.assert_allclose(y.mean(axis=3), 0.0, atol=1e-6)       # each row's mean out
+    np.testing.assert_allclose(np.diff(y, axis=3), np.diff(x, axis=3), rtol=1e-5, atol=1e-5)
+    assert y.dtype == np.float32
+    with pytest.raises(ValueError, match=r"RowCenter needs samples shaped \(c, h, w\)"):
+        RowCenter().build((6,), None)
+
+
+def test_leading_weightless_layers_get_no_backward_pass_but_the_weights_get_theirs():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 1, 6, 5)).astype(np.float32)
+
+    def grads(input_grad):
+        net = Network([RowCenter(), Conv2D(2, 3, padding="same", activation="relu"), Flatten(),
+                       Dense(3)])
+        net.build((1, 6, 5), np.random.default_rng(1))
+        calls = []
+        first = net.steps[0]
+        original = first.backward
+        first.backward = lambda g, input_grad=True: calls.append(1) or original(g, input_grad)
+        net.forward(x, training=True)
+        dx = net.backward(np.ones((3, 3), np.float32), input_grad=input_grad)
+        return {name: g.copy() for name, _, g in net.parameters()}, dx, calls
+
+    with_x, dx, calls = grads(True)
+    without, none, skipped = grads(False)
+    assert dx.shape == x.shape and none is None and calls == [1] and skipped == []
+    assert all(np.array_equal(with_x[k], without[k]) for k in with_x)
 
 
 def test_dense_and_flatten_gradients():

@@ -8,12 +8,12 @@ from .conv import Conv2D
 from .bag import NgramBag
 from .embedding import Embedding
 from .fused import ConvMax, ConvPool
-from .layers import Dense, Dropout, Flatten, GlobalMaxPool, Layer, MaxPool2D, ReLU
+from .layers import Dense, Dropout, Flatten, GlobalMaxPool, Layer, MaxPool2D, ReLU, RowCenter
 from .onehot import ONEHOT_CONTRACT, is_onehot, onehot_contract_gaps
 from .losses import SoftmaxCrossEntropy, softmax
 from .network import Branches, Network, layer_from_config
 from .optimizers import SGD, Adam, make_optimizer
 
-__all__ = ["Layer", "Conv2D", "Embedding", "NgramBag", "ConvPool", "ConvMax", "ReLU", "MaxPool2D", "GlobalMaxPool", "Flatten",
+__all__ = ["Layer", "Conv2D", "Embedding", "NgramBag", "ConvPool", "ConvMax", "ReLU", "MaxPool2D", "GlobalMaxPool", "RowCenter", "Flatten",
            "Dense", "Dropout", "Branches", "Network", "layer_from_config", "is_onehot", "ONEHOT_CONTRACT", "onehot_contract_gaps",
            "SoftmaxCrossEntropy", "softmax", "SGD", "Adam", "make_optimizer"]

@@ -145,6 +145,8 @@ class Layer:
     """Base class: a layer without parameters that passes shapes through."""
 
     trainable = False
+    #: True where the layer has no weights at any depth (see stack.backward)
+    weightless = False
     TRANSIENT = ("_cache", "_mask", "_ran")
 
     def __init__(self):
@@ -338,6 +340,67 @@ class MaxPool2D(Layer):
                         rest -= part
             grad = dx
         return grad[:, :, pt:pt + h, pl:pl + w]
+
+
+class RowCenter(Layer):
+    """Subtract each row's mean over the width: on a spectrogram (rows: frequency bands,
+    width: time), each band's level over the clip, which a microphone, a room or a voice
+    sets (cepstral mean normalisation, in the log-mel domain). As a layer it runs after
+    the training augmentation, so noise is mixed into a clip before its bands are
+    centred, as in a noisy recording.
+
+    Parameters
+    ----------
+    keep_input : bool, default False
+        Give the input too, as the first channels, the centred grid after them: a
+        stationary sound (a steady tone, a hum) is all band level, which centring
+        alone would take away.
+
+    Shapes: ``(n, c, h, w) -> (n, c, h, w)``, or ``(n, 2c, h, w)`` with ``keep_input``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gridnet import RowCenter
+    >>> layer = RowCenter()
+    >>> layer.build((1, 2, 2), None)
+    (1, 2, 2)
+    >>> layer.forward(np.array([[[[1.0, 3.0], [10.0, 10.0]]]], np.float32))[0, 0]
+    array([[-1.,  1.],
+           [ 0.,  0.]], dtype=float32)
+    """
+
+    #: no weights, so the first layers of a network need no gradient when it is one
+    weightless = True
+
+    def __init__(self, keep_input=False):
+        super().__init__()
+        if not isinstance(keep_input, (bool, np.bool_)):
+            raise ValueError(f"keep_input must be True or False; got {keep_input!r}")
+        self.keep_input = bool(keep_input)
+
+    def get_config(self):
+        return {"keep_input": self.keep_input}
+
+    def build(self, in_shape, rng, dtype=np.float32):
+        if len(in_shape) != 3:
+            raise ValueError(f"RowCenter needs samples shaped (c, h, w); got {tuple(in_shape)}")
+        c, h, w = (int(s) for s in in_shape)
+        self.in_shape = (c, h, w)
+        self.out_shape = (2 * c if self.keep_input else c, h, w)
+        return self.out_shape
+
+    def forward(self, x, training=False):
+        check_input(self, x, self.in_shape)
+        centred = x - x.mean(axis=3, keepdims=True, dtype=x.dtype)
+        return np.concatenate([x, centred], axis=1) if self.keep_input else centred
+
+    def backward(self, grad, input_grad=True):
+        if not self.keep_input:
+            return grad - grad.mean(axis=3, keepdims=True, dtype=grad.dtype)
+        c = self.in_shape[0]
+        centred = grad[:, c:]
+        return grad[:, :c] + centred - centred.mean(axis=3, keepdims=True, dtype=grad.dtype)
 
 
 class GlobalMaxPool(Layer):

@@ -9,7 +9,7 @@ from .conv import Conv2D
 from .bag import NgramBag
 from .embedding import Embedding
 from .layers import (Dense, Dropout, Flatten, GlobalMaxPool, Layer, MaxPool2D, ReLU,
-                     check_input, is_onehot)
+                     RowCenter, check_input, is_onehot)
 
 __all__ = ["Network", "Branches", "layer_from_config", "LAYER_TYPES"]
 
@@ -158,7 +158,8 @@ class Branches(Layer):
 
 #: Layer classes by name, for :func:`layer_from_config`.
 LAYER_TYPES = {cls.__name__: cls for cls in (
-    Conv2D, Embedding, NgramBag, ReLU, MaxPool2D, GlobalMaxPool, Flatten, Dense, Dropout, Branches)}
+    Conv2D, Embedding, NgramBag, ReLU, MaxPool2D, GlobalMaxPool, RowCenter, Flatten, Dense, Dropout,
+    Branches)}
 
 
 def layer_from_config(config):

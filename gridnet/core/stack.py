@@ -62,10 +62,14 @@ def forward(steps, x, training=False):
 
 def backward(steps, grad, input_grad=True):
     """Backward pass through ``steps`` after :func:`forward`; returns dL/d(input)
-    (None when ``input_grad`` is false: the first step skips it)."""
-    for k in range(len(steps) - 1, -1, -1):
-        grad = steps[k].backward(grad, input_grad=input_grad or k > 0)
-    return grad
+    (None when ``input_grad`` is false: then the leading weightless steps are skipped,
+    and the first step with weights computes only theirs)."""
+    first = 0
+    while not input_grad and first < len(steps) - 1 and getattr(steps[first], "weightless", False):
+        first += 1
+    for k in range(len(steps) - 1, first - 1, -1):
+        grad = steps[k].backward(grad, input_grad=input_grad or k > first)
+    return grad if input_grad else None
 
 
 def leaves(layers):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import (Branches, Conv2D, Dense, Dropout, Embedding, Flatten, GlobalMaxPool,
-                    MaxPool2D, NgramBag, ReLU)
+                    MaxPool2D, NgramBag, ReLU, RowCenter)
 from ..core.bag import PAIR_HASH
 from ..core.fused import ConvMax, ConvPool
 
@@ -176,6 +176,11 @@ def _global_max(g, layer, x, kind):
     return g.op("ReduceMax", [x], axes=axes, keepdims=1), "grid"
 
 
+def _row_center(g, layer, x, kind):
+    centred = g.op("Sub", [x, g.op("ReduceMean", [x], axes=[3], keepdims=1)])
+    return (g.op("Concat", [x, centred], axis=1) if layer.keep_input else centred), "grid"
+
+
 def _dense(g, layer, x, kind):
     y = g.op("Add", [g.op("MatMul", [x, g.const(layer.params["W"])]), g.const(layer.params["b"])])
     return _relu(g, y, layer.activation), "grid"
@@ -191,5 +196,6 @@ _HANDLERS = {
     Flatten: lambda g, layer, x, kind: (g.op("Flatten", [x], axis=1), "grid"),
     Dense: _dense,
     ReLU: lambda g, layer, x, kind: (g.op("Relu", [x]), "grid"),
+    RowCenter: _row_center,
     Dropout: lambda g, layer, x, kind: (x, kind),          # inference: the identity
 }
