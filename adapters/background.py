@@ -32,7 +32,11 @@ def background_files(source):
             raise AudioError(f"background {folder}: no audio file in the folder (looked for "
                              f"{', '.join(AUDIO_EXTENSIONS)})")
         return files
-    files = [os.fspath(f) for f in source]
+    try:
+        files = [os.fspath(f) for f in source]
+    except TypeError:
+        raise AudioError(f"background must be a folder or a list of audio files; got "
+                         f"{type(source).__name__} {source!r:.60}") from None
     if not files:
         raise AudioError("background: the list of recordings is empty")
     return files

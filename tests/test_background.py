@@ -151,6 +151,9 @@ def test_all_bad_background_files_are_named_together(tmp_path):
         AudioAdapter(background=tmp_path / "empty").fit(clips)
     with pytest.raises(AudioError, match="no such folder"):
         AudioAdapter(background=tmp_path / "nowhere").fit(clips)
+    for wrong in (3, [np.zeros(8000)]):
+        with pytest.raises(AudioError, match="background must be a folder or a list of audio files"):
+            AudioAdapter(background=wrong).fit(clips)
 
 
 def test_cli_fit_background(tmp_path, capsys):
