@@ -56,22 +56,26 @@ PRESETS = {
 }
 
 #: Training defaults of each preset, for ``augment="auto"``, ``n_iter_no_change=None``,
-#: ``ema_momentum="auto"`` and ``ensemble_size="auto"``: each chosen on dev data (the
-#: figures are in docs/benchmarks.md, "Settings chosen on dev data"). Elsewhere: no
-#: augmentation, no average, a patience of 5 epochs, and one network.
-TRAINING = {"audio": {"augment": "noise_warp_spec_augment", "n_iter_no_change": 7, "ema_momentum": 0.995},
+#: ``tol=None``, ``ema_momentum="auto"`` and ``ensemble_size="auto"``: each chosen on dev
+#: data (the figures are in docs/benchmarks.md, "Settings chosen on dev data").
+#: Elsewhere: no augmentation, no average, a patience of 5 epochs, a tolerance of 1e-4,
+#: and one network.
+TRAINING = {"audio": {"augment": "noise_warp_spec_augment", "n_iter_no_change": 7, "tol": 1e-3,
+                      "ema_momentum": 0.995},
             "image": {"ema_momentum": 0.99}, "text": {"ensemble_size": 2}}
 DEFAULT_PATIENCE = 5
+DEFAULT_TOL = 1e-4
 
 
 def training_defaults(preset):
-    """(augment callable or None, n_iter_no_change, ema_momentum or None) of ``preset``."""
+    """(augment callable or None, n_iter_no_change, ema_momentum or None, tol) of ``preset``."""
     from .augment import audio_augment
     t = TRAINING.get(preset, {})
     augment = None
     if t.get("augment"):      # noise and warp: new voices and noise (docs/benchmarks.md)
         augment = audio_augment()
-    return augment, t.get("n_iter_no_change", DEFAULT_PATIENCE), t.get("ema_momentum")
+    return (augment, t.get("n_iter_no_change", DEFAULT_PATIENCE), t.get("ema_momentum"),
+            t.get("tol", DEFAULT_TOL))
 
 
 def ensemble_size(preset, value, partial=False):
@@ -86,13 +90,15 @@ def ensemble_size(preset, value, partial=False):
     return int(value)
 
 
-def training_settings(preset, augment, n_iter_no_change, ema_momentum):
+def training_settings(preset, augment, n_iter_no_change, ema_momentum, tol=None):
     """The classifier's training parameters made concrete: ``(augment_,
-    n_iter_no_change_, ema_momentum_)``, the preset's where "auto" or None was given."""
-    default_augment, patience, ema = training_defaults(preset)
+    n_iter_no_change_, ema_momentum_, tol_)``, the preset's where "auto" or None was
+    given."""
+    default_augment, patience, ema, default_tol = training_defaults(preset)
     return (default_augment if isinstance(augment, str) else augment,
             int(n_iter_no_change or patience),
-            ema if isinstance(ema_momentum, str) else ema_momentum)
+            ema if isinstance(ema_momentum, str) else ema_momentum,
+            float(default_tol if tol is None else tol))
 
 
 #: Entry standard deviation of the starting word vectors a one-hot grid carries, once

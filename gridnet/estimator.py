@@ -56,7 +56,9 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
         accuracy weighs each sample by its class's weight. Without it, or when the split
         would hold fewer than ``training.MIN_VALIDATION`` (10) samples, training stops
         when the training loss stalls the same way, or after ``max_epochs``.
-    validation_fraction, tol
+    validation_fraction : float, default 0.1 ; tol : float or None, default None
+        ``tol``: how far the validation accuracy must rise (at equal accuracy, its loss fall)
+        for a better epoch; None: the preset's (1e-3 for "audio", 1e-4 otherwise; ``tol_``).
     n_iter_no_change : int or None, default None
         Epochs without a better one before training stops; None: the preset's (7 for
         "audio", 5 otherwise; ``n_iter_no_change_``).
@@ -117,7 +119,7 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
     embedding_started_ : int, embedding columns started from the grid's vectors (0: none)
     temperature_ : float, what the logits are divided by (see ``calibration``)
     reject_threshold_ : float or None; ``oos_label_`` : the out-of-scope class or None
-    augment_, n_iter_no_change_, ema_momentum_ : the training settings used (the
+    augment_, n_iter_no_change_, ema_momentum_, tol_ : the training settings used (the
         preset's where the parameter was left at "auto" or None)
     preset_ : the preset used (``preset``, or the one picked from the grid; None with
         ``layers``)
@@ -142,10 +144,9 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
     def __init__(self, preset=None, layers=None, *, conv_blocks=None, filters=None,
                  kernel_size=None, pool_size=None, pool_stride=None, dense_units=None,
                  dropout=None, embed_dim=None, ngram_dim=None, center_rows=None, batch_size=32,
-                 max_epochs=100,
-                 learning_rate=1e-3, optimizer="adam", momentum=0.9, weight_decay=0.0,
+                 max_epochs=100, learning_rate=1e-3, optimizer="adam", momentum=0.9, weight_decay=0.0,
                  class_weight=None, early_stopping=True, validation_fraction=0.1,
-                 n_iter_no_change=None, tol=1e-4, augment="auto", ema_momentum="auto",
+                 n_iter_no_change=None, tol=None, augment="auto", ema_momentum="auto",
                  ensemble_size="auto", calibration="temperature", reject=False, reject_label=None, reject_rate=0.01,
                  warm_start=False, random_state=None, verbose=False):
         self.preset = preset
@@ -218,8 +219,8 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
         streams = training.seed_streams(self.random_state)
         if first:
             self._initialize(grid, streams, partial)
-        self.augment_, self.n_iter_no_change_, self.ema_momentum_ = architectures.training_settings(
-            self.preset_, self.augment, self.n_iter_no_change, self.ema_momentum)
+        self.augment_, self.n_iter_no_change_, self.ema_momentum_, self.tol_ = architectures.training_settings(
+            self.preset_, self.augment, self.n_iter_no_change, self.ema_momentum, self.tol)
         rows, val = np.arange(grid.shape[0]), None
         if self.early_stopping and not partial and training.validation_size(
                 grid.shape[0], self.validation_fraction) >= training.MIN_VALIDATION:
@@ -229,7 +230,7 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
                                   self.augment_, weights)
         nets = [self.network_] if partial else architectures.ensemble_members(self.network_)
         trainers = training.trainers(nets, self._optimizer_for(nets), streams, self.n_iter_,
-                                     self.n_iter_no_change_, self.tol, val is not None,
+                                     self.n_iter_no_change_, self.tol_, val is not None,
                                      None if partial else self.ema_momentum_)
         epochs = 1 if partial else int(self.max_epochs)
         with tqdm(total=epochs * len(rows) * len(nets), unit="sample", leave=bool(self.verbose),

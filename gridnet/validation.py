@@ -53,6 +53,9 @@ def check_params(est):
             raise ValueError(f"{name} must be a positive int; got {v!r}")
     if not (isinstance(est.learning_rate, numbers.Real) and est.learning_rate > 0):
         raise ValueError(f"learning_rate must be a positive number; got {est.learning_rate!r}")
+    t = est.tol
+    if not (t is None or (isinstance(t, numbers.Real) and not isinstance(t, bool) and t >= 0)):
+        raise ValueError(f"tol must be None or a number >= 0; got {t!r}")
     if not 0.0 < est.validation_fraction < 1.0:
         raise ValueError(f"validation_fraction must be in (0, 1); got {est.validation_fraction!r}")
     if not (est.augment is None or est.augment == "auto" or callable(est.augment)):

@@ -178,8 +178,8 @@ def test_early_stopping_restores_best_weights(digits):
     # then lowest validation loss (each step must gain more than tol)
     best = 0
     for k in range(1, len(scores)):   # the rule, restated
-        if scores[k] > scores[best] + clf.tol or (scores[k] >= scores[best] - clf.tol
-                                                   and val_losses[k] < val_losses[best] - clf.tol):
+        if scores[k] > scores[best] + clf.tol_ or (scores[k] >= scores[best] - clf.tol_
+                                                   and val_losses[k] < val_losses[best] - clf.tol_):
             best = k
     assert clf.best_validation_score_ == scores[best] == max(scores)
     assert best < len(scores) - 1
@@ -553,6 +553,23 @@ def test_ema_momentum_keeps_the_moving_average_of_the_steps_weights(digits, monk
         rows, val = training.validation_split(codes, 0.1, training.seed_streams(avg.random_state)["split"])
         assert avg.history_[0]["val_score"] == pytest.approx(
             avg.score(xtr[:400][val], ytr[:400][val]))
+
+
+def test_tol_none_is_the_presets_and_is_what_early_stopping_uses(digits):
+    xtr, _, ytr, _ = digits
+    clf = small(max_epochs=1).fit(xtr[:100], ytr[:100])
+    assert clf.preset_ == "image" and clf.tol_ == 1e-4
+    assert gridnet.architectures.training_defaults("audio")[3] == 1e-3
+    big = np.random.default_rng(0).random((40, 1, 16, 16), dtype=np.float32)
+    clf = GridNetClassifier(max_epochs=1, filters=2, dense_units=4, random_state=0)
+    assert clf.fit(big, np.arange(40) % 2).tol_ == 1e-3 and clf.preset_ == "audio"
+    # no epoch can beat the first by 10 (accuracy or loss): stops after the patience
+    clf = small(max_epochs=20, n_iter_no_change=2, tol=10.0, early_stopping=True).fit(xtr[:300], ytr[:300])
+    assert clf.tol_ == 10.0 and clf.n_iter_ == 3 and clf.best_epoch_ == 1
+    assert small(max_epochs=20, n_iter_no_change=2, tol=0.0, early_stopping=True).fit(xtr[:300], ytr[:300]).n_iter_ > 3
+    for bad in (-0.1, "yes", True):
+        with pytest.raises(ValueError, match="tol must be"):
+            small(tol=bad).fit(xtr[:50], ytr[:50])
 
 
 def test_ema_momentum_auto_is_the_presets_and_is_checked(digits):
