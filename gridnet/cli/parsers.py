@@ -23,13 +23,15 @@ def build_parser():
 
 
 def early_stopping_help():
-    """``fit --early-stopping``'s help: the presets' patience and weight averaging."""
+    """``fit --early-stopping``'s help: the presets' tolerance, patience and weight averaging."""
     from ..architectures import DEFAULT_PATIENCE as patience
-    from ..architectures import PRESETS, TRAINING
+    from ..architectures import DEFAULT_TOL, PRESETS, TRAINING
     audio_patience = TRAINING["audio"].get("n_iter_no_change", patience)
     stall = f"{patience} epochs"
     if audio_patience != patience:
         stall += f" ({audio_patience} for audio)"
+    audio_tol = TRAINING["audio"].get("tol", DEFAULT_TOL)
+    gain = f"by more than {DEFAULT_TOL:g}" + (f" ({audio_tol:g} for audio)" if audio_tol != DEFAULT_TOL else "")
     # the image preset also trains a table's strips
     ema = [f"{t['ema_momentum']} for {'image and table' if name == 'image' else name}"
            for name, t in TRAINING.items() if t.get("ema_momentum")]
@@ -39,7 +41,7 @@ def early_stopping_help():
         kept += f" (of the weights' moving average: momentum {', '.join(ema)}"
         kept += f"; {' and '.join(plain)}: the weights as trained)" if plain else ")"
     return ("hold out 10%% of the data, stop when its accuracy (ties: its loss) has not "
-            f"improved for {stall} and {kept} (None: on, GridNetClassifier's default)")
+            f"improved {gain} for {stall} and {kept} (None: on, GridNetClassifier's default)")
 
 
 def add_demo(sub):
