@@ -85,7 +85,7 @@ def main(argv=None):
         print(f"old core: {args.old}; new core: the checkout; batch {BATCH}; "
               f"{args.rounds} rounds of {args.steps} steps, taking turns"
               + (f", {args.settle} s of sleep before each turn" if args.settle else ""))
-        print(f"| net | phase | old ms | new ms | new / old (median of rounds) |")
+        print("| net | phase | old ms | new ms | new / old (median of rounds) |")
         print("|---|---|---:|---:|---:|")
         for name in ("A", "B", "C"):
             fo = step_fns(old, *nets(old)[name])

@@ -3,7 +3,6 @@ examples and benchmarks. Each takes the dataset folder and raises SystemExit wit
 clear message when it is missing."""
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 

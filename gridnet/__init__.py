@@ -20,7 +20,7 @@ _LAZY = {"GridNetClassifier": ".estimator", "load": ".estimator", "save": ".mode
 
 __all__ = ["GridNetClassifier", "load", "save", "locality_check", "LocalityReport", "plot_history",
            "plot_confusion_matrix", "predict_windows", "to_onnx", "Network", "Conv2D",
-           "ReLU", "MaxPool2D", "GlobalMaxPool", "Flatten", "Dense", "Dropout", "Branches",
+           "ReLU", "MaxPool2D", "GlobalMaxPool", "Flatten", "Dense", "Dropout", "Branches", "RowCenter",
            "SoftmaxCrossEntropy", "softmax", "SGD", "Adam"]
 
 

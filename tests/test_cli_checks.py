@@ -5,7 +5,6 @@ the right clip named, clear messages, progress only on a terminal, help for ever
 option. Each case failed on 7dcec2e."""
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np

@@ -1,5 +1,4 @@
 """GridNetClassifier: the scikit-learn contract, training loop, persistence, bad input."""
-import io
 import pickle
 import zipfile
 
@@ -17,7 +16,7 @@ import gridnet
 import gridnet.architectures
 from gridnet import GridNetClassifier, training
 from gridnet.augment import Compose, FrequencyMask, TimeMask, TimeShift, spec_augment
-from gridnet.core import Conv2D, Dense, Flatten, MaxPool2D
+from gridnet.core import Conv2D, Flatten, MaxPool2D
 
 from test_layers import _OneHot
 

@@ -3,7 +3,6 @@ user reads: every branch with its exact words, each threshold on both sides. Num
 are given by hand, so no probe is trained here."""
 import json
 
-import numpy as np
 import pytest
 
 from gridnet.locality.report import PROBE_SHORTFALL, LocalityReport, verdict
