@@ -12,7 +12,6 @@ Usage: ``python benchmarks/audio_background.py [--seeds 0,1,2]`` (FSDD from
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "examples"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from audio_robustness import DATA, noisy  # noqa: E402
+from audio_robustness import DATA, noisy, seed_means  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 
 from adapters import AudioAdapter  # noqa: E402
@@ -81,11 +80,7 @@ def run(seeds):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", default="0,1,2")
-    seeds = [int(s) for s in parser.parse_args(argv).seeds.split(",")]
-    rows = run(seeds)
-    mean = {k: float(np.mean(v)) for k, v in rows.items()}
+    mean = seed_means(run, __doc__.splitlines()[0], argv)
     names = ("defaults", "with the background folder")
     print("| standard split | " + " | ".join(names) + " |")
     print("|---|---:|---:|")

@@ -101,12 +101,17 @@ def run(seeds):
     return rows
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def seed_means(run, description, argv=None):
+    """``--seeds`` from ``argv``, then ``run(seeds)``'s rows {key: [one value per seed]}
+    as {key: mean over the seeds}."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--seeds", default="0,1,2")
     seeds = [int(s) for s in parser.parse_args(argv).seeds.split(",")]
-    rows = run(seeds)
-    mean = {k: float(np.mean(v)) for k, v in rows.items()}
+    return {k: float(np.mean(v)) for k, v in run(seeds).items()}
+
+
+def main(argv=None):
+    mean = seed_means(run, __doc__.splitlines()[0], argv)
     print("| test | before | defaults |")
     print("|---|---:|---:|")
     for who in SPEAKERS:
