@@ -223,7 +223,8 @@ class AddNoise(_Augmentation):
         mean = x.mean(axis=(1, 2, 3), keepdims=True)
         std = x.std(axis=(1, 2, 3), keepdims=True)
         s = rng.uniform(*self.db_scale, size=(m, 1, 1, 1)).astype(f32)
-        power = np.power(ten, (x - mean) * (s / ten))
+        # powers relative to the sample's peak: at most 1, so a peaked grid cannot overflow
+        power = np.power(ten, (x - x.max(axis=(1, 2, 3), keepdims=True)) * (s / ten))
         rows = np.arange(h, dtype=f32) / max(h - 1, 1) - f32(0.5)
         level = rows[None, None, :, None] * rng.uniform(-self.tilt, self.tilt, size=(m, 1, 1, 1)).astype(f32)
         noise = np.power(ten, (level + rng.normal(0.0, self.jitter, size=(m, c, h, w)).astype(f32)) / ten)

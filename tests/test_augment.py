@@ -111,3 +111,12 @@ def test_the_audio_preset_centres_each_row_first_and_saves_it(tmp_path):
     again = gridnet.load(tmp_path / "m.gridnet")
     assert isinstance(again.network_.layers[0], RowCenter)
     np.testing.assert_array_equal(again.predict_proba(X), audio.predict_proba(X))
+
+
+def test_noise_on_a_peaked_grid_stays_finite():
+    x = np.zeros((2, 1, 40, 42), np.float32)
+    x[:, :, 3, 5] = 1.0                      # one loud cell: 41 standard deviations up
+    x = (x - x.mean()) / x.std()
+    with np.errstate(over="raise", invalid="raise"):
+        y = AddNoise(p=1.0)(x.copy(), np.random.default_rng(0))
+    assert np.isfinite(y).all()
