@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["FrequencyMask", "TimeMask", "TimeShift", "FrequencyWarp", "AddNoise", "Compose",
-           "spec_augment", "audio_augment"]
+__all__ = ["FrequencyMask", "TimeMask", "TimeShift", "FrequencyWarp", "AddNoise", "Fragments",
+           "Compose", "spec_augment", "audio_augment"]
 
 
 def _same(a, b):
@@ -241,11 +241,67 @@ class AddNoise(_Augmentation):
         return batch
 
 
-class Compose(_Augmentation):
-    """Apply several augmentations in order."""
+class Fragments(_Augmentation):
+    """Out-of-scope samples made from a batch of clip grids: the edge of a word, as a
+    window of a long recording sliding between two clips catches it.
 
-    def __init__(self, steps):
+    Of a share ``share`` of the samples: the columns its clip spans (those not all at the
+    grid's lowest value, which pads a clip shorter than the grid), cut to a share drawn
+    from ``keep`` of their width, at the grid's right edge (the word's start) or its left
+    edge (its end); the rest of the grid at that lowest value, the sample's mean and
+    standard deviation given back (as the adapter normalises a window). A grid with no
+    such columns (constant) makes none.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.zeros((4, 1, 3, 10), np.float32)
+    >>> x[:, :, :, 2:8] = 1.0                   # a clip of 6 columns, padded
+    >>> out = Fragments(share=1.0)(x, np.random.default_rng(0))
+    >>> out.shape, bool((out.max(axis=2)[:, 0, 2:8] == out.min()).all())   # only an edge kept
+    ((4, 1, 3, 10), True)
+    """
+
+    def __init__(self, share=0.125, keep=(0.05, 0.25)):
+        if not 0.0 <= share <= 1.0 or np.ndim(keep) != 1 or len(keep) != 2 \
+                or not 0.0 < keep[0] <= keep[1] <= 1.0:
+            raise ValueError("Fragments needs 0 <= share <= 1 and 0 < keep[0] <= keep[1] <= 1; "
+                             f"got share={share!r}, keep={keep!r}")
+        self.share = share
+        self.keep = keep
+
+    def __call__(self, batch, rng):
+        n, c, h, w = batch.shape
+        pick = np.nonzero(rng.random(n) < self.share)[0]
+        keep = rng.uniform(*self.keep, size=len(pick))
+        right = rng.random(len(pick)) < 0.5
+        out = []
+        for i, u, at_right in zip(pick, keep, right):
+            x = batch[i]
+            floor = x.min()
+            cols = np.nonzero((x != floor).any(axis=(0, 1)))[0]
+            if not len(cols):
+                continue
+            a, b = cols[0], cols[-1] + 1
+            k = max(1, int(round(u * (b - a))))
+            f = np.full_like(x, floor)
+            if at_right:
+                f[:, :, w - k:] = x[:, :, a:a + k]
+            else:
+                f[:, :, :k] = x[:, :, b - k:b]
+            std = f.std()
+            out.append((f - f.mean()) / (std if std > 1e-12 else 1.0) * x.std() + x.mean())
+        return np.stack(out).astype(batch.dtype, copy=False) if out else batch[:0].copy()
+
+
+class Compose(_Augmentation):
+    """Apply several augmentations in order; ``outliers`` (None or a callable such as
+    :class:`Fragments`) makes out-of-scope samples from each training batch, before
+    the steps, which then apply to them too."""
+
+    def __init__(self, steps, outliers=None):
         self.steps = list(steps)
+        self.outliers = outliers
 
     def __call__(self, batch, rng):
         for step in self.steps:
@@ -256,7 +312,9 @@ class Compose(_Augmentation):
 def audio_augment(background=None):
     """The audio preset's augmentation (``augment="auto"``): noise mixed in
     (:class:`AddNoise`, with ``background`` recordings when given), a frequency warp of
-    up to 10%, then :func:`spec_augment`'s shift and masks.
+    up to 10%, then :func:`spec_augment`'s shift and masks; and an eighth of each batch
+    again as word fragments of no class (:class:`Fragments`), so that a window that
+    catches only the edge of a word is not answered with confidence.
 
     Examples
     --------
@@ -265,7 +323,7 @@ def audio_augment(background=None):
     >>> clf = GridNetClassifier(augment=audio_augment())      # as "auto" for audio
     """
     return Compose([AddNoise(background=background), FrequencyWarp(0.1),
-                    spec_augment(freq_width=4, time_width=4, max_shift=4)])
+                    spec_augment(freq_width=4, time_width=4, max_shift=4)], outliers=Fragments())
 
 
 def spec_augment(freq_width=6, time_width=6, n_masks=1, max_shift=3):

@@ -64,8 +64,8 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
         "audio", 5 otherwise; ``n_iter_no_change_``).
     augment : "auto", None or callable ``(batch, rng) -> batch``, default "auto"
         Applied to a private copy of each training batch (see :mod:`gridnet.augment`).
-        "auto": the preset's (for "audio": noise mixed in, a frequency warp, then
-        SpecAugment-style masks and shifts; none otherwise; ``augment_``).
+        "auto": the preset's (for "audio": noise, a frequency warp, masks and shifts, and
+        word fragments as outliers of no class; none otherwise; ``augment_``).
     calibration : {"temperature", None}, default "temperature"
         Divide the logits by ``temperature_``, fitted on the held-out early-stopping split
         to minimise its log-loss (:mod:`gridnet.calibration`): calibrated probabilities,

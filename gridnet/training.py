@@ -106,17 +106,26 @@ def take_batch(X, idx):
 def run_epoch(net, optimizer, loss_fn, X, codes, rows, *, batch_size, augment, streams, bar,
               epoch, sample_weight=None, average=None):
     """One pass over ``rows`` of ``X`` in a random order; returns the mean loss (over
-    the samples, or over their weights when ``sample_weight`` (n,) is given).
+    the samples, or over their weights when ``sample_weight`` (n,) is given; with the
+    outliers the augmentation makes, if any, labelled -1).
     ``average``: a :class:`WeightAverage` updated after each step, or None."""
     order = rows[streams["order"].permutation(len(rows))]
     total, count = 0.0, 0
+    outliers = getattr(augment, "outliers", None)
     for start in range(0, len(order), batch_size):
         idx = np.sort(order[start:start + batch_size])
-        xb = take_batch(X, idx)
+        xb, yb = take_batch(X, idx), codes[idx]
+        wb = None if sample_weight is None else sample_weight[idx]
+        if outliers is not None:          # samples of no class: label -1, a uniform target
+            if is_onehot(xb):
+                raise TypeError("the augmentation's outliers need dense grids, not one-hot ones")
+            xo = outliers(xb, streams["augment"])
+            xb, yb = np.concatenate([xb, xo]), np.concatenate([yb, np.full(len(xo), -1)])
+            if wb is not None:
+                wb = np.concatenate([wb, np.full(len(xo), wb.mean(), wb.dtype)])
         if augment is not None:
             xb = augment(xb if is_onehot(xb) else xb.copy(), streams["augment"])
-        wb = None if sample_weight is None else sample_weight[idx]
-        loss, grad = loss_fn(net.forward(xb, training=True), codes[idx], wb)
+        loss, grad = loss_fn(net.forward(xb, training=True), yb, wb)
         if not np.isfinite(loss):
             raise FloatingPointError(f"the training loss became {loss} in epoch {epoch}; "
                                      "lower learning_rate")
@@ -124,7 +133,7 @@ def run_epoch(net, optimizer, loss_fn, X, codes, rows, *, batch_size, augment, s
         optimizer.step(net.parameters())
         if average is not None:
             average.update(net)
-        share = len(idx) if wb is None else float(wb.sum())
+        share = len(yb) if wb is None else float(wb.sum())
         total += loss * share
         count += share
         if not bar.disable:     # formatting the postfix costs ~10 us a step

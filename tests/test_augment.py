@@ -6,7 +6,7 @@ import pytest
 from scipy.special import softmax
 
 from gridnet import GridNetClassifier, training
-from gridnet.augment import AddNoise, Compose, FrequencyWarp
+from gridnet.augment import AddNoise, Compose, Fragments, FrequencyWarp
 
 
 def grids(n=6, h=40, w=30, seed=0):
@@ -71,7 +71,7 @@ def test_the_audio_default_is_seeded_leaves_the_grids_and_stays_out_of_predict()
     a, b, c = fit(0), fit(0), fit(1)
     assert a.preset_ == "audio" and isinstance(a.augment_, Compose)
     kinds = [type(step) for step in a.augment_.steps]
-    assert kinds[:2] == [AddNoise, FrequencyWarp]
+    assert kinds[:2] == [AddNoise, FrequencyWarp] and isinstance(a.augment_.outliers, Fragments)
     assert all(np.array_equal(w, b.network_.get_weights()[k]) for k, w in a.network_.get_weights().items())
     assert any(not np.array_equal(w, c.network_.get_weights()[k]) for k, w in a.network_.get_weights().items())
     assert np.array_equal(X, before)
@@ -86,6 +86,9 @@ def test_the_audio_default_is_seeded_leaves_the_grids_and_stays_out_of_predict()
     (lambda: AddNoise(db_scale=(20, 10)), "db_scale must be a range"),
     (lambda: AddNoise(p=1.5), "0 <= p <= 1"),
     (lambda: FrequencyWarp(1.5), "max_warp must be in"),
+    (lambda: Fragments(share=2), "0 <= share <= 1"),
+    (lambda: Fragments(keep=(0.3, 0.2)), "keep"),
+    (lambda: Fragments(keep=(0.0, 0.2)), "keep"),
 ])
 def test_bad_settings_are_named(make, message):
     with pytest.raises(ValueError, match=message):
@@ -120,3 +123,97 @@ def test_noise_on_a_peaked_grid_stays_finite():
     with np.errstate(over="raise", invalid="raise"):
         y = AddNoise(p=1.0)(x.copy(), np.random.default_rng(0))
     assert np.isfinite(y).all()
+
+
+def clips(n=50, h=6, w=40, seed=0):
+    """Grids of clips 10-30 columns wide, centred, padded with their lowest value."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, 1, h, w), np.float32)
+    spans = []
+    for i in range(n):
+        width = int(rng.integers(10, 31))
+        a = (w - width) // 2
+        x[i, :, :, a:a + width] = rng.uniform(0.5, 3.0, size=(1, h, width))
+        x[i] = (x[i] - x[i].mean()) / x[i].std()
+        spans.append((a, a + width))
+    return x, spans
+
+
+def test_fragments_keep_only_an_edge_of_the_clip_by_hand():
+    x, spans = clips()
+    before = x.copy()
+    out = Fragments(share=1.0, keep=(0.05, 0.25))(x, np.random.default_rng(1))
+    assert np.array_equal(x, before) and out.shape == x.shape and out.dtype == np.float32
+    sides = []
+    for f, g, (a, b) in zip(out, x, spans):
+        floor = f.min()
+        voiced = np.nonzero((f != floor).any(axis=(0, 1)))[0]
+        k = len(voiced)
+        assert 1 <= k <= round(0.25 * (b - a)) + 1
+        left = voiced[0] == 0
+        assert left or voiced[-1] == f.shape[2] - 1                # at an edge
+        assert np.array_equal(voiced, np.arange(k) if left else np.arange(40 - k, 40))
+        # the clip's end at the left edge, its start at the right, as the grid had them
+        piece = g[..., b - k:b] if left else g[..., a:a + k]
+        got = f[..., :k] if left else f[..., 40 - k:]
+        scale = (got - f.mean()).std() / (piece - g.mean()).std()
+        np.testing.assert_allclose(np.corrcoef(got.ravel(), piece.ravel())[0, 1], 1.0, atol=1e-5)
+        assert scale > 0
+        np.testing.assert_allclose([f.mean(), f.std()], [g.mean(), g.std()], atol=1e-5)
+        sides.append(left)
+    assert 0.2 < np.mean(sides) < 0.8
+    # seeded; share 0 makes none; a constant grid makes none
+    again = Fragments(share=1.0, keep=(0.05, 0.25))(x, np.random.default_rng(1))
+    assert np.array_equal(out, again)
+    assert Fragments(share=0.0)(x, np.random.default_rng(1)).shape == (0, 1, 6, 40)
+    assert len(Fragments(share=1.0)(np.ones((3, 1, 6, 40), np.float32), np.random.default_rng(0))) == 0
+
+
+def test_the_training_loop_adds_the_outliers_labelled_minus_one():
+    from tqdm import tqdm
+    from gridnet.core import Network, Flatten, Dense, Adam, SoftmaxCrossEntropy
+    x, _ = clips(n=40)
+    codes = np.repeat([0, 1], 20)
+    seen = []
+
+    class Spy(SoftmaxCrossEntropy):
+        def __call__(self, logits, y, sample_weight=None):
+            seen.append((len(logits), np.asarray(y).copy(), None if sample_weight is None
+                         else np.asarray(sample_weight).copy()))
+            return super().__call__(logits, y, sample_weight)
+
+    def run(augment, weights=None, seed=0):
+        net = Network([Flatten(), Dense(2)])
+        net.build((1, 6, 40), np.random.default_rng(0))
+        streams = training.seed_streams(seed)
+        with tqdm(disable=True) as bar:
+            training.run_epoch(net, Adam(1e-2), Spy(), x, codes, np.arange(40), batch_size=10,
+                               augment=augment, streams=streams, bar=bar, epoch=1,
+                               sample_weight=weights)
+        return net.get_weights()
+
+    a = run(Compose([], outliers=Fragments(share=0.5)))
+    n_out = sum((y == -1).sum() for _, y, _ in seen)
+    assert 5 <= n_out <= 35 and all(n == len(y) for n, y, _ in seen)
+    assert all((y[:len(y) - (y == -1).sum()] >= 0).all() and (y[-(y == -1).sum():] == -1).all()
+               for _, y, _ in seen if (y == -1).any())           # appended after the batch
+    b = run(Compose([], outliers=Fragments(share=0.5)))
+    assert all(np.array_equal(v, b[k]) for k, v in a.items())     # seeded
+    seen.clear()
+    run(Compose([]))
+    assert not any((y == -1).any() for _, y, _ in seen)
+    seen.clear()
+    run(Compose([], outliers=Fragments(share=0.5)), weights=np.linspace(1, 3, 40))
+    for _, y, w in seen:                  # an outlier weighs as the batch's mean sample
+        np.testing.assert_allclose(w[y == -1], w[y >= 0].mean(), rtol=1e-6)
+
+    class OneHot:                         # the one-hot grid contract, duck-typed
+        __onehot_grid__ = True
+
+        def __getitem__(self, idx):
+            return self
+    with pytest.raises(TypeError, match="dense grids"):
+        training.run_epoch(Network([Flatten(), Dense(2)]), Adam(), Spy(), OneHot(), codes,
+                           np.arange(40), batch_size=10,
+                           augment=Compose([], outliers=Fragments()),
+                           streams=training.seed_streams(0), bar=tqdm(disable=True), epoch=1)

@@ -62,6 +62,29 @@ def test_class_weights_match_weighted_mean():
     assert loss == pytest.approx(expect)
 
 
+@pytest.mark.parametrize("class_weight", [None, np.array([2.0, 1.0, 0.5])])
+def test_outlier_label_has_a_uniform_target_checked_by_finite_differences(class_weight):
+    rng = np.random.default_rng(2)
+    logits = rng.standard_normal((5, 3))
+    y = np.array([0, -1, 2, -1, 1])
+    sw = rng.uniform(0.5, 2.0, size=5)
+    loss_fn = SoftmaxCrossEntropy(class_weight=class_weight)
+    loss, grad = loss_fn(logits, y, sw)
+    logp = np.log(softmax(logits.copy()))
+    target = np.full((5, 3), 1 / 3)                 # outliers: uniform over the classes
+    for i in (0, 2, 4):
+        target[i] = np.eye(3)[y[i]]
+    w = sw * (np.ones(5) if class_weight is None else np.where(y < 0, 1.0, class_weight[y]))
+    expect = -(w * (target * logp).sum(axis=1)).sum() / w.sum()
+    assert loss == pytest.approx(expect, rel=1e-10)
+    assert rel_error(grad, numeric_grad(lambda: loss_fn(logits, y, sw)[0], logits)) < 1e-7
+    unweighted = loss_fn(logits, y)
+    assert rel_error(unweighted[1], numeric_grad(lambda: loss_fn(logits, y)[0], logits)) < 1e-7
+    # the last class is not what -1 means: a real label there gives another loss
+    assert loss != pytest.approx(loss_fn(logits, np.where(y < 0, 2, y), sw)[0])
+    assert np.array_equal(y, [0, -1, 2, -1, 1])      # the labels are not modified
+
+
 def test_sgd_momentum_and_nesterov_match_hand_computation():
     for nesterov in (False, True):
         p = np.array([1.0], np.float32)

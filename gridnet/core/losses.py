@@ -23,24 +23,38 @@ class SoftmaxCrossEntropy:
     twice in the batch, and a weight of 0 takes the sample out (a batch whose weights
     are all 0 has loss 0 and gradient 0).
 
+    A label of -1 marks an outlier (an input of no class, Hendrycks et al.'s outlier
+    exposure): its target is the uniform distribution over the ``k`` classes, its loss
+    ``logsumexp(z) - mean(z)``, its class weight 1.
+
     Examples
     --------
     >>> import numpy as np
     >>> loss, grad = SoftmaxCrossEntropy()(np.zeros((2, 4), np.float32), np.array([0, 3]))
     >>> round(float(loss), 4)   # log(4)
     1.3863
+    >>> loss, grad = SoftmaxCrossEntropy()(np.zeros((1, 4), np.float32), np.array([-1]))
+    >>> round(float(loss), 4), float(abs(grad).max())   # uniform already: log(4), its least
+    (1.3863, 0.0)
     """
 
     def __init__(self, class_weight=None):
         self.class_weight = class_weight
 
     def __call__(self, logits, y, sample_weight=None):
-        """logits: (n, k), y: (n,) ints -> (loss, dL/dlogits (n, k))."""
-        n = logits.shape[0]
+        """logits: (n, k), y: (n,) ints (-1: an outlier) -> (loss, dL/dlogits (n, k))."""
+        n, k = logits.shape
         z = logits - logits.max(axis=1, keepdims=True)
         logsum = np.log(np.exp(z).sum(axis=1))
         rows = np.arange(n)
-        nll = logsum - z[rows, y]
+        y = np.asarray(y)
+        outlier = y < 0
+        if outlier.any():        # -1 must not index the last class
+            y = np.where(outlier, 0, y)
+            nll = logsum - np.where(outlier, z.mean(axis=1), z[rows, y])
+        else:
+            outlier = None
+            nll = logsum - z[rows, y]
         if self.class_weight is None and sample_weight is None and n > 0:
             # every weight 1: the same numbers as below (w * nll is nll, the weights
             # sum to n exactly, w / total is 1 / n), with fewer numpy calls
@@ -51,6 +65,8 @@ class SoftmaxCrossEntropy:
             w = np.ones(n, dtype=logits.dtype)
             if self.class_weight is not None:
                 w = np.asarray(self.class_weight, dtype=logits.dtype)[y]
+                if outlier is not None:
+                    w[outlier] = 1
             if sample_weight is not None:
                 w = w * np.asarray(sample_weight, dtype=logits.dtype)
             total = w.sum()
@@ -59,6 +75,10 @@ class SoftmaxCrossEntropy:
             loss = float((w * nll).sum() / total)
             scale = (w / total)[:, None]
         grad = np.exp(z - logsum[:, None])
-        grad[rows, y] -= 1
+        if outlier is None:
+            grad[rows, y] -= 1
+        else:
+            grad[rows[~outlier], y[~outlier]] -= 1
+            grad[outlier] -= logits.dtype.type(1) / k
         grad *= scale
         return loss, grad.astype(logits.dtype, copy=False)
