@@ -312,9 +312,9 @@ class Compose(_Augmentation):
 def audio_augment(background=None):
     """The audio preset's augmentation (``augment="auto"``): noise mixed in
     (:class:`AddNoise`, with ``background`` recordings when given), a frequency warp of
-    up to 10%, then :func:`spec_augment`'s shift and masks; and an eighth of each batch
-    again as word fragments of no class (:class:`Fragments`), so that a window that
-    catches only the edge of a word is not answered with confidence.
+    up to 10%, then :func:`spec_augment`'s shift (up to 10 steps) and masks; and an
+    eighth of each batch again as word fragments of no class (:class:`Fragments`), so
+    that a window that catches only the edge of a word is not answered with confidence.
 
     Examples
     --------
@@ -323,7 +323,9 @@ def audio_augment(background=None):
     >>> clf = GridNetClassifier(augment=audio_augment())      # as "auto" for audio
     """
     return Compose([AddNoise(background=background), FrequencyWarp(0.1),
-                    spec_augment(freq_width=4, time_width=4, max_shift=4)], outliers=Fragments())
+                    # shifts of up to 10 steps: a word off the window's centre, as a long
+                    # recording's windows place it, is still the word
+                    spec_augment(freq_width=4, time_width=4, max_shift=10)], outliers=Fragments())
 
 
 def spec_augment(freq_width=6, time_width=6, n_masks=1, max_shift=3):

@@ -72,6 +72,7 @@ def test_the_audio_default_is_seeded_leaves_the_grids_and_stays_out_of_predict()
     assert a.preset_ == "audio" and isinstance(a.augment_, Compose)
     kinds = [type(step) for step in a.augment_.steps]
     assert kinds[:2] == [AddNoise, FrequencyWarp] and isinstance(a.augment_.outliers, Fragments)
+    assert a.augment_.steps[2].steps[0].max_shift == 10      # a word off the window's centre
     assert all(np.array_equal(w, b.network_.get_weights()[k]) for k, w in a.network_.get_weights().items())
     assert any(not np.array_equal(w, c.network_.get_weights()[k]) for k, w in a.network_.get_weights().items())
     assert np.array_equal(X, before)
