@@ -72,7 +72,7 @@ def training_defaults(preset):
     from .augment import audio_augment
     t = TRAINING.get(preset, {})
     augment = None
-    if t.get("augment"):      # noise and warp: new voices and noise (docs/benchmarks.md)
+    if t.get("augment"):      # noise, warp, shifts: new voices, noise; fragments: rejection
         augment = audio_augment()
     return (augment, t.get("n_iter_no_change", DEFAULT_PATIENCE), t.get("ema_momentum"),
             t.get("tol", DEFAULT_TOL))
