@@ -11,7 +11,8 @@ counts as wrong) and out-of-scope recall, on CLINC150's test.csv and oos_test.cs
 (trained on train.csv alone, then with oos_train.csv labelled "oos") and on FSDD's open
 set (trained on digits 0-7 of takes 5-49; tested on takes 0-4 of all ten). Beside each,
 the plain top-probability threshold of the model trained without out-of-scope data, set
-on the test data to the same in-scope accuracy (a reference, not a method).
+on the test data to the same in-scope accuracy (a reference, not a method). Thresholds
+are log-odds of the top probability (``gridnet.rejection.score``).
 
 Usage: ``python benchmarks/open_set.py [--seeds 0,1,2] [--only fsdd,sst2,clinc150]
 [--rejection clinc150,clinc150_oos,fsdd_open]`` (the data from ../shared/data). Prints
@@ -36,6 +37,7 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from adapters import AudioAdapter, TextAdapter  # noqa: E402
 from gridnet import GridNetClassifier  # noqa: E402
 from gridnet.calibration import calibration_error  # noqa: E402
+from gridnet.rejection import calibrated_logits, score  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 
@@ -106,11 +108,17 @@ def _fit(adapter, x, y, seed, **kw):
     return make_pipeline(adapter(), GridNetClassifier(random_state=seed, **kw)).fit(x, y)
 
 
-def plain_recall(proba_in, yin, classes, proba_out, accuracy):
-    """Out-of-scope recall of a plain top-probability threshold at the loosest setting
-    whose in-scope accuracy is at least ``accuracy``."""
-    hit = classes[proba_in.argmax(axis=1)] == yin
-    top_in, top_out = proba_in.max(axis=1), proba_out.max(axis=1)
+def logits(pipe, x):
+    """The pipeline's calibrated logits of ``x`` (n, k)."""
+    return calibrated_logits(pipe[-1], pipe[:-1].transform(x))
+
+
+def plain_recall(z_in, yin, classes, z_out, accuracy):
+    """Out-of-scope recall of a plain top-probability threshold (on its log-odds, which
+    do not round to a tie at 1.0) at the loosest setting whose in-scope accuracy is at
+    least ``accuracy``; ``z_in``, ``z_out``: calibrated logits."""
+    hit = classes[z_in.argmax(axis=1)] == yin
+    top_in, top_out = score(z_in), score(z_out)
     best = 0.0
     for t in np.unique(np.concatenate([top_in, top_out, [np.inf]])):
         if np.mean(hit & (top_in >= t)) >= accuracy - 1e-12:
@@ -136,8 +144,8 @@ def measure_rejection(load, seeds):
         key = (adapter.__name__, len(yplain), seed)      # the same fit as another row's
         plain = _PLAIN.get(key) or (_fit(adapter, xplain, yplain, seed) if with_oos else pipe)
         _PLAIN[key] = plain
-        reference = plain_recall(plain.predict_proba(xin), yin, plain[-1].classes_,
-                                 plain.predict_proba(xout), acc)
+        reference = plain_recall(logits(plain, xin), yin, plain[-1].classes_,
+                                 logits(plain, xout), acc)
         rows.append((acc, recall, reference, pipe[-1].reject_threshold_, seconds))
     return np.array(rows)
 
@@ -149,10 +157,9 @@ def measure(load, seeds):
         t0 = time.perf_counter()
         pipe = make_pipeline(adapter(), GridNetClassifier(random_state=seed)).fit(xtr, ytr)
         clf = pipe[-1]
-        proba = pipe.predict_proba(xte)
-        truth = np.searchsorted(clf.classes_, yte)
-        # the same model uncalibrated: the logits are log(proba) * T up to a constant per row
-        raw = softmax(np.log(np.maximum(proba, 1e-30)) * clf.temperature_, axis=1)
+        z = logits(pipe, xte)
+        proba, truth = softmax(z, axis=1), np.searchsorted(clf.classes_, yte)
+        raw = softmax(z * np.float32(clf.temperature_), axis=1)   # the same model, uncalibrated
         rows.append((float(np.mean(proba.argmax(1) == truth)), calibration_error(truth, raw),
                      calibration_error(truth, proba), clf.temperature_, time.perf_counter() - t0))
     return np.array(rows)
@@ -173,7 +180,7 @@ def main(argv=None):
             name, load = OPEN_SETS[key]
             r = measure_rejection(load, seeds)
             print(f"| {name} | {r[:, 0].mean():.4f} | {r[:, 1].mean():.3f} | {r[:, 2].mean():.3f} | "
-                  f"{', '.join(f'{t:.4f}' for t in r[:, 3])} | {r[:, 4].mean():.0f} s |", flush=True)
+                  f"{', '.join(f'{t:.2f}' for t in r[:, 3])} | {r[:, 4].mean():.0f} s |", flush=True)
         print()
     if not args.only:
         return

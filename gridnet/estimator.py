@@ -71,8 +71,8 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
         to minimise its log-loss (:mod:`gridnet.calibration`): calibrated probabilities,
         the same predictions. Without that split, and after ``partial_fit``, 1.
     reject : bool, default False
-        ``predict`` answers ``reject_label`` for inputs that belong to no class (top
-        probability under ``reject_threshold_``, or top class ``oos_label_``;
+        ``predict`` answers ``reject_label`` for inputs that belong to no class (the top
+        probability's log-odds under ``reject_threshold_``, or top class ``oos_label_``;
         :mod:`gridnet.rejection`). Read at predict time: ``set_params(reject=True)``
         needs no refit.
     reject_label : label or None, default None
@@ -118,11 +118,11 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
         ``best_validation_score_``: the model's on the validation split (None without one)
     embedding_started_ : int, embedding columns started from the grid's vectors (0: none)
     temperature_ : float, what the logits are divided by (see ``calibration``)
-    reject_threshold_ : float or None; ``oos_label_`` : the out-of-scope class or None
+    reject_threshold_ : float or None, a log-odds ``log(p / (1 - p))`` of the top
+        probability ``p``; ``oos_label_`` : the out-of-scope class or None
     augment_, n_iter_no_change_, ema_momentum_, tol_ : the training settings used (the
         preset's where the parameter was left at "auto" or None)
-    preset_ : the preset used (``preset``, or the one picked from the grid; None with
-        ``layers``)
+    preset_ : the preset used (``preset``, or the one picked from the grid; None: ``layers``)
 
     Notes
     -----
@@ -253,7 +253,7 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
                 self.temperature_ = fit_temperature(z, codes[val],
                                                     None if weights is None else weights[val])
             self.reject_threshold_ = rejection.fit_threshold(
-                softmax(z / np.float32(self.temperature_)), codes[val], self.reject_rate,
+                z / np.float32(self.temperature_), codes[val], self.reject_rate,
                 rejection.oos_code(self))
         return self
 
@@ -311,7 +311,7 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
         validation.check_reject(self.reject)        # read here, so checked here
         if not self.reject:
             return self.classes_[self._logits(self._validate_X(X, reset=False)).argmax(axis=1)]
-        return rejection.predict(self, self.predict_proba(X))
+        return rejection.predict(self, self._logits(self._validate_X(X, reset=False)))
 
     def summary(self):
         """The fitted network's Keras-style summary."""

@@ -9,13 +9,15 @@ named in the header's ``same_weights`` instead: an ensemble's networks share the
 fixed word vectors), and, for a pipeline, the adapter's fitted
 state under ``extra["adapter"]`` with its modality (as ``gridnet fit`` writes it), so
 that a model saved from Python runs in ``gridnet predict`` and a ``gridnet fit`` model
-loads in Python as the pipeline it is. Version-1 and version-2 files load.
+loads in Python as the pipeline it is. Version-1 and version-2 files load; a file whose
+rejection threshold is a top probability (``reject_threshold``, before the log-odds) loads
+with that threshold as log-odds.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from . import persist
+from . import persist, rejection
 from .architectures import ensemble_members
 from .core import Network, layer_from_config
 from .core.stack import layer_config
@@ -65,7 +67,7 @@ def _header(clf, extra):
         "histories": clf.histories_ if getattr(clf, "ensemble_size_", 1) > 1 else None,
         "best_validation_score": getattr(clf, "best_validation_score_", None),
         "temperature": float(getattr(clf, "temperature_", 1.0)),
-        "reject_threshold": getattr(clf, "reject_threshold_", None),
+        "reject_log_odds": getattr(clf, "reject_threshold_", None),
         "oos_class": None if oos is None else list(clf.classes_).index(oos),
     }
 
@@ -189,7 +191,9 @@ def _classifier(doc, weights, name, cls):
     clf.n_iter_ = int(doc.get("n_iter", 0))
     clf.embedding_started_ = int(doc.get("embedding_started", 0))
     clf.temperature_ = float(doc.get("temperature", 1.0))     # files before calibration: 1
-    threshold, oos = doc.get("reject_threshold"), doc.get("oos_class")   # (older files: none)
+    threshold, oos = doc.get("reject_log_odds"), doc.get("oos_class")   # (older files: none)
+    if threshold is None and doc.get("reject_threshold") is not None:  # a top probability
+        threshold = rejection.from_probability(doc["reject_threshold"])
     clf.reject_threshold_ = None if threshold is None else float(threshold)
     clf.oos_label_ = None if oos is None else classes[int(oos)]
     clf.preset_ = doc.get("preset", params.get("preset"))

@@ -3,11 +3,16 @@
 The score is the top calibrated probability: of the scores measured on dev data (the
 top logit, the energy of the logits, distances to the training samples or to the class
 means in the last hidden features), it was the best on both text and audio
-(``docs/benchmarks.md``). The threshold is the ``reject_rate`` quantile of the scores of
-the in-scope samples of the classifier's own held-out early-stopping split: about that
-share of in-scope inputs like them is rejected, whatever the data. Out-of-scope training
-examples, when the user has some, are labelled ``reject_label``; the network learns them
-as a class of their own, and an input predicted as that class is rejected too.
+(``docs/benchmarks.md``). It is taken as its log-odds, ``log(p / (1 - p))``, from the
+calibrated logits in float64 (:func:`score`): the same order, without the tie at 1.0
+that a float32 probability rounds to once the top logit leads by about 17 (a sharp
+temperature does that to most inputs, and a threshold of exactly 1.0 then rejects
+whatever is not rounded up). The threshold is the ``reject_rate`` quantile of the scores
+of the in-scope samples of the classifier's own held-out early-stopping split: about
+that share of in-scope inputs like them is rejected, whatever the data. Out-of-scope
+training examples, when the user has some, are labelled ``reject_label``; the network
+learns them as a class of their own, and an input predicted as that class is rejected
+too.
 
 :class:`gridnet.GridNetClassifier` fits the threshold in ``fit`` whatever ``reject``
 says; ``reject=True`` makes ``predict`` use it.
@@ -18,8 +23,9 @@ import numbers
 
 import numpy as np
 
-__all__ = ["fit_threshold", "rejected", "resolve_label", "with_rejections", "oos_label", "oos_code",
-           "predict", "label_of", "DEFAULT_LABELS"]
+__all__ = ["score", "fit_threshold", "rejected", "calibrated_logits", "from_probability",
+           "resolve_label", "with_rejections", "oos_label", "oos_code", "predict", "label_of",
+           "DEFAULT_LABELS"]
 
 #: the label rejected inputs get when ``reject_label`` is None: by the classes' kind
 DEFAULT_LABELS = {"text": "unknown", "number": -1}
@@ -60,23 +66,56 @@ def resolve_label(reject_label, classes, oos_label=None):
     return label
 
 
-def fit_threshold(proba, codes, rate, oos_code=None):
-    """The ``rate`` quantile of the top probability of held-out samples ``proba`` (n, k)
-    whose true class index (``codes``, (n,)) is not ``oos_code``; None when there are
-    none."""
+def score(logits):
+    """The log-odds of the top probability, ``log(p / (1 - p))``, of calibrated logits
+    ``(n, k)``: ``(n,)`` float64, the top logit less the log-sum-exp of the others.
+
+    >>> round(float(score(np.array([[2.0, 0.0, 0.0]]))[0]), 4)   # p = 0.787
+    1.3069
+    >>> float(score(np.array([[40.0, 0.0]], dtype=np.float32))[0])   # p rounds to 1.0
+    40.0
+    """
+    from scipy.special import logsumexp
+    z = np.asarray(logits, dtype=np.float64)
+    top = z.argmax(axis=1)
+    rows = np.arange(len(z))
+    others = np.ones(z.shape, bool)
+    others[rows, top] = False
+    return z[rows, top] - logsumexp(np.where(others, z, -np.inf), axis=1)
+
+
+def from_probability(p):
+    """The log-odds threshold of a top-probability threshold ``p`` (as model files before
+    the log-odds held it): 1.0, which a float32 probability rounds to from log-odds of
+    about 16.6 up, is taken as that."""
+    p = min(float(p), 1.0 - 2.0 ** -24)
+    return float(np.log(p) - np.log1p(-p))
+
+
+def calibrated_logits(clf, X):
+    """The fitted classifier's logits of ``X`` divided by its temperature, ``(n, k)``,
+    from its ``decision_function`` (for two classes, 0 and the margin): their softmax is
+    its ``predict_proba``, their top its ``predict``."""
+    d = np.asarray(clf.decision_function(X))
+    return d if d.ndim == 2 else np.stack([np.zeros_like(d), d], axis=1)
+
+
+def fit_threshold(logits, codes, rate, oos_code=None):
+    """The ``rate`` quantile of the :func:`score` of held-out samples' calibrated logits
+    ``(n, k)`` whose true class index (``codes``, (n,)) is not ``oos_code``; None when
+    there are none."""
     keep = np.ones(len(codes), bool) if oos_code is None else np.asarray(codes) != oos_code
     if not keep.any():
         return None
-    return float(np.quantile(np.asarray(proba, dtype=np.float64)[keep].max(axis=1), rate))
+    return float(np.quantile(score(np.asarray(logits)[keep]), rate))
 
 
-def rejected(proba, threshold, oos_code=None):
-    """(n,) bool: the inputs to reject, their top probability under ``threshold`` or their
-    top class the out-of-scope one."""
-    proba = np.asarray(proba)
-    out = proba.max(axis=1) < threshold
+def rejected(logits, threshold, oos_code=None):
+    """(n,) bool: the inputs to reject, the :func:`score` of their calibrated logits
+    ``(n, k)`` under ``threshold`` or their top class the out-of-scope one."""
+    out = score(logits) < threshold
     if oos_code is not None:
-        out |= proba.argmax(axis=1) == oos_code
+        out |= np.asarray(logits).argmax(axis=1) == oos_code
     return out
 
 
@@ -116,9 +155,10 @@ def label_of(clf):
     return resolve_label(clf.reject_label, clf.classes_, getattr(clf, "oos_label_", None))
 
 
-def predict(clf, proba):
-    """The fitted classifier's labels for probabilities ``proba`` (n, k), its
-    ``reject_label`` (resolved) for the inputs to reject."""
+def predict(clf, logits):
+    """The fitted classifier's labels for its calibrated logits ``(n, k)``
+    (:func:`calibrated_logits`), its ``reject_label`` (resolved) for the inputs to
+    reject."""
     label = label_of(clf)
-    return with_rejections(clf.classes_[proba.argmax(axis=1)],
-                           rejected(proba, clf.reject_threshold_, oos_code(clf)), label)
+    return with_rejections(clf.classes_[np.asarray(logits).argmax(axis=1)],
+                           rejected(logits, clf.reject_threshold_, oos_code(clf)), label)

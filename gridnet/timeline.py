@@ -83,17 +83,18 @@ def predict_windows(pipeline, recording, hop=None, batch=256):
     if not hasattr(adapter, "windows"):
         raise TypeError(f"the pipeline's first step ({type(adapter).__name__}) cannot cut a "
                         "recording into windows; it must be an AudioAdapter")
-    starts, ends, probas = [], [], []
+    from .core import softmax
+    from .rejection import calibrated_logits, predict as rejecting
+    starts, ends, logits = [], [], []
     for grids, start, end in adapter.windows(recording, hop=hop, batch=batch):
         for step in middle:
             grids = step.transform(grids)
-        probas.append(clf.predict_proba(grids))
+        logits.append(calibrated_logits(clf, grids))
         starts.append(start)
         ends.append(end)
-    proba = np.concatenate(probas)
+    z = np.concatenate(logits)
     if getattr(clf, "reject", False):     # a rejected window (silence, part of a word)
-        from .rejection import predict as rejecting
-        labels = rejecting(clf, proba)
+        labels = rejecting(clf, z)
     else:
-        labels = clf.classes_[proba.argmax(axis=1)]
-    return Windows(np.concatenate(starts), np.concatenate(ends), labels, proba, clf.classes_)
+        labels = clf.classes_[z.argmax(axis=1)]
+    return Windows(np.concatenate(starts), np.concatenate(ends), labels, softmax(z), clf.classes_)

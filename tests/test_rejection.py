@@ -12,7 +12,9 @@ from sklearn.pipeline import make_pipeline
 import gridnet
 from gridnet import GridNetClassifier, predict_windows, training
 from gridnet.cli import main
-from gridnet.rejection import fit_threshold, resolve_label, with_rejections
+from gridnet.core import softmax
+from gridnet.rejection import (calibrated_logits, fit_threshold, from_probability, rejected,
+                               resolve_label, score, with_rejections)
 
 hypothesis = pytest.importorskip("hypothesis", reason="hypothesis is in the test extra")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -42,6 +44,14 @@ def with_oos(digits):
     return clf.fit(X[:600], labels[:600]), labels
 
 
+def log_odds_of(proba):
+    """The rejection score from float32 probabilities, as an ONNX runtime computes it:
+    log(p / q), q the sum of the other probabilities."""
+    ranked = np.sort(np.asarray(proba, dtype=np.float64), axis=1)
+    with np.errstate(divide="ignore"):
+        return np.log(ranked[:, -1]) - np.log(ranked[:, :-1].sum(axis=1))
+
+
 def held_out(clf, X, y):
     codes = np.searchsorted(clf.classes_, y)
     _, val = training.validation_split(codes, clf.validation_fraction,
@@ -49,12 +59,20 @@ def held_out(clf, X, y):
     return val, codes
 
 
+def odds(clf, X):
+    """The rejection score (the top probability's log-odds) of X's grids."""
+    return score(calibrated_logits(clf, X))
+
+
 def test_the_threshold_is_fitted_in_fit_on_the_held_out_split(digits, fitted):
     X, y = digits
     val, codes = held_out(fitted, X[:600], y[:600])
-    proba = fitted.predict_proba(X[:600][val])
-    assert fitted.reject_threshold_ == pytest.approx(np.quantile(proba.max(axis=1), 0.01))
-    assert fitted.oos_label_ is None and 0 < fitted.reject_threshold_ < 1
+    top = fitted.predict_proba(X[:600][val]).max(axis=1)
+    assert fitted.reject_threshold_ == pytest.approx(np.quantile(odds(fitted, X[:600][val]), 0.01))
+    # as the top probability's 1% quantile would (its low end does not round to 1.0)
+    np.testing.assert_array_equal(odds(fitted, X[:600][val]) < fitted.reject_threshold_,
+                                  top < np.quantile(top, 0.01))
+    assert fitted.oos_label_ is None and np.isfinite(fitted.reject_threshold_)
     # a higher rate, a higher threshold; the rest of the model is the same
     other = GridNetClassifier(max_epochs=3, random_state=0, reject_rate=0.2).fit(X[:600], y[:600])
     assert other.reject_threshold_ > fitted.reject_threshold_
@@ -86,7 +104,7 @@ def test_without_the_opt_in_predict_is_the_top_class(fitted, with_oos, seed, n, 
         rejecting = clf.set_params(reject=True).predict(X)
         clf.set_params(reject=False)
         label = resolve_label(clf.reject_label, clf.classes_, clf.oos_label_)
-        out = proba.max(axis=1) < clf.reject_threshold_
+        out = odds(clf, X) < clf.reject_threshold_
         if clf.oos_label_ is not None:
             out |= plain == clf.oos_label_
         np.testing.assert_array_equal(rejecting == label, out)
@@ -113,9 +131,8 @@ def test_out_of_scope_examples_are_a_class_and_are_rejected(digits, with_oos):
     assert clf.oos_label_ == "none" and "none" in clf.classes_
     # the threshold counts only the held-out in-scope samples
     val, codes = held_out(clf, X[:600], labels[:600])
-    proba = clf.predict_proba(X[:600][val])
     inside = labels[:600][val] != "none"
-    assert clf.reject_threshold_ == pytest.approx(np.quantile(proba[inside].max(axis=1), 0.01))
+    assert clf.reject_threshold_ == pytest.approx(np.quantile(odds(clf, X[:600][val][inside]), 0.01))
     pred = clf.set_params(reject=True).predict(X[600:])
     clf.set_params(reject=False)
     assert set(pred) <= set(clf.classes_)          # rejected inputs are called 'none'
@@ -156,7 +173,7 @@ def test_labels_and_settings_are_checked(digits):
     labels = np.array(["a", "b"])
     out = with_rejections(labels, np.array([True, False]), "unknown")
     assert out.tolist() == ["unknown", "b"] and labels.tolist() == ["a", "b"]   # not in place
-    assert fit_threshold(np.eye(3), [0, 1, 2], 0.0, oos_code=None) == 1.0
+    assert fit_threshold(np.eye(3), [0, 1, 2], 0.0, oos_code=None) == pytest.approx(1 - np.log(2))
     assert fit_threshold(np.eye(2), [1, 1], 0.5, oos_code=1) is None
 
 
@@ -166,10 +183,10 @@ def test_a_pipeline_rejects_without_a_refit(digits, fitted):
     pipe = make_pipeline(FunctionTransformer(), GridNetClassifier(max_epochs=2, random_state=0))
     pipe.fit(X[:600], y[:600])
     weights = {k: w.copy() for k, w in pipe[-1].network_.get_weights().items()}
-    proba = pipe.predict_proba(X[600:])
+    scores = odds(pipe[-1], pipe[:-1].transform(X[600:]))
     pipe.set_params(gridnetclassifier__reject=True, gridnetclassifier__reject_label=99)
     out = pipe.predict(X[600:])
-    np.testing.assert_array_equal(out == 99, proba.max(axis=1) < pipe[-1].reject_threshold_)
+    np.testing.assert_array_equal(out == 99, scores < pipe[-1].reject_threshold_)
     assert (out == 99).any()
     after = pipe[-1].network_.get_weights()
     assert all(np.array_equal(w, after[k]) for k, w in weights.items())
@@ -190,8 +207,15 @@ def test_rejection_travels_with_the_model_file_and_the_export(with_oos, digits, 
     pytest.importorskip("onnx", reason="the export needs onnx (the onnx extra)")
     proto = gridnet.to_onnx(clf)
     meta = {p.key: p.value for p in proto.metadata_props}
-    assert float(meta["reject_threshold"]) == clf.reject_threshold_
+    assert float(meta["reject_log_odds"]) == clf.reject_threshold_
     assert meta["reject_label"] == '"none"' and int(meta["oos_class"]) == list(clf.classes_).index("none")
+    ort = pytest.importorskip("onnxruntime", reason="running the export needs onnxruntime")
+    # the metadata's rule, on the runtime's probabilities, rejects what predict rejects
+    proba = ort.InferenceSession(proto.SerializeToString()).run(None, {"grid": X[600:]})[0]
+    out = (log_odds_of(proba) < float(meta["reject_log_odds"])) | (
+        proba.argmax(axis=1) == int(meta["oos_class"]))
+    assert np.array_equal(out, clf.set_params(reject=True).predict(X[600:]) == "none")
+    clf.set_params(reject=False)
 
 
 def test_a_model_file_without_rejection_loads_unable_to_reject(fitted, tmp_path):
@@ -199,7 +223,7 @@ def test_a_model_file_without_rejection_loads_unable_to_reject(fitted, tmp_path)
     path = tmp_path / "old.gridnet"
     fitted.save(path)
     doc, weights = persist.read_model(path)
-    for key in ("reject_threshold", "oos_class"):
+    for key in ("reject_log_odds", "oos_class"):
         doc.pop(key)
     for key in ("reject", "reject_label", "reject_rate"):
         doc["params"].pop(key)
@@ -319,7 +343,49 @@ def test_windows_are_marked_when_rejected():
     plain = predict_windows(pipe, long, hop=0.1)
     pipe.set_params(gridnetclassifier__reject=True)
     marked = predict_windows(pipe, long, hop=0.1)
-    out = plain.probability < pipe[-1].reject_threshold_
+    out = log_odds_of(plain.proba) < pipe[-1].reject_threshold_
     assert out.any() and not out.all()
     np.testing.assert_array_equal(marked.labels == -1, out)
     np.testing.assert_array_equal(marked.labels[~out], plain.labels[~out])
+
+
+def test_probabilities_that_round_to_one_still_rank():
+    """Logits whose top leads by 20-60: every float32 top probability is 1.0, but the
+    score (its log-odds from the logits) still orders them, so a 10% threshold rejects
+    the lowest tenth, not none (as a threshold of exactly 1.0 on probabilities would)."""
+    rng = np.random.default_rng(0)
+    z = np.zeros((200, 4), dtype=np.float32)
+    z[np.arange(200), rng.integers(0, 4, 200)] = rng.uniform(20, 60, 200)
+    assert (softmax(z.copy()).max(axis=1) == 1.0).all()
+    t = fit_threshold(z, z.argmax(axis=1), 0.1)
+    assert 20 < t < 60 and rejected(z, t).sum() == 20
+    np.testing.assert_allclose(score(z), z.max(axis=1) - np.log(3), rtol=1e-6)
+
+
+def test_a_sharp_temperature_still_rejects_the_share_asked(digits, monkeypatch):
+    """A held-out split the network gets all right sends the fitted temperature to its
+    bound (0.05): most top probabilities round to 1.0. A threshold at the split's median
+    still rejects half of it (on the probabilities it would be 1.0 and reject only those
+    under it: a third)."""
+    import gridnet.estimator
+    monkeypatch.setattr(gridnet.estimator, "fit_temperature", lambda *a, **k: 0.05)
+    X, y = digits
+    clf = GridNetClassifier(max_epochs=3, random_state=0, reject=True, reject_rate=0.5)
+    clf.fit(X[:600], y[:600])
+    val, _ = held_out(clf, X[:600], y[:600])
+    assert clf.temperature_ == 0.05 and len(val) == 60
+    assert np.mean(clf.predict_proba(X[:600][val]).max(axis=1) == 1.0) > 0.5
+    assert np.sum(clf.predict(X[:600][val]) == -1) == 30
+
+
+@pytest.mark.parametrize("p, expected", [(0.9, np.log(9)), (1.0, np.log(2.0**24 - 1))])
+def test_a_model_file_with_a_probability_threshold_loads_as_log_odds(fitted, tmp_path, p, expected):
+    from gridnet import persist
+    path = tmp_path / "before.gridnet"
+    fitted.save(path)
+    doc, weights = persist.read_model(path)
+    doc.pop("reject_log_odds")
+    doc["reject_threshold"] = p          # as files before the log-odds held it
+    persist.write_model(path, doc, weights)
+    assert gridnet.load(path).reject_threshold_ == pytest.approx(expected)
+    assert from_probability(p) == pytest.approx(expected)

@@ -221,8 +221,8 @@ def predict(args):
     _set_reject(args, clf)
     if args.windows:
         return _timelines(args, clf, adapter, data)
-    proba = clf.predict_proba(to_grids(adapter, data, source=source, line_of=line_of))
-    for name, label, p in zip(names, _labels(clf, proba), proba.max(axis=1)):
+    labels, proba = _labels(clf, to_grids(adapter, data, source=source, line_of=line_of))
+    for name, label, p in zip(names, labels, proba.max(axis=1)):
         print(f"{label}\t{p:.3f}\t{name}")
     return 0
 
@@ -246,11 +246,13 @@ def _set_reject(args, clf):
     return None
 
 
-def _labels(clf, proba):
-    """The labels of probabilities ``proba`` (n, k): the top class's, or with the
-    classifier's ``reject`` the rejection label for the inputs it rejects."""
-    from ..rejection import predict as rejecting
-    return rejecting(clf, proba) if clf.reject else clf.classes_[proba.argmax(axis=1)]
+def _labels(clf, grids):
+    """``(labels, proba)`` of ``grids``: the top class, or with the classifier's
+    ``reject`` the rejection label for the inputs it rejects; the probabilities (n, k)."""
+    from ..core import softmax
+    from ..rejection import calibrated_logits, predict as rejecting
+    z = calibrated_logits(clf, grids)
+    return (rejecting(clf, z) if clf.reject else clf.classes_[z.argmax(axis=1)]), softmax(z)
 
 
 def evaluate(args):
@@ -279,8 +281,8 @@ def evaluate(args):
             pyplot()
         except ImportError as exc:
             raise CLIError(str(exc)) from None
-    proba = clf.predict_proba(to_grids(adapter, data, source=args.data, line_of=line_of))
-    pred = np.array([str(v) for v in _labels(clf, proba)], dtype=object)
+    pred, proba = _labels(clf, to_grids(adapter, data, source=args.data, line_of=line_of))
+    pred = np.array([str(v) for v in pred], dtype=object)
     column = {label: i for i, label in enumerate(labels)}
     inside = np.ones(len(y), bool) if oos is None else ~oos
     truth = np.array([column[v] for v in y[inside]], dtype=int)
@@ -404,6 +406,6 @@ def export(args):
         print(f"         valid: {meta['valid']}")
     print(f"  classes {meta['classes']}")
     if "rejection" in meta:
-        print(f"  reject  {meta['rejection']} ({meta['reject_threshold']}; reject_label "
+        print(f"  reject  {meta['rejection']} ({meta['reject_log_odds']}; reject_label "
               f"{meta['reject_label']})")
     return 0

@@ -177,7 +177,7 @@ def add_reject_options(pred):
     """``gridnet predict``'s rejection options."""
     pred.add_argument("--reject", action=argparse.BooleanOptionalAction, default=None,
                       help="answer the rejection label for inputs that belong to no class "
-                      "(top probability under the threshold fitted on held-out data, or "
+                      "(top probability's log-odds under the threshold fitted on held-out data, or "
                       "the out-of-scope class); with --windows, windows of silence or part "
                       "of a word (None: as the model was saved, off for 'gridnet fit' models)")
     pred.add_argument("--reject-label", default=None,

@@ -8,8 +8,8 @@ What the exported model takes and gives:
   ``tokens``, below) -> ``logits``, the network's output;
 - a classifier -> ``probabilities`` ``(n, k)`` (``predict_proba``) and ``label``
   ``(n,)``, the index of the top class in the metadata's ``classes`` (JSON); the
-  metadata's ``reject_threshold`` and ``reject_label`` (and ``oos_class``) reject as
-  ``predict`` with ``reject=True`` does;
+  metadata's ``reject_log_odds`` and ``reject_label`` (and ``oos_class``) reject as
+  ``predict`` with ``reject=True`` does (``rejection`` says how);
 - sentences (the text preset, or a pipeline with a one-hot :class:`TextAdapter`):
   ``tokens`` int64 ``(n, positions)``, ``TextAdapter.transform(X).indices`` (-1 for
   padding): tokenising stays in Python; dense text grids take ``grid``;
@@ -198,10 +198,11 @@ def _rejection(clf):
         label = label_of(clf)
     except ValueError:
         return {}
-    meta = {"reject_threshold": repr(float(clf.reject_threshold_)),
+    meta = {"reject_log_odds": repr(float(clf.reject_threshold_)),
             "reject_label": json.dumps(_plain(label)),
-            "rejection": "an input is out of scope (reject_label) when its top probability is "
-                         "under reject_threshold"}
+            "rejection": "an input is out of scope (reject_label) when log(p / q) is under "
+                         "reject_log_odds, p its top probability and q the sum of its other "
+                         "probabilities (not 1 - p, which rounds to 0)"}
     code = oos_code(clf)
     if code is not None:
         meta["oos_class"] = str(code)
