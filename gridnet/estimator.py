@@ -311,7 +311,7 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
         validation.check_reject(self.reject)        # read here, so checked here
         if not self.reject:
             return self.classes_[self._logits(self._validate_X(X, reset=False)).argmax(axis=1)]
-        return rejection.predict(self, self._logits(self._validate_X(X, reset=False)))
+        return rejection.predict(self, rejection.calibrated_logits(self, X))   # as the CLI
 
     def summary(self):
         """The fitted network's Keras-style summary."""
