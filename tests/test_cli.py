@@ -302,3 +302,31 @@ def test_locality_time_budget_is_passed_on_and_checked(wave_csv, capsys):
     assert main(["locality", str(wave_csv), "--target", "label", "--time-budget", "-1"]) == 2
     assert ("gridnet locality: error: --time-budget must be a number of seconds >= 0; got -1"
             in capsys.readouterr().err)
+
+
+def test_evaluate_lists_the_most_frequent_confusions_of_many_classes(tmp_path, capsys):
+    """Past 20 classes the confusion matrix is too wide for a terminal: evaluate lists
+    its largest off-diagonal cells instead, largest first, as scikit-learn counts them."""
+    from sklearn.metrics import confusion_matrix
+    from gridnet.cli.commands import MATRIX_CLASSES
+    rng = np.random.default_rng(0)
+    words = [f"w{k}" for k in range(30)]
+    rows = [[" ".join(rng.choice(words, 5)) + f" topic{k % 25}", f"c{k % 25:02d}"] for k in range(500)]
+    data = write_csv(tmp_path / "many.csv", ["text", "label"], rows)
+    model = tmp_path / "many.gridnet"
+    assert main(["fit", str(data), "--modality", "text", "-o", str(model), "--epochs", "1",
+                 "--vectors", "none", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(model), str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "confusion matrix (rows" not in out and 25 > MATRIX_CLASSES
+    listed = out.split("most frequent confusions")[1].strip().splitlines()[1:]
+    pred = gridnet.load(model).predict([r[0] for r in rows])
+    labels = sorted({r[1] for r in rows})
+    cm = confusion_matrix([r[1] for r in rows], pred, labels=labels)
+    np.fill_diagonal(cm, 0)
+    counts = [int(line.rsplit(": ", 1)[1]) for line in listed]
+    assert 0 < len(listed) <= MATRIX_CLASSES and counts == sorted(cm.ravel(), reverse=True)[:len(listed)]
+    for line, n in zip(listed, counts):
+        true, predicted = line.rsplit(": ", 1)[0].strip().split(" -> ")
+        assert cm[labels.index(true), labels.index(predicted)] == n

@@ -335,16 +335,37 @@ def _rejection_scores(y, pred, oos, reject_label):
           f"right when rejected, as {reject_label!r})")
 
 
+#: evaluate prints the whole confusion matrix up to this many classes (a wider one does
+#: not fit a terminal), beyond it the most frequent confusions
+MATRIX_CLASSES = 20
+
+
+def _confusions(cm, labels, top=MATRIX_CLASSES):
+    """The ``top`` largest off-diagonal cells of confusion matrix ``cm``, as lines."""
+    off = cm.copy()
+    np.fill_diagonal(off, 0)
+    cells = [(i, j) for i, j in zip(*np.unravel_index(np.argsort(-off, axis=None, kind="stable"),
+                                                     off.shape)) if off[i, j] > 0][:top]
+    print(f"most frequent confusions, true -> predicted ({len(cells)} of "
+          f"{int((off > 0).sum())}; {len(labels)} classes make a matrix too wide to print)")
+    width = max([len(labels[i]) for i, _ in cells] or [0])
+    for i, j in cells:
+        print(f"  {labels[i]:>{width}} -> {labels[j]}: {off[i, j]}")
+
+
 def _report(args, clf, y, pred, labels, calibration):
     """evaluate's per-class report and confusion matrix (and --plot)."""
     from sklearn.metrics import classification_report, confusion_matrix
     print(classification_report(y, pred, labels=labels, zero_division=0))
     cm = confusion_matrix(y, pred, labels=labels)
-    width = max(max(len(c) for c in labels), 5)
-    print("confusion matrix (rows: true, columns: predicted)")
-    print(" " * width + " " + " ".join(f"{c:>{width}}" for c in labels))
-    for c, row in zip(labels, cm):
-        print(f"{c:>{width}} " + " ".join(f"{v:>{width}}" for v in row))
+    if len(labels) > MATRIX_CLASSES:
+        _confusions(cm, labels)
+    else:
+        width = max(max(len(c) for c in labels), 5)
+        print("confusion matrix (rows: true, columns: predicted)")
+        print(" " * width + " " + " ".join(f"{c:>{width}}" for c in labels))
+        for c, row in zip(labels, cm):
+            print(f"{c:>{width}} " + " ".join(f"{v:>{width}}" for v in row))
     if args.plot:
         _plot_evaluation(args.plot, clf, y, pred, labels, calibration)
         print(f"wrote {args.plot}")
