@@ -50,9 +50,9 @@ def predict_windows(pipeline, recording, hop=None, batch=256):
     Parameters
     ----------
     pipeline : a fitted Pipeline whose first step has ``windows`` (``AudioAdapter``) and
-        whose last step has ``predict_proba`` (``GridNetClassifier``; with its ``reject``,
-        the windows it rejects get its ``reject_label``); steps between them transform
-        the grids.
+        whose last step is a ``GridNetClassifier`` (its ``decision_function`` read; with
+        its ``reject``, the windows it rejects get its ``reject_label``); steps between
+        them transform the grids.
     recording : a file path, or a waveform as the adapter takes one
     hop : seconds between window starts (None: a quarter of the window)
 
@@ -83,6 +83,9 @@ def predict_windows(pipeline, recording, hop=None, batch=256):
     if not hasattr(adapter, "windows"):
         raise TypeError(f"the pipeline's first step ({type(adapter).__name__}) cannot cut a "
                         "recording into windows; it must be an AudioAdapter")
+    if not hasattr(clf, "decision_function"):
+        raise TypeError(f"the pipeline's last step ({type(clf).__name__}) gives no logits "
+                        "(decision_function); it must be a GridNetClassifier")
     from .core import softmax
     from .rejection import calibrated_logits, predict as rejecting
     starts, ends, logits = [], [], []

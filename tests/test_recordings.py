@@ -127,3 +127,7 @@ def test_bad_hop_and_pipeline_are_named(model):
         predict_windows(model, (np.zeros(SR, np.float32) + 0.1, SR), hop=-1)
     with pytest.raises(TypeError, match="AudioAdapter"):
         predict_windows(make_pipeline(GridNetClassifier()), "x.wav")
+    from sklearn.ensemble import RandomForestClassifier
+    forest = make_pipeline(model[0], RandomForestClassifier())
+    with pytest.raises(TypeError, match="RandomForestClassifier.*must be a GridNetClassifier"):
+        predict_windows(forest, (np.zeros(SR, np.float32) + 0.1, SR))
