@@ -77,8 +77,8 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
         needs no refit.
     reject_label : label or None, default None
         What rejected inputs are called; training samples with it are out-of-scope
-        examples, learned as a class (``oos_label_``). None: that class, else "unknown"
-        (text labels) or -1 (numbers).
+        examples, learned as a class (``oos_label_``; weighted ``training.OOS_WEIGHT``
+        unless ``class_weight`` names it). None: that class, else "unknown" (text) or -1.
     reject_rate : float in [0, 1), default 0.01
         ``reject_threshold_`` (fitted in ``fit`` in any case) rejects this share of the
         held-out early-stopping split's in-scope samples; None without that split or
@@ -225,7 +225,7 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
         if self.early_stopping and not partial and training.validation_size(
                 grid.shape[0], self.validation_fraction) >= training.MIN_VALIDATION:
             rows, val = training.validation_split(codes, self.validation_fraction, streams["split"])
-        loss_fn = training.make_loss(self.class_weight, self.classes_, codes)
+        loss_fn = training.make_loss(self.class_weight, self.classes_, codes, rejection.oos_code(self))
         data = training.TrainData(grid, codes, rows, val, loss_fn, self.batch_size,
                                   self.augment_, weights)
         nets = [self.network_] if partial else architectures.ensemble_members(self.network_)

@@ -389,3 +389,32 @@ def test_a_model_file_with_a_probability_threshold_loads_as_log_odds(fitted, tmp
     persist.write_model(path, doc, weights)
     assert gridnet.load(path).reject_threshold_ == pytest.approx(expected)
     assert from_probability(p) == pytest.approx(expected)
+
+
+def test_the_out_of_scope_class_counts_more_unless_class_weight_names_it(digits, monkeypatch):
+    """Its few examples stand for everything no class covers: the loss weighs the
+    out-of-scope class training.OOS_WEIGHT times what class_weight gives it; a dict
+    that names it is taken as it is."""
+    classes = np.array(["a", "b", "none"])
+    codes = np.array([0, 1, 2, 0])
+    assert training.OOS_WEIGHT > 1
+    np.testing.assert_array_equal(training.make_loss(None, classes, codes, oos_code=2).class_weight,
+                                  [1, 1, training.OOS_WEIGHT])
+    np.testing.assert_array_equal(training.make_loss({"a": 2.0}, classes, codes, 2).class_weight,
+                                  [2, 1, training.OOS_WEIGHT])
+    np.testing.assert_array_equal(training.make_loss({"none": 0.5}, classes, codes, 2).class_weight,
+                                  [1, 1, 0.5])
+    balanced = training.make_loss("balanced", classes, codes).class_weight
+    np.testing.assert_allclose(training.make_loss("balanced", classes, codes, 2).class_weight,
+                               balanced * [1, 1, training.OOS_WEIGHT])
+    assert training.make_loss(None, classes, codes).class_weight is None
+    # the classifier passes its out-of-scope class on, and only that
+    seen = []
+    real = training.make_loss
+    monkeypatch.setattr(training, "make_loss", lambda *a: seen.append(a[3]) or real(*a))
+    X, y = digits
+    labels = np.array([f"d{v}" for v in y], dtype=object)
+    labels[y >= 8] = "none"
+    GridNetClassifier(max_epochs=1, reject_label="none").fit(X[:200], labels[:200])
+    GridNetClassifier(max_epochs=1).fit(X[:200], labels[:200])
+    assert seen == [8, None]       # "none" sorts after d0-d7
