@@ -11,8 +11,9 @@ whatever is not rounded up). The threshold is the ``reject_rate`` quantile of th
 of the in-scope samples of the classifier's own held-out early-stopping split: about
 that share of in-scope inputs like them is rejected, whatever the data. Out-of-scope
 training examples, when the user has some, are labelled ``reject_label``; the network
-learns them as a class of their own, and an input predicted as that class is rejected
-too.
+learns them as a class of their own (``training.OOS_WEIGHT`` times heavier in the loss:
+a few examples stand for everything no class covers), and an input predicted as that
+class is rejected too.
 
 :class:`gridnet.GridNetClassifier` fits the threshold in ``fit`` whatever ``reject``
 says; ``reject=True`` makes ``predict`` use it.

@@ -112,9 +112,11 @@ def add_training_options(fit):
     fit.add_argument("--early-stopping", action=argparse.BooleanOptionalAction, default=None,
                      help=early_stopping_help())
     fit.add_argument("--seed", type=int, default=0, help="random seed (same seed, same model)")
+    from ..training import OOS_WEIGHT as oos_weight
     fit.add_argument("--oos-label", default=None,
                      help="the label of out-of-scope examples in the data (inputs that belong "
-                     "to no class): learned as a class of their own, and the label rejected "
+                     f"to no class): learned as a class of their own (counted {oos_weight:g} times in the "
+                     "loss), and the label rejected "
                      "inputs get (None: no such examples; predict --reject calls them "
                      "'unknown')")
     fit.add_argument("--quiet", action="store_true",
