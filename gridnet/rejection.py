@@ -77,12 +77,11 @@ def score(logits):
     40.0
     """
     from scipy.special import logsumexp
-    z = np.asarray(logits, dtype=np.float64)
-    top = z.argmax(axis=1)
-    rows = np.arange(len(z))
-    others = np.ones(z.shape, bool)
-    others[rows, top] = False
-    return z[rows, top] - logsumexp(np.where(others, z, -np.inf), axis=1)
+    z = np.array(logits, dtype=np.float64)          # a copy: the top is blanked below
+    rows, top = np.arange(len(z)), z.argmax(axis=1)
+    best = z[rows, top]
+    z[rows, top] = -np.inf
+    return best - logsumexp(z, axis=1)
 
 
 def from_probability(p):
@@ -90,7 +89,7 @@ def from_probability(p):
     the log-odds held it): 1.0, which a float32 probability rounds to from log-odds of
     about 16.6 up, is taken as that."""
     p = min(float(p), 1.0 - 2.0 ** -24)
-    return float(np.log(p) - np.log1p(-p))
+    return float(np.log(p) - np.log1p(-p)) if p > 0 else -np.inf
 
 
 def calibrated_logits(clf, X):

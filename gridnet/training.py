@@ -52,16 +52,15 @@ def make_loss(class_weight, classes, codes, oos_code=None):
     {label: weight}) over ``classes``; ``codes`` are the training labels' indices. The
     out-of-scope class (column ``oos_code``, or None) counts :data:`OOS_WEIGHT` times
     what ``class_weight`` gives it, unless a dict names it."""
-    k = len(classes) if classes is not None else 0
     w = None
     if isinstance(class_weight, str):
         if class_weight != "balanced":
             raise ValueError(f"class_weight must be None, 'balanced' or a dict; got {class_weight!r}")
         present = np.unique(codes)
-        w = np.ones(k)
+        w = np.ones(len(classes))
         w[present] = compute_class_weight("balanced", classes=present, y=codes)
     elif isinstance(class_weight, dict):
-        w = np.ones(k)
+        w = np.ones(len(classes))
         for label, value in class_weight.items():
             where = np.nonzero(classes == label)[0]
             if not len(where):
@@ -71,14 +70,14 @@ def make_loss(class_weight, classes, codes, oos_code=None):
         raise ValueError(f"class_weight must be None, 'balanced' or a dict; got {class_weight!r}")
     if oos_code is not None and not (isinstance(class_weight, dict)
                                      and classes[oos_code] in class_weight):
-        w = np.ones(k) if w is None else w
+        w = np.ones(len(classes)) if w is None else w
         w[oos_code] *= OOS_WEIGHT
     return SoftmaxCrossEntropy() if w is None else SoftmaxCrossEntropy(class_weight=w.astype(np.float32))
 
 
 #: what the out-of-scope class (``reject_label``'s examples) counts for in the loss: a
-#: few examples stand for everything no class covers (chosen on dev data, CLINC150's
-#: oos_dev: recall 0.643 -> 0.707 at the same in-scope accuracy; docs/benchmarks.md)
+#: few examples stand for everything no class covers (chosen on dev data; the figures
+#: are in docs/benchmarks.md)
 OOS_WEIGHT = 4.0
 
 
