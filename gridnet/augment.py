@@ -143,6 +143,19 @@ class FrequencyWarp(_Augmentation):
         return np.matmul(weights[:, None], batch)
 
 
+def _span(x):
+    """(m, 1, 1, w) bool: the columns of each grid of ``x`` (m, c, h, w) that its clip
+    spans, those not all at the grid's lowest value (every column of a constant grid)."""
+    span = (x != x.min(axis=(1, 2, 3), keepdims=True)).any(axis=(1, 2), keepdims=True)
+    return span | ~span.any(axis=3, keepdims=True)
+
+
+def _span_mean(values, span):
+    """Each grid's mean of ``values`` (m, c, h, w) over the columns in ``span``, float64."""
+    total = np.where(span, values, 0).sum(axis=(1, 2, 3), keepdims=True, dtype=np.float64)
+    return total / (span.sum(axis=(1, 2, 3), keepdims=True) * values.shape[1] * values.shape[2])
+
+
 class AddNoise(_Augmentation):
     """Mix noise into a share ``p`` of the samples of a batch of log-power spectrograms
     (``AudioAdapter``'s log-mel grids), where noise adds: in the power domain.
@@ -156,6 +169,13 @@ class AddNoise(_Augmentation):
     blue) and varies by ``jitter`` dB from cell to cell; ``10 log10(P + N) / s``, given
     back the sample's own mean and standard deviation (as the adapter normalises a noisy
     clip). Why here and not on waveforms: in a pipeline the classifier sees grids only.
+
+    The noise covers the clip's span only, the columns not all at the grid's lowest
+    value, and the SNR is taken over it: the adapter pads a short clip with time steps
+    at its lowest value, and a noisy recording's padding is flat at the noisy clip's
+    lowest value, which is what the padding becomes here. The SNRs start at 3 dB: taken
+    over the clip alone, 3-23 dB is about what 0-20 dB over a whole FSDD grid was (a
+    clip spans a median 64% of it), and it was chosen on dev data (docs/benchmarks.md).
 
     ``background``: recordings' spectrograms in dB, ``[(h, frames_k), ...]`` (an
     ``AudioAdapter(background=...)``'s ``background_``): a noisy sample's noise is then,
@@ -171,7 +191,7 @@ class AddNoise(_Augmentation):
     ((4, 1, 40, 30), True)
     """
 
-    def __init__(self, snr=(0.0, 20.0), p=0.5, db_scale=(12.0, 22.0), tilt=12.0, jitter=2.0,
+    def __init__(self, snr=(3.0, 23.0), p=0.5, db_scale=(12.0, 22.0), tilt=12.0, jitter=2.0,
                  background=None):
         for name, value in (("snr", snr), ("db_scale", db_scale)):
             if np.ndim(value) != 1 or len(value) != 2 or not value[0] <= value[1]:
@@ -222,6 +242,7 @@ class AddNoise(_Augmentation):
         x = batch[pick].astype(f32, copy=False)
         mean = x.mean(axis=(1, 2, 3), keepdims=True)
         std = x.std(axis=(1, 2, 3), keepdims=True)
+        span = _span(x)
         s = rng.uniform(*self.db_scale, size=(m, 1, 1, 1)).astype(f32)
         # powers relative to the sample's peak: at most 1, so a peaked grid cannot overflow
         power = np.power(ten, (x - x.max(axis=(1, 2, 3), keepdims=True)) * (s / ten))
@@ -231,10 +252,12 @@ class AddNoise(_Augmentation):
         if self.background is not None:
             noise = self._background(noise, rng, h, w)
         snr = rng.uniform(*self.snr, size=(m, 1, 1, 1))
-        noise *= (power.mean(axis=(1, 2, 3), keepdims=True, dtype=np.float64)
-                  / noise.mean(axis=(1, 2, 3), keepdims=True, dtype=np.float64)
+        noise *= (_span_mean(power, span) / _span_mean(noise, span)
                   / 10.0 ** (snr / 10.0)).astype(f32)
+        noise *= span
         y = np.log10(power + noise) * (ten / s)
+        # the padding: flat at the noisy clip's lowest value, as the adapter pads it
+        y = np.where(span, y, np.where(span, y, np.inf).min(axis=(1, 2, 3), keepdims=True))
         y_mean = y.mean(axis=(1, 2, 3), keepdims=True)
         y_std = y.std(axis=(1, 2, 3), keepdims=True)
         batch[pick] = (y - y_mean) / np.where(y_std > 1e-12, y_std, f32(1.0)) * std + mean

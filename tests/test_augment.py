@@ -29,6 +29,27 @@ def test_noise_is_added_in_the_power_domain_by_hand():
     assert out[quiet].std() < 0.5 * x[quiet].std() and out[loud].std() > 0.8 * x[loud].std()
 
 
+def test_noise_covers_the_clip_only_and_the_padding_stays_flat_by_hand():
+    x = grids(n=3, w=30)
+    x[:, :, :, :4] = x[:, :, :, 24:] = x.min(axis=(1, 2, 3), keepdims=True)  # padded clips
+    s, snr = 15.0, 5.0
+    out = AddNoise(snr=(snr, snr), p=1.0, db_scale=(s, s), tilt=0.0, jitter=0.0)(
+        x.copy(), np.random.default_rng(0))
+    clip = slice(4, 24)
+    for i in range(3):
+        power = 10.0 ** (x[i].astype(np.float64) * s / 10)
+        mixed = 10 * np.log10(power + power[:, :, clip].mean() / 10 ** (snr / 10)) / s
+        mixed[:, :, :4] = mixed[:, :, 24:] = mixed[:, :, clip].min()
+        expected = (mixed - mixed.mean()) / mixed.std() * x[i].std() + x[i].mean()
+        np.testing.assert_allclose(out[i], expected, rtol=1e-4, atol=1e-4)
+        assert np.ptp(out[i][:, :, 24:]) == 0 and out[i][:, :, 24:].max() == out[i].min()
+    # a grid whose every column the clip spans is noisy throughout, as before
+    full = grids(n=2)
+    y = AddNoise(snr=(snr, snr), p=1.0, db_scale=(s, s), tilt=0.0, jitter=0.0)(
+        full.copy(), np.random.default_rng(0))
+    assert (np.ptp(y[:, 0], axis=1) > 0).all()
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_noise_properties(seed):
     x = grids(n=8, seed=seed)
