@@ -254,9 +254,9 @@ class AddNoise(_Augmentation):
         snr = rng.uniform(*self.snr, size=(m, 1, 1, 1))
         noise *= (_span_mean(power, span) / _span_mean(noise, span)
                   / 10.0 ** (snr / 10.0)).astype(f32)
-        noise *= span
         y = np.log10(power + noise) * (ten / s)
-        # the padding: flat at the noisy clip's lowest value, as the adapter pads it
+        # the padding: flat at the noisy clip's lowest value, as the adapter pads it (the
+        # noise mixed in there is dropped; without it a silent cell's log would be -inf)
         y = np.where(span, y, np.where(span, y, np.inf).min(axis=(1, 2, 3), keepdims=True))
         y_mean = y.mean(axis=(1, 2, 3), keepdims=True)
         y_std = y.std(axis=(1, 2, 3), keepdims=True)

@@ -142,7 +142,7 @@ def test_noise_on_a_peaked_grid_stays_finite():
     x = np.zeros((2, 1, 40, 42), np.float32)
     x[:, :, 3, 5] = 1.0                      # one loud cell: 41 standard deviations up
     x = (x - x.mean()) / x.std()
-    with np.errstate(over="raise", invalid="raise"):
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
         y = AddNoise(p=1.0)(x.copy(), np.random.default_rng(0))
     assert np.isfinite(y).all()
 
