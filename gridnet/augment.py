@@ -173,9 +173,9 @@ class AddNoise(_Augmentation):
     The noise covers the clip's span only, the columns not all at the grid's lowest
     value, and the SNR is taken over it: the adapter pads a short clip with time steps
     at its lowest value, and a noisy recording's padding is flat at the noisy clip's
-    lowest value, which is what the padding becomes here. The SNRs start at 3 dB: taken
-    over the clip alone, 3-23 dB is about what 0-20 dB over a whole FSDD grid was (a
-    clip spans a median 64% of it), and it was chosen on dev data (docs/benchmarks.md).
+    lowest value, which is what the padding becomes here. The SNRs start at 3 dB: over
+    the clip alone an SNR is louder noise than over a padded grid, and 3-23 dB was
+    chosen on dev data (docs/benchmarks.md).
 
     ``background``: recordings' spectrograms in dB, ``[(h, frames_k), ...]`` (an
     ``AudioAdapter(background=...)``'s ``background_``): a noisy sample's noise is then,
