@@ -145,9 +145,9 @@ class FrequencyWarp(_Augmentation):
 
 def _span(x):
     """(m, 1, 1, w) bool: the columns of each grid of ``x`` (m, c, h, w) that its clip
-    spans, those not all at the grid's lowest value (every column of a constant grid)."""
-    span = (x != x.min(axis=(1, 2, 3), keepdims=True)).any(axis=(1, 2), keepdims=True)
-    return span | ~span.any(axis=3, keepdims=True)
+    spans, those not all at the grid's lowest value (none of a constant grid): the
+    adapter pads a short clip with time steps at its lowest value."""
+    return (x != x.min(axis=(1, 2, 3), keepdims=True)).any(axis=(1, 2), keepdims=True)
 
 
 def _span_mean(values, span):
@@ -243,6 +243,7 @@ class AddNoise(_Augmentation):
         mean = x.mean(axis=(1, 2, 3), keepdims=True)
         std = x.std(axis=(1, 2, 3), keepdims=True)
         span = _span(x)
+        span |= ~span.any(axis=3, keepdims=True)        # a constant grid: noisy throughout
         s = rng.uniform(*self.db_scale, size=(m, 1, 1, 1)).astype(f32)
         # powers relative to the sample's peak: at most 1, so a peaked grid cannot overflow
         power = np.power(ten, (x - x.max(axis=(1, 2, 3), keepdims=True)) * (s / ten))
@@ -257,7 +258,8 @@ class AddNoise(_Augmentation):
         y = np.log10(power + noise) * (ten / s)
         # the padding: flat at the noisy clip's lowest value, as the adapter pads it (the
         # noise mixed in there is dropped; without it a silent cell's log would be -inf)
-        y = np.where(span, y, np.where(span, y, np.inf).min(axis=(1, 2, 3), keepdims=True))
+        low = np.where(span, y, np.inf).min(axis=(1, 2, 3), keepdims=True)
+        y = np.where(span, y, low)
         y_mean = y.mean(axis=(1, 2, 3), keepdims=True)
         y_std = y.std(axis=(1, 2, 3), keepdims=True)
         batch[pick] = (y - y_mean) / np.where(y_std > 1e-12, y_std, f32(1.0)) * std + mean
@@ -298,11 +300,12 @@ class Fragments(_Augmentation):
         pick = np.nonzero(rng.random(n) < self.share)[0]
         keep = rng.uniform(*self.keep, size=len(pick))
         right = rng.random(len(pick)) < 0.5
+        spans = _span(batch[pick])[:, 0, 0]
         out = []
-        for i, u, at_right in zip(pick, keep, right):
+        for i, u, at_right, span in zip(pick, keep, right, spans):
             x = batch[i]
             floor = x.min()
-            cols = np.nonzero((x != floor).any(axis=(0, 1)))[0]
+            cols = np.nonzero(span)[0]
             if not len(cols):
                 continue
             a, b = cols[0], cols[-1] + 1
