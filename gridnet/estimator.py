@@ -41,12 +41,9 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
     embed_dim, ngram_dim, center_rows : architecture hyperparameters (None: the preset's).
         ``filters`` may be a list, one per block; ``dense_units=0`` drops the hidden dense
         layer; ``center_rows`` (audio: True) adds each row centred as a channel.
-    batch_size : int, default 32
-    max_epochs : int, default 100
-    learning_rate : float, default 1e-3
-    optimizer : {"adam", "sgd", "nesterov"}, default "adam"
-    momentum : float, default 0.9 (SGD only)
-    weight_decay : float, default 0.0 (L2 on weights, not biases)
+    batch_size : int, default 32 ; max_epochs : int, default 100
+    learning_rate : float, default 1e-3 ; optimizer : {"adam", "sgd", "nesterov"}, default "adam"
+    momentum : float, default 0.9 (SGD only) ; weight_decay : float, default 0.0 (L2, not biases)
     class_weight : None, "balanced" or dict {class: weight}
     early_stopping : bool, default True
         Hold out ``validation_fraction`` of the training data (stratified), stop when
@@ -89,6 +86,8 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
         and what the model keeps (without a validation split, the average at the end).
         None or 0: the weights as trained. "auto": the preset's (0.995 for "audio",
         0.99 for "image", None for "text"; ``ema_momentum_``). ``partial_fit`` does not average.
+    label_smoothing : float in [0, 1) or None, default 0.0
+        Each training target ``1 - e`` on its class, ``e / k`` on all (as PyTorch's); None: 0.
     ensemble_size : "auto" or int, default "auto"
         Train this many networks (their own starts, batch orders and augmentation; one
         validation split) side by side, one per core, and average their logits
@@ -147,7 +146,7 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
                  max_epochs=100, learning_rate=1e-3, optimizer="adam", momentum=0.9, weight_decay=0.0,
                  class_weight=None, early_stopping=True, validation_fraction=0.1,
                  n_iter_no_change=None, tol=None, augment="auto", ema_momentum="auto",
-                 ensemble_size="auto", calibration="temperature", reject=False, reject_label=None, reject_rate=0.01,
+                 label_smoothing=0.0, ensemble_size="auto", calibration="temperature", reject=False, reject_label=None, reject_rate=0.01,
                  warm_start=False, random_state=None, verbose=False):
         self.preset = preset
         self.layers = layers
@@ -175,6 +174,7 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
         self.augment = augment
         self.ensemble_size = ensemble_size
         self.ema_momentum = ema_momentum
+        self.label_smoothing = label_smoothing
         self.calibration = calibration
         self.reject = reject
         self.reject_label = reject_label
@@ -225,7 +225,7 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
         if self.early_stopping and not partial and training.validation_size(
                 grid.shape[0], self.validation_fraction) >= training.MIN_VALIDATION:
             rows, val = training.validation_split(codes, self.validation_fraction, streams["split"])
-        loss_fn = training.make_loss(self.class_weight, self.classes_, codes, rejection.oos_code(self))
+        loss_fn = training.make_loss(self.class_weight, self.classes_, codes, rejection.oos_code(self), self.label_smoothing or 0.0)
         data = training.TrainData(grid, codes, rows, val, loss_fn, self.batch_size,
                                   self.augment_, weights)
         nets = [self.network_] if partial else architectures.ensemble_members(self.network_)

@@ -47,11 +47,12 @@ def member_streams(streams, m):
             "order": np.random.default_rng(order), "augment": np.random.default_rng(aug)}
 
 
-def make_loss(class_weight, classes, codes, oos_code=None):
+def make_loss(class_weight, classes, codes, oos_code=None, label_smoothing=0.0):
     """Softmax cross-entropy, weighted by ``class_weight`` (None, "balanced" or a dict
     {label: weight}) over ``classes``; ``codes`` are the training labels' indices. The
     out-of-scope class (column ``oos_code``, or None) counts :data:`OOS_WEIGHT` times
-    what ``class_weight`` gives it, unless a dict names it."""
+    what ``class_weight`` gives it, unless a dict names it. ``label_smoothing``: as
+    :class:`~gridnet.core.SoftmaxCrossEntropy` takes it."""
     w = None
     if isinstance(class_weight, str):
         if class_weight != "balanced":
@@ -72,7 +73,7 @@ def make_loss(class_weight, classes, codes, oos_code=None):
                                      and classes[oos_code] in class_weight):
         w = np.ones(len(classes)) if w is None else w
         w[oos_code] *= OOS_WEIGHT
-    return SoftmaxCrossEntropy() if w is None else SoftmaxCrossEntropy(class_weight=w.astype(np.float32))
+    return SoftmaxCrossEntropy(None if w is None else w.astype(np.float32), label_smoothing)
 
 
 #: what the out-of-scope class (``reject_label``'s examples) counts for in the loss: a

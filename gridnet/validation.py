@@ -65,6 +65,9 @@ def check_params(est):
     if not (m is None or (isinstance(m, str) and m == "auto") or
             (isinstance(m, numbers.Real) and not isinstance(m, bool) and 0.0 <= m < 1.0)):
         raise ValueError(f"ema_momentum must be 'auto', None or a number in [0, 1); got {m!r}")
+    e = est.label_smoothing
+    if not (e is None or (isinstance(e, numbers.Real) and not isinstance(e, bool) and 0.0 <= e < 1.0)):
+        raise ValueError(f"label_smoothing must be None or a number in [0, 1); got {e!r}")
     architectures.ensemble_size(None, est.ensemble_size)      # (raises on a bad value)
     if est.calibration not in CALIBRATIONS:
         raise ValueError(f"calibration must be 'temperature' or None; got {est.calibration!r}")

@@ -1,4 +1,5 @@
-"""Softmax cross-entropy, numerically stable, with optional class weights."""
+"""Softmax cross-entropy, numerically stable, with optional class weights and label
+smoothing."""
 from __future__ import annotations
 
 import numpy as np
@@ -27,6 +28,10 @@ class SoftmaxCrossEntropy:
     exposure): its target is the uniform distribution over the ``k`` classes, its loss
     ``logsumexp(z) - mean(z)``, its class weight 1.
 
+    With ``label_smoothing`` ``e`` in [0, 1) a labelled sample's target is ``1 - e`` on
+    its class plus ``e / k`` on every class (Szegedy et al. 2016; PyTorch's and Keras's
+    ``label_smoothing``): its loss ``(1 - e) nll + e (logsumexp(z) - mean(z))``.
+
     Examples
     --------
     >>> import numpy as np
@@ -36,10 +41,16 @@ class SoftmaxCrossEntropy:
     >>> loss, grad = SoftmaxCrossEntropy()(np.zeros((1, 4), np.float32), np.array([-1]))
     >>> round(float(loss), 4), float(abs(grad).max())   # uniform already: log(4), its least
     (1.3863, 0.0)
+    >>> loss, grad = SoftmaxCrossEntropy(label_smoothing=0.1)(np.array([[9.0, 0.0]]), np.array([0]))
+    >>> np.round(grad, 3)        # softmax - target: target 0.95 / 0.05, not 1 / 0
+    array([[ 0.05, -0.05]])
     """
 
-    def __init__(self, class_weight=None):
+    def __init__(self, class_weight=None, label_smoothing=0.0):
+        if not 0.0 <= float(label_smoothing) < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1); got {label_smoothing!r}")
         self.class_weight = class_weight
+        self.label_smoothing = float(label_smoothing)
 
     def __call__(self, logits, y, sample_weight=None):
         """logits: (n, k), y: (n,) ints (-1: an outlier) -> (loss, dL/dlogits (n, k))."""
@@ -49,12 +60,15 @@ class SoftmaxCrossEntropy:
         rows = np.arange(n)
         y = np.asarray(y)
         outlier = y < 0
+        e = self.label_smoothing
         if outlier.any():        # -1 must not index the last class
             y = np.where(outlier, 0, y)
             nll = logsum - np.where(outlier, z.mean(axis=1), z[rows, y])
         else:
             outlier = None
             nll = logsum - z[rows, y]
+        if e:                    # an outlier's term is its uniform loss either way
+            nll = (1 - e) * nll + e * (logsum - z.mean(axis=1))
         if self.class_weight is None and sample_weight is None and n > 0:
             # every weight 1: the same numbers as below (w * nll is nll, the weights
             # sum to n exactly, w / total is 1 / n), with fewer numpy calls
@@ -75,10 +89,13 @@ class SoftmaxCrossEntropy:
             loss = float((w * nll).sum() / total)
             scale = (w / total)[:, None]
         grad = np.exp(z - logsum[:, None])
+        hit = logits.dtype.type(1 - e)
+        if e:
+            grad -= logits.dtype.type(e / k)
         if outlier is None:
-            grad[rows, y] -= 1
+            grad[rows, y] -= hit
         else:
-            grad[rows[~outlier], y[~outlier]] -= 1
-            grad[outlier] -= logits.dtype.type(1) / k
+            grad[rows[~outlier], y[~outlier]] -= hit
+            grad[outlier] -= hit / k
         grad *= scale
         return loss, grad.astype(logits.dtype, copy=False)
