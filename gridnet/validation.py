@@ -42,6 +42,11 @@ def prepare_fit(est, X, y, classes, partial):
     return grid, codes, first
 
 
+def _fraction(v):
+    """Whether ``v`` is a number (not a bool) in [0, 1)."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and 0.0 <= v < 1.0
+
+
 def check_params(est):
     """The estimator's parameters, checked before anything is learned."""
     architectures.check_preset(est.preset)
@@ -62,18 +67,17 @@ def check_params(est):
         raise ValueError(f"augment must be None, 'auto' or a callable (batch, rng) -> batch; "
                          f"got {est.augment!r}")
     m = est.ema_momentum
-    if not (m is None or (isinstance(m, str) and m == "auto") or
-            (isinstance(m, numbers.Real) and not isinstance(m, bool) and 0.0 <= m < 1.0)):
+    if not (m is None or (isinstance(m, str) and m == "auto") or _fraction(m)):
         raise ValueError(f"ema_momentum must be 'auto', None or a number in [0, 1); got {m!r}")
     e = est.label_smoothing
-    if not (e is None or (isinstance(e, numbers.Real) and not isinstance(e, bool) and 0.0 <= e < 1.0)):
+    if not (e is None or _fraction(e)):
         raise ValueError(f"label_smoothing must be None or a number in [0, 1); got {e!r}")
     architectures.ensemble_size(None, est.ensemble_size)      # (raises on a bad value)
     if est.calibration not in CALIBRATIONS:
         raise ValueError(f"calibration must be 'temperature' or None; got {est.calibration!r}")
     check_reject(est.reject)
     r = est.reject_rate
-    if not (isinstance(r, numbers.Real) and not isinstance(r, bool) and 0.0 <= r < 1.0):
+    if not _fraction(r):
         raise ValueError(f"reject_rate must be a number in [0, 1); got {r!r}")
     if est.optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be 'adam', 'sgd' or 'nesterov'; got {est.optimizer!r}")
