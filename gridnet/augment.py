@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["FrequencyMask", "TimeMask", "TimeShift", "FrequencyWarp", "AddNoise", "Fragments",
-           "Compose", "spec_augment", "audio_augment"]
+           "Compose", "spec_augment", "audio_augment", "shift_columns", "warp_matrices"]
 
 
 def _same(a, b):
@@ -100,13 +100,20 @@ class TimeShift(_Augmentation):
         m = min(int(self.max_shift), w - 1)
         if m <= 0:
             return batch
-        shifts = rng.integers(-m, m + 1, size=n)
-        src = np.arange(w)[None, :] - shifts[:, None]            # (n, w) source columns
-        outside = (src < 0) | (src >= w)
-        out = np.take_along_axis(batch, np.clip(src, 0, w - 1)[:, None, None, :], axis=3)
-        if self.fill != "edge":
-            np.copyto(out, batch.dtype.type(self.fill), where=outside[:, None, None, :])
-        return out
+        return shift_columns(batch, rng.integers(-m, m + 1, size=n), self.fill)
+
+
+def shift_columns(batch, shifts, fill="edge"):
+    """``batch`` (n, c, h, w) with sample i's columns moved ``shifts[i]`` to the right
+    (left when negative); the columns that come in take ``fill`` (``"edge"``: the border
+    column's values, or a number). A new array."""
+    w = batch.shape[3]
+    src = np.arange(w)[None, :] - np.asarray(shifts)[:, None]       # (n, w) source columns
+    outside = (src < 0) | (src >= w)
+    out = np.take_along_axis(batch, np.clip(src, 0, w - 1)[:, None, None, :], axis=3)
+    if fill != "edge":
+        np.copyto(out, batch.dtype.type(fill), where=outside[:, None, None, :])
+    return out
 
 
 class FrequencyWarp(_Augmentation):
@@ -130,17 +137,24 @@ class FrequencyWarp(_Augmentation):
         self.max_warp = max_warp
 
     def __call__(self, batch, rng):
-        n, h = batch.shape[0], batch.shape[2]
-        alpha = rng.uniform(1.0 - self.max_warp, 1.0 + self.max_warp, size=n)
-        src = np.clip(np.arange(h)[None, :] / alpha[:, None], 0, h - 1)        # (n, h)
-        lo = np.floor(src).astype(np.intp)
-        frac = (src - lo).astype(batch.dtype)
-        # each sample's interpolation as an (h, h) matrix: one matmul for the batch
-        weights = np.zeros((n, h, h), dtype=batch.dtype)
-        at = (np.arange(n)[:, None], np.arange(h)[None, :])
-        np.add.at(weights, at + (lo,), 1 - frac)
-        np.add.at(weights, at + (np.minimum(lo + 1, h - 1),), frac)
-        return np.matmul(weights[:, None], batch)
+        alpha = rng.uniform(1.0 - self.max_warp, 1.0 + self.max_warp, size=batch.shape[0])
+        return np.matmul(warp_matrices(alpha, batch.shape[2], batch.dtype)[:, None], batch)
+
+
+def warp_matrices(alpha, h, dtype=np.float32):
+    """(n, h, h): for each factor of ``alpha`` (n,), the matrix that stretches ``h``
+    rows by it, anchored at row 0, by linear interpolation (rows that would come from
+    beyond the top repeat it): ``matrix @ rows`` is the warped grid."""
+    alpha = np.asarray(alpha, dtype=np.float64)
+    n = len(alpha)
+    src = np.clip(np.arange(h)[None, :] / alpha[:, None], 0, h - 1)        # (n, h)
+    lo = np.floor(src).astype(np.intp)
+    frac = (src - lo).astype(dtype)
+    weights = np.zeros((n, h, h), dtype=dtype)
+    at = (np.arange(n)[:, None], np.arange(h)[None, :])
+    np.add.at(weights, at + (lo,), 1 - frac)
+    np.add.at(weights, at + (np.minimum(lo + 1, h - 1),), frac)
+    return weights
 
 
 def _span(x):

@@ -8,7 +8,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
-from . import architectures, model_file, rejection, training, validation
+from . import architectures, model_file, rejection, training, validation, views
 from .core import is_onehot, make_optimizer, softmax
 from .calibration import fit_temperature
 from .explain import ExplainMixin
@@ -63,15 +63,16 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
         Applied to a private copy of each training batch (see :mod:`gridnet.augment`).
         "auto": the preset's (for "audio": noise, a frequency warp, masks and shifts, and
         word fragments as outliers of no class; none otherwise; ``augment_``).
+    tta : "auto", None or list of (warp, shift), default "auto"
+        Test-time augmentation: logits averaged over fixed views of each grid (:mod:`gridnet.views`;
+        ``tta_``). "auto": the preset's (audio: small warps and shifts; none otherwise).
     calibration : {"temperature", None}, default "temperature"
         Divide the logits by ``temperature_``, fitted on the held-out early-stopping split
-        to minimise its log-loss (:mod:`gridnet.calibration`): calibrated probabilities,
-        the same predictions. Without that split, and after ``partial_fit``, 1.
+        (:mod:`gridnet.calibration`; 1 without one and after ``partial_fit``): the same predictions.
     reject : bool, default False
         ``predict`` answers ``reject_label`` for inputs that belong to no class (the top
         probability's log-odds under ``reject_threshold_``, or top class ``oos_label_``;
-        :mod:`gridnet.rejection`). Read at predict time: ``set_params(reject=True)``
-        needs no refit.
+        :mod:`gridnet.rejection`). Read at predict time: no refit needed.
     reject_label : label or None, default None
         What rejected inputs are called; training samples with it are out-of-scope
         examples, learned as a class (``oos_label_``; weighted ``training.OOS_WEIGHT``
@@ -81,9 +82,8 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
         held-out early-stopping split's in-scope samples; None without that split or
         after ``partial_fit`` (``reject=True`` is then an error).
     ema_momentum : "auto", float in [0, 1) or None, default "auto"
-        Keep an exponential moving average of the weights over the training steps (as
-        Keras's ``use_ema``; :class:`gridnet.training.WeightAverage`): it is what early stopping validates
-        and what the model keeps (without a validation split, the average at the end).
+        An exponential moving average of the weights (Keras's ``use_ema``;
+        :class:`gridnet.training.WeightAverage`), what early stopping validates and the model keeps.
         None or 0: the weights as trained. "auto": the preset's (0.995 for "audio",
         0.99 for "image", None for "text"; ``ema_momentum_``). ``partial_fit`` does not average.
     label_smoothing : float in [0, 1) or None, default 0.0
@@ -91,15 +91,13 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
     ensemble_size : "auto" or int, default "auto"
         Train this many networks (their own starts, batch orders and augmentation; one
         validation split) side by side, one per core, and average their logits
-        (``ensemble_size_``; :func:`gridnet.architectures.build_ensemble`). "auto": the
-        preset's (2 for "text", 1 otherwise; 1 for ``partial_fit``).
+        (``ensemble_size_``). "auto": the preset's (2 for "text", 1 otherwise and for ``partial_fit``).
     warm_start : bool, default False
         Continue from the previous fit's weights (and optimizer state).
     random_state : int, RandomState or None
         Same seed, same machine: the same result to the bit.
     verbose : bool or int
-        One tqdm progress bar for the whole fit, showing the epoch, the loss and the
-        validation score.
+        One tqdm progress bar for the whole fit (the epoch, the loss, the validation score).
 
     Attributes
     ----------
@@ -119,7 +117,7 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
     temperature_ : float, what the logits are divided by (see ``calibration``)
     reject_threshold_ : float or None, a log-odds ``log(p / (1 - p))`` of the top
         probability ``p``; ``oos_label_`` : the out-of-scope class or None
-    augment_, n_iter_no_change_, ema_momentum_, tol_ : the training settings used (the
+    augment_, n_iter_no_change_, ema_momentum_, tol_, tta_ : the settings used (the
         preset's where the parameter was left at "auto" or None)
     preset_ : the preset used (``preset``, or the one picked from the grid; None: ``layers``)
 
@@ -145,7 +143,7 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
                  dropout=None, embed_dim=None, ngram_dim=None, center_rows=None, batch_size=32,
                  max_epochs=100, learning_rate=1e-3, optimizer="adam", momentum=0.9, weight_decay=0.0,
                  class_weight=None, early_stopping=True, validation_fraction=0.1,
-                 n_iter_no_change=None, tol=None, augment="auto", ema_momentum="auto",
+                 n_iter_no_change=None, tol=None, augment="auto", tta="auto", ema_momentum="auto",
                  label_smoothing=0.0, ensemble_size="auto", calibration="temperature", reject=False, reject_label=None, reject_rate=0.01,
                  warm_start=False, random_state=None, verbose=False):
         self.preset = preset
@@ -172,6 +170,7 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.augment = augment
+        self.tta = tta
         self.ensemble_size = ensemble_size
         self.ema_momentum = ema_momentum
         self.label_smoothing = label_smoothing
@@ -221,6 +220,7 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
             self._initialize(grid, streams, partial)
         self.augment_, self.n_iter_no_change_, self.ema_momentum_, self.tol_ = architectures.training_settings(
             self.preset_, self.augment, self.n_iter_no_change, self.ema_momentum, self.tol)
+        self.tta_ = views.resolve(self.tta, self.preset_, self.grid_shape_, not is_onehot(grid))
         rows, val = np.arange(grid.shape[0]), None
         if self.early_stopping and not partial and training.validation_size(
                 grid.shape[0], self.validation_fraction) >= training.MIN_VALIDATION:
@@ -291,7 +291,7 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
     def _logits(self, X, rows=None):
         """The logits of ``rows`` of X (None: all), divided by ``temperature_``."""
         rows = np.arange(X.shape[0]) if rows is None else rows
-        z = training.logits(self.network_, X, rows, len(self.classes_), self.batch_size)
+        z = views.logits(self.network_, X, rows, len(self.classes_), self.batch_size, self.tta_)
         return z / np.float32(getattr(self, "temperature_", 1.0))
 
     def decision_function(self, X):

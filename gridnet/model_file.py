@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import persist, rejection
+from . import persist, rejection, views
 from .architectures import ensemble_members
 from .core import Network, layer_from_config
 from .core.stack import layer_config
@@ -67,6 +67,7 @@ def _header(clf, extra):
         "histories": clf.histories_ if getattr(clf, "ensemble_size_", 1) > 1 else None,
         "best_validation_score": getattr(clf, "best_validation_score_", None),
         "temperature": float(getattr(clf, "temperature_", 1.0)),
+        "tta": [list(v) for v in getattr(clf, "tta_", ())],
         "reject_log_odds": getattr(clf, "reject_threshold_", None),
         "oos_class": None if oos is None else list(clf.classes_).index(oos),
     }
@@ -177,6 +178,7 @@ def _classifier(doc, weights, name, cls):
         net.set_weights({**weights, **{name: weights[twin] for name, twin in same.items()}})
         kind = doc["classes_kind"]
         classes = np.array([_CLASS_KINDS[kind](c) for c in doc["classes"]])
+        tta = views.resolve(doc.get("tta") or None, None, doc["grid_shape"])  # older: none
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{name} holds an invalid gridnet model ({type(exc).__name__}: {exc})") from None
     clf.network_ = net
@@ -191,6 +193,7 @@ def _classifier(doc, weights, name, cls):
     clf.n_iter_ = int(doc.get("n_iter", 0))
     clf.embedding_started_ = int(doc.get("embedding_started", 0))
     clf.temperature_ = float(doc.get("temperature", 1.0))     # files before calibration: 1
+    clf.tta_ = tta
     threshold, oos = doc.get("reject_log_odds"), doc.get("oos_class")   # (older files: none)
     if threshold is None and doc.get("reject_threshold") is not None:  # a top probability
         threshold = rejection.from_probability(doc["reject_threshold"])

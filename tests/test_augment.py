@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.special import softmax
 
-from gridnet import GridNetClassifier, training
+from gridnet import GridNetClassifier, training, views
 from gridnet.augment import AddNoise, Compose, Fragments, FrequencyWarp
 
 
@@ -97,8 +97,10 @@ def test_the_audio_default_is_seeded_leaves_the_grids_and_stays_out_of_predict()
     assert all(np.array_equal(w, b.network_.get_weights()[k]) for k, w in a.network_.get_weights().items())
     assert any(not np.array_equal(w, c.network_.get_weights()[k]) for k, w in a.network_.get_weights().items())
     assert np.array_equal(X, before)
-    # predict_proba is the network's output as is: no augmentation, the same every call
-    z = training.logits(a.network_, X, np.arange(80), 2, 256) / np.float32(a.temperature_)
+    # predict_proba is the network's output over the fixed test-time views (by hand in
+    # test_views.py): no random augmentation, the same every call
+    assert a.tta_ == views.PRESET_VIEWS["audio"]
+    z = views.logits(a.network_, X, np.arange(80), 2, 256, a.tta_) / np.float32(a.temperature_)
     np.testing.assert_allclose(a.predict_proba(X), softmax(z, axis=1), rtol=1e-5, atol=1e-6)
     assert np.array_equal(a.predict_proba(X), a.predict_proba(X))
 

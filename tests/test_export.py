@@ -196,10 +196,25 @@ def test_audio_front_end_matches_the_adapter(options):
         np.testing.assert_allclose(grid[0], expected, atol=1e-4, rtol=0)
 
 
+def test_test_time_views_on_a_grid():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 1, 16, 20)).astype(np.float32)
+    y = np.repeat([0, 1, 2], 20)
+    X[y == 1, :, 3:6] += 1.5
+    views = [(1.0, 0), (1.1, 2), (0.9, -4)]
+    clf = GridNetClassifier(preset="audio", max_epochs=2, random_state=0, tta=views).fit(X, y)
+    sess, _ = session(clf)
+    proba, _ = sess.run(None, {"grid": X})
+    assert_same(proba, clf.predict_proba(X))
+    plain = GridNetClassifier(preset="audio", max_epochs=2, random_state=0, tta=None).fit(X, y)
+    assert not np.allclose(proba, plain.predict_proba(X), atol=1e-3)
+
+
 def test_audio_pipeline_and_invalid_clips():
     train, labels = clips(30)
     pipe = make_pipeline(AudioAdapter(), GridNetClassifier(max_epochs=2, random_state=0)).fit(train, labels)
     assert type(pipe[-1].network_.layers[0]).__name__ == "RowCenter"    # exported too
+    assert len(pipe[-1].tta_) > 1                                       # and the views
     sess, proto = session(pipe)
     test, _ = clips(10, seed=3)
     expected = pipe.predict_proba(test)

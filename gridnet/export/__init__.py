@@ -157,7 +157,7 @@ def to_onnx(model, path=None, *, tokens=None, opset=OPSET):
         meta["input"] = "grid: float32 (n, c, h, w)" + (
             f", {type(adapter).__name__}.transform(X) run in Python" if adapter is not None else "")
     if net is not None:
-        logits, _ = export_layers(g, net.layers, x, x_kind)
+        logits = _views(g, net, x, x_kind, getattr(clf, "tta_", ()) if clf is not None else ())
         if clf is None:
             outputs.append(helper.make_tensor_value_info(g.rename(logits, "logits"),
                                                          TensorProto.FLOAT, ["n", None]))
@@ -188,6 +188,26 @@ def to_onnx(model, path=None, *, tokens=None, opset=OPSET):
     if path is not None:
         _write(proto, path)
     return proto
+
+
+def _views(g, net, x, kind, views):
+    """The network's logits on input ``x``, or with test-time ``views`` (the
+    classifier's ``tta_``) the mean of its log-probabilities over them, as
+    :func:`gridnet.views.logits` computes it."""
+    if not views:
+        return export_layers(g, net.layers, x, kind)[0]
+    from ..augment import warp_matrices
+    _, h, w = _grid_shape(net)
+    total = None
+    for warp, shift in views:
+        v = x
+        if warp != 1.0:          # (h, h) @ (n, c, h, w): the rows stretched
+            v = g.op("MatMul", [g.const(warp_matrices([warp], h)[0]), v])
+        if shift:                # the columns moved, the border column filling in
+            v = g.op("Gather", [v, g.int64(np.clip(np.arange(w) - shift, 0, w - 1))], axis=3)
+        z = g.op("LogSoftmax", [export_layers(g, net.layers, v, kind)[0]], axis=1)
+        total = z if total is None else g.op("Add", [total, z])
+    return g.op("Div", [total, g.const(np.float32(len(views)))])
 
 
 def _rejection(clf):
