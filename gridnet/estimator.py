@@ -118,7 +118,7 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
     reject_threshold_ : float or None, a log-odds ``log(p / (1 - p))`` of the top
         probability ``p``; ``oos_label_`` : the out-of-scope class or None
     augment_, n_iter_no_change_, ema_momentum_, tol_, tta_ : the settings used (the
-        preset's where the parameter was left at "auto" or None)
+        preset's where left at "auto", and for ``n_iter_no_change`` and ``tol`` at None)
     preset_ : the preset used (``preset``, or the one picked from the grid; None: ``layers``)
 
     Notes
