@@ -18,6 +18,7 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+from scipy.special import log_softmax
 
 from . import training
 from .augment import shift_columns, warp_matrices
@@ -76,11 +77,6 @@ def apply(batch, view):
     return batch
 
 
-def _log_softmax(z):
-    z = z - z.max(axis=1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-
-
 def logits(net, X, rows, n_classes, batch_size, views=()):
     """Logits ``(len(rows), n_classes)`` of ``rows`` of ``X`` averaged over ``views``: the
     mean of each view's log-probabilities, in batches; with no views, the network's own
@@ -91,6 +87,7 @@ def logits(net, X, rows, n_classes, batch_size, views=()):
     out = np.empty((len(rows), n_classes), dtype=np.float32)
     for start in range(0, len(rows), step):
         batch = np.asarray(training.take_batch(X, rows[start:start + step]), dtype=np.float32)
-        total = sum(_log_softmax(net.forward(apply(batch, v)).astype(np.float64)) for v in views)
+        total = sum(log_softmax(net.forward(apply(batch, v)).astype(np.float64), axis=1)
+                    for v in views)
         out[start:start + step] = total / len(views)
     return out
