@@ -35,7 +35,7 @@ import numbers
 import numpy as np
 
 from .core import (Branches, Conv2D, Dense, Dropout, Embedding, Flatten, GlobalMaxPool, MaxPool2D,
-                   Network, NgramBag, RowCenter)
+                   Network, NgramBag, NgramLinear, RowCenter)
 from .core.layers import as_pair
 
 logger = logging.getLogger(__name__)
@@ -313,10 +313,13 @@ def build_ensemble(size, preset, layers, given, grid, n_classes, streams):
 
 
 def ensemble_members(net):
-    """The networks an ensemble averages (views sharing their layers), or ``[net]``."""
+    """The networks an ensemble averages that training trains (views sharing their
+    layers), or ``[net]``; a linear member (:mod:`gridnet.wide`, fitted, not trained)
+    is left out."""
     first = net.layers[0] if len(net.layers) == 1 else None
     if isinstance(first, Branches) and first.join == "mean":
-        return [first.member(b) for b in range(len(first.branches))]
+        return [first.member(b) for b in range(len(first.branches))
+                if not isinstance(first.branches[b][0], NgramLinear)]
     return [net]
 
 

@@ -8,7 +8,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
-from . import architectures, model_file, rejection, training, validation, views
+from . import architectures, model_file, rejection, training, validation, views, wide
 from .core import is_onehot, make_optimizer, softmax
 from .calibration import fit_temperature
 from .explain import ExplainMixin
@@ -40,7 +40,8 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
     conv_blocks, filters, kernel_size, pool_size, pool_stride, dense_units, dropout,
     embed_dim, ngram_dim, center_rows : architecture hyperparameters (None: the preset's).
         ``filters`` may be a list, one per block; ``dense_units=0`` drops the hidden dense
-        layer; ``center_rows`` (audio: True) adds each row centred as a channel.
+        layer; ``center_rows`` (audio: True) adds each row centred as a channel;
+        ``ngram_dim=0`` drops the text preset's n-gram bag and its linear member.
     batch_size : int, default 32 ; max_epochs : int, default 100
     learning_rate : float, default 1e-3 ; optimizer : {"adam", "sgd", "nesterov"}, default "adam"
     momentum : float, default 0.9 (SGD only) ; weight_decay : float, default 0.0 (L2, not biases)
@@ -92,6 +93,7 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
         Train this many networks (their own starts, batch orders and augmentation; one
         validation split) side by side, one per core, and average their logits
         (``ensemble_size_``). "auto": the preset's (2 for "text", 1 otherwise and for ``partial_fit``).
+        With an n-gram bag (text) ``fit`` adds a weighted TF-IDF linear member (``linear_share_``; gridnet.wide).
     warm_start : bool, default False
         Continue from the previous fit's weights (and optimizer state).
     random_state : int, RandomState or None
@@ -105,7 +107,7 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
     n_features_in_ : int, values per sample ``c * h * w``
     grid_shape_ : (c, h, w) of the grids seen in fit (a 2-D ``(n, f)`` input is the
         strip ``(1, 1, f)``; ``(n, h, w)`` is ``(1, h, w)``)
-    network_ : gridnet.Network (an ensemble's: one averaging Branches of its networks)
+    network_ : gridnet.Network (an ensemble's: one averaging Branches of its members)
     history_ : list of dict, one per epoch: ``epoch``, ``loss``, ``val_loss``,
         ``val_score``, ``time`` (seconds); of the first network of an ensemble
         (``histories_``: one such list per network)
@@ -182,8 +184,7 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _validate_X(self, X, reset):
-        """X -> an array (a memmap stays one) or one-hot grid of shape (n, c, h, w)."""
+    def _validate_X(self, X, reset):     # -> an array (a memmap stays one) or a one-hot grid (n, c, h, w)
         return validation.validate_grids(self, X, reset)
 
     # -- training ------------------------------------------------------------------------
@@ -200,8 +201,7 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
         self.best_loss_, self.n_iter_ = np.inf, 0
 
     def _optimizer_for(self, nets):
-        """One optimizer per network trained (kept for ``warm_start``): ``_optimizer`` for
-        ``network_`` itself, ``_optimizers`` for an ensemble's networks."""
+        """One optimizer per network trained (kept for ``warm_start``): ``_optimizer(s)``."""
         make = lambda: make_optimizer(self.optimizer, self.learning_rate, self.weight_decay,
                                       self.momentum)
         if nets[0] is self.network_:        # (a model loaded from a file has none)
@@ -244,17 +244,17 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
         if partial:
             self.best_loss_, self.temperature_ = min(self.best_loss_, record["loss"]), 1.0
             return self
+        self.network_, self.linear_share_ = wide.join(self.network_, grid, codes, rows, val, self.batch_size,
+                                                      weights, loss_fn.class_weight)
         self.temperature_ = 1.0
         if val is not None:         # one pass over the held-out split serves both
             z = self._logits(grid, val)
-            if len(nets) > 1:
+            if len(nets) > 1 or self.linear_share_:
                 self.best_validation_score_ = training.score(z, codes, val, loss_fn, weights)
             if self.calibration == "temperature":
-                self.temperature_ = fit_temperature(z, codes[val],
-                                                    None if weights is None else weights[val])
-            self.reject_threshold_ = rejection.fit_threshold(
-                z / np.float32(self.temperature_), codes[val], self.reject_rate,
-                rejection.oos_code(self))
+                self.temperature_ = fit_temperature(z, codes[val], None if weights is None else weights[val])
+            self.reject_threshold_ = rejection.fit_threshold(z / np.float32(self.temperature_), codes[val],
+                                                             self.reject_rate, rejection.oos_code(self))
         return self
 
     def _record(self, trainer, partial):

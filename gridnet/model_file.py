@@ -68,6 +68,7 @@ def _header(clf, extra):
         "best_validation_score": getattr(clf, "best_validation_score_", None),
         "temperature": float(getattr(clf, "temperature_", 1.0)),
         "tta": [list(v) for v in getattr(clf, "tta_", ())],
+        "linear_share": float(getattr(clf, "linear_share_", 0.0)),
         "reject_log_odds": getattr(clf, "reject_threshold_", None),
         "oos_class": None if oos is None else list(clf.classes_).index(oos),
     }
@@ -194,6 +195,7 @@ def _classifier(doc, weights, name, cls):
     clf.embedding_started_ = int(doc.get("embedding_started", 0))
     clf.temperature_ = float(doc.get("temperature", 1.0))     # files before calibration: 1
     clf.tta_ = tta
+    clf.linear_share_ = float(doc.get("linear_share", 0.0))     # (older files: no linear member)
     threshold, oos = doc.get("reject_log_odds"), doc.get("oos_class")   # (older files: none)
     if threshold is None and doc.get("reject_threshold") is not None:  # a top probability
         threshold = rejection.from_probability(doc["reject_threshold"])

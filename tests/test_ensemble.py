@@ -110,13 +110,17 @@ def test_text_preset_trains_two_networks_and_averages_their_logits():
     assert len(members) == 2
     z = [training.logits(m, grid, np.arange(len(LABELS)), 2, 32) for m in members]
     assert not np.allclose(z[0], z[1])                   # two networks, not one twice
+    block = clf.network_.layers[0]                       # and the linear member, if any
+    z += [training.logits(block.member(b), grid, np.arange(len(LABELS)), 2, 32)
+          for b in range(2, len(block.branches))]
+    assert len(z) == 2 + (clf.linear_share_ > 0)
     np.testing.assert_allclose(clf.predict_proba(grid),
-                               softmax((z[0] + z[1]) / 2 / np.float32(clf.temperature_)),
+                               softmax(sum(z) / len(z) / np.float32(clf.temperature_)),
                                rtol=1e-5, atol=1e-6)
     # the model's own held-out score, not one network's
     val = training.validation_split(np.array(LABELS), 0.25, training.seed_streams(0)["split"])[1]
     assert clf.best_validation_score_ == pytest.approx(
-        np.mean(((z[0] + z[1])[val].argmax(1)) == np.array(LABELS)[val]))
+        np.mean((sum(z)[val].argmax(1)) == np.array(LABELS)[val]))
 
 
 def test_the_first_network_is_the_single_network_to_the_bit():
@@ -124,9 +128,9 @@ def test_the_first_network_is_the_single_network_to_the_bit():
     clf, _ = _fit()
     with threadpool_limits(limits=1, user_api="blas"):    # as the ensemble's networks train
         single, _ = _fit(ensemble_size=1)
-    assert single.ensemble_size_ == 1 and single.network_.layers[0].join == "concat"
+    assert single.ensemble_size_ == 1 and len(ensemble_members(single.network_)) == 1
     first = ensemble_members(clf.network_)[0]
-    a, b = first.get_weights(), single.network_.get_weights()
+    a, b = first.get_weights(), ensemble_members(single.network_)[0].get_weights()
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
     def untimed(history):

@@ -86,6 +86,25 @@ def test_text_preset(options):
     assert_same(proba, pipe.predict_proba(test))
 
 
+def test_text_preset_with_its_linear_member(monkeypatch):
+    """The TF-IDF member (forced in): repeated words and pairs, unseen words, padding, an
+    empty sentence."""
+    from gridnet import wide
+    from gridnet.core import NgramLinear
+    monkeypatch.setattr(wide, "WEIGHTS", (0.5,))
+    rng = np.random.default_rng(0)
+    words = SENTENCES[0].split() + SENTENCES[5].split() + [f"w{i}" for i in range(30)]
+    train = [" ".join(rng.choice(words, rng.integers(1, 9))) for _ in range(200)]
+    labels = [("good" in t) + 2 * ("who" in t) for t in train]
+    pipe = make_pipeline(TextAdapter(positions=8), GridNetClassifier(max_epochs=1, random_state=0))
+    pipe.fit(train, labels)
+    assert any(isinstance(layer, NgramLinear) for layer in leaves(pipe[-1].network_.layers))
+    test = SENTENCES + ["", "good good good film film", "who who wrote superb zzz", "w1 w2 w1 w2 w1 w2 w1 w2 w1"]
+    sess, _ = session(pipe)
+    proba, _ = sess.run(None, {"tokens": pipe[0].transform(test).indices.astype(np.int64)})
+    assert_same(proba, pipe.predict_proba(test))
+
+
 def test_text_model_keeps_the_tables_compact():
     """The fixed vectors stay float16 and the trained ones cover the training words only,
     as in the model file (not one float32 row per word of the whole vocabulary)."""

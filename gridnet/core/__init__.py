@@ -5,7 +5,7 @@ Nothing here imports scikit-learn or an adapter; :mod:`gridnet.estimator` wraps 
 engine as a scikit-learn classifier.
 """
 from .conv import Conv2D
-from .bag import NgramBag
+from .bag import NgramBag, NgramLinear
 from .embedding import Embedding
 from .fused import ConvMax, ConvPool
 from .layers import Dense, Dropout, Flatten, GlobalMaxPool, Layer, MaxPool2D, ReLU, RowCenter
@@ -14,6 +14,6 @@ from .losses import SoftmaxCrossEntropy, softmax
 from .network import Branches, Network, layer_from_config
 from .optimizers import SGD, Adam, make_optimizer
 
-__all__ = ["Layer", "Conv2D", "Embedding", "NgramBag", "ConvPool", "ConvMax", "ReLU", "MaxPool2D", "GlobalMaxPool", "RowCenter", "Flatten",
+__all__ = ["Layer", "Conv2D", "Embedding", "NgramBag", "NgramLinear", "ConvPool", "ConvMax", "ReLU", "MaxPool2D", "GlobalMaxPool", "RowCenter", "Flatten",
            "Dense", "Dropout", "Branches", "Network", "layer_from_config", "is_onehot", "ONEHOT_CONTRACT", "onehot_contract_gaps",
            "SoftmaxCrossEntropy", "softmax", "SGD", "Adam", "make_optimizer"]

@@ -1,10 +1,13 @@
-"""A bag of n-grams read from a one-hot word grid: fastText's sentence vector.
+"""Bags of n-grams read from a one-hot word grid.
 
 The words of a sentence (the hot columns of a one-hot grid, in order) and the pairs of
-neighbouring words are hashed into ``buckets`` rows of a trained table; the sentence's
-vector is the mean of its rows. Beside a sentence CNN (in
-:class:`~gridnet.core.network.Branches`, before the output layer) it adds what a
-bag-of-n-grams linear model knows to the network's logits, learned in the same fit.
+neighbouring words are hashed into ``buckets`` rows (:func:`ngram_ids`).
+:class:`NgramBag` (fastText's sentence vector) averages rows of a trained table: beside
+a sentence CNN (in :class:`~gridnet.core.network.Branches`, before the output layer) it
+adds what a bag-of-n-grams model knows to the network's logits, learned in the same
+fit. :class:`NgramLinear` is a whole linear classifier on the same n-grams, weighted as
+TF-IDF: its arrays are fitted outside the core (:mod:`gridnet.wide`, a logistic
+regression) and it joins an ensemble as a member of its own.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import numpy as np
 
 from .layers import Layer, check_input, is_onehot
 
-__all__ = ["NgramBag", "ngram_ids", "PAIR_HASH"]
+__all__ = ["NgramBag", "NgramLinear", "ngram_ids", "word_indices", "PAIR_HASH"]
 
 #: multipliers of the hash of a word pair (odd, so that a pair's two words never cancel);
 #: public for the ONNX exporter, which hashes pairs the same way
@@ -41,6 +44,26 @@ def ngram_ids(idx, trained, buckets, n=2):
         rows.append(s[:, :-1][pair])
         ids.append((a[pair] * _A + b[pair] * _B + 1) % buckets)
     return np.concatenate(rows), np.concatenate(ids)
+
+
+def word_indices(layer, x):
+    """The word index rows ``(n, h)`` (-1: padding) of a one-hot word grid, or of its
+    dense 0/1 form, checked against ``layer.in_shape``."""
+    if is_onehot(x):
+        if tuple(x.shape[1:]) != layer.in_shape:
+            check_input(layer, x, layer.in_shape)
+        return np.asarray(x.indices)
+    check_input(layer, x, layer.in_shape)
+    x = np.asarray(x)
+    if not np.isin(x, (0, 1)).all() or (x.sum(axis=3) > 1).any():
+        raise ValueError(f"{type(layer).__name__} reads one-hot word grids: each row one 1 (or none)")
+    return np.where(x[:, 0].any(axis=2), x[:, 0].argmax(axis=2), -1)
+
+
+def _check_word_grid(layer, in_shape):
+    if len(in_shape) != 3 or in_shape[0] != 1:
+        raise ValueError(f"{type(layer).__name__} needs one-channel word grids (1, positions, "
+                         f"width); got samples of shape {tuple(in_shape)}")
 
 
 class NgramBag(Layer):
@@ -98,9 +121,7 @@ class NgramBag(Layer):
         return f"NgramBag({self.dim}, {self.buckets} buckets, {self.n}-grams)"
 
     def build(self, in_shape, rng, dtype=np.float32):
-        if len(in_shape) != 3 or in_shape[0] != 1:
-            raise ValueError(f"NgramBag needs one-channel word grids (1, positions, width); "
-                             f"got samples of shape {tuple(in_shape)}")
+        _check_word_grid(self, in_shape)
         self.in_shape = tuple(in_shape)
         self.out_shape = (self.dim, 1, 1)
         self.params = {"T": np.zeros((self.buckets, self.dim), dtype=dtype)}
@@ -119,16 +140,7 @@ class NgramBag(Layer):
 
     def forward(self, x, training=False):
         """x: one-hot grid (n, 1, h, w) -> (n, dim, 1, 1)"""
-        if not is_onehot(x):
-            check_input(self, x, self.in_shape)
-            x = np.asarray(x)
-            if not np.isin(x, (0, 1)).all() or (x.sum(axis=3) > 1).any():
-                raise ValueError("NgramBag reads one-hot word grids: each row one 1 (or none)")
-            idx = np.where(x[:, 0].any(axis=2), x[:, 0].argmax(axis=2), -1)
-        else:
-            if tuple(x.shape[1:]) != self.in_shape:
-                check_input(self, x, self.in_shape)
-            idx = np.asarray(x.indices)
+        idx = word_indices(self, x)
         M = self._mean(idx, idx.shape[0])
         self._bag = M if training else None
         return np.asarray(M @ self.params["T"])[:, :, None, None]
@@ -141,4 +153,104 @@ class NgramBag(Layer):
             raise RuntimeError("backward called without a training forward pass")
         self._bag = None
         self.grads["T"] = np.asarray(M.T @ grad[:, :, 0, 0])
+        return None
+
+
+class NgramLinear(Layer):
+    """One-hot word grid ``(n, 1, h, w)`` -> logits ``(n, k)``: a linear classifier on
+    the sentence's words and neighbouring word pairs (hashed as :class:`NgramBag`
+    hashes them), weighted as scikit-learn's ``TfidfVectorizer(sublinear_tf=True)``
+    weighs them: each n-gram 1 + log of its count times its ``idf``, the sentence's
+    vector scaled to length 1, then ``scale * (v @ W + b)``. An n-gram that fitting did
+    not see (bucket ``columns == -1``) counts for nothing.
+
+    Its arrays are buffers, set by :meth:`set_model` (``gridnet.wide`` fits them with a
+    logistic regression), never moved by an optimizer: ``columns`` ``(buckets,)``
+    int32, the row of ``W`` of each bucket; ``idf`` ``(n_features,)``; ``W``
+    ``(n_features, k)``; ``b`` ``(k,)``.
+
+    Parameters
+    ----------
+    n_classes, n_features : int
+        ``k``, and the n-grams (rows of ``W``) the model knows.
+    buckets, trained, n : as :class:`NgramBag`.
+    scale : float, default 1
+        What the logits count for (in an ensemble's mean, against the other members).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gridnet.core.bag import NgramLinear
+    >>> lin = NgramLinear(2, n_features=3, buckets=16)
+    >>> lin.build((1, 4, 10), np.random.default_rng(0))
+    (2,)
+    >>> lin.set_model(np.array([1, 2, 3]), np.ones(3), np.eye(3, 2), np.zeros(2))
+    >>> lin.forward(np.array([[[[0] * 10, [0, 1] + [0] * 8, [0] * 10, [0] * 10]]])).round(3)
+    array([[1., 0.]], dtype=float32)
+    """
+
+    weightless = True
+
+    def __init__(self, n_classes, n_features, buckets=2**17, trained=None, n=2, scale=1.0):
+        super().__init__()
+        if int(n_classes) < 2 or int(n_features) < 1 or int(buckets) < 1:
+            raise ValueError(f"n_classes must be at least 2, n_features and buckets positive; "
+                             f"got {n_classes!r}, {n_features!r}, {buckets!r}")
+        if n not in (1, 2):
+            raise ValueError(f"n must be 1 or 2; got {n!r}")
+        self.n_classes, self.n_features = int(n_classes), int(n_features)
+        self.buckets, self.n, self.scale = int(buckets), int(n), float(scale)
+        self.trained = None if trained is None else int(trained)
+
+    def get_config(self):
+        return {"n_classes": self.n_classes, "n_features": self.n_features, "buckets": self.buckets,
+                "trained": self.trained, "n": self.n, "scale": self.scale}
+
+    def describe(self):
+        return f"NgramLinear({self.n_features} n-grams, {self.n}-grams, TF-IDF)"
+
+    def build(self, in_shape, rng, dtype=np.float32):
+        _check_word_grid(self, in_shape)
+        self.in_shape, self.out_shape = tuple(in_shape), (self.n_classes,)
+        self.buffers = {"columns": np.full(self.buckets, -1, np.int32),
+                        "idf": np.zeros(self.n_features, dtype),
+                        "W": np.zeros((self.n_features, self.n_classes), dtype),
+                        "b": np.zeros(self.n_classes, dtype)}
+        return self.out_shape
+
+    def set_model(self, used, idf, W, b):
+        """Fill the buffers: ``used`` ``(n_features,)``, the bucket of each row of ``W``
+        (distinct); ``idf``, ``W``, ``b`` as in the class docstring."""
+        used = np.asarray(used)
+        if (used.shape != (self.n_features,) or len(np.unique(used)) != len(used)
+                or used.min() < 0 or used.max() >= self.buckets):
+            raise ValueError(f"used must hold {self.n_features} distinct buckets in [0, {self.buckets})")
+        buf = self.buffers
+        buf["columns"][...] = -1
+        buf["columns"][used] = np.arange(self.n_features, dtype=np.int32)
+        buf["idf"][...], buf["W"][...], buf["b"][...] = idf, W, b
+
+    def tfidf(self, idx):
+        """The sparse ``(n, n_features)`` TF-IDF rows (float64) of word index rows ``idx``."""
+        from scipy import sparse
+        trained = self.in_shape[2] if self.trained is None else self.trained
+        rows, ids = ngram_ids(idx, trained, self.buckets, self.n)
+        cols = self.buffers["columns"][ids]
+        keep = cols >= 0
+        M = sparse.csr_matrix((np.ones(int(keep.sum())), (rows[keep], cols[keep])),
+                              shape=(idx.shape[0], self.n_features))
+        M.sum_duplicates()
+        M.data = (1.0 + np.log(M.data)) * self.buffers["idf"][M.indices]
+        norm = np.sqrt(np.asarray(M.multiply(M).sum(axis=1))).ravel()
+        return sparse.diags(1.0 / np.maximum(norm, 1e-12)) @ M
+
+    def forward(self, x, training=False):
+        """x: one-hot grid (n, 1, h, w) -> (n, k)"""
+        M = self.tfidf(word_indices(self, x))
+        z = np.asarray(M @ self.buffers["W"].astype(np.float64)) + self.buffers["b"]
+        return (self.scale * z).astype(self.buffers["W"].dtype)
+
+    def backward(self, grad, input_grad=True):
+        """Nothing to learn here (the buffers are fitted elsewhere); the input is data:
+        None."""
         return None

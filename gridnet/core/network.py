@@ -6,7 +6,7 @@ import numpy as np
 
 from . import shards, stack
 from .conv import Conv2D
-from .bag import NgramBag
+from .bag import NgramBag, NgramLinear
 from .embedding import Embedding
 from .layers import (Dense, Dropout, Flatten, GlobalMaxPool, Layer, MaxPool2D, ReLU,
                      RowCenter, check_input, is_onehot)
@@ -158,7 +158,7 @@ class Branches(Layer):
 
 #: Layer classes by name, for :func:`layer_from_config`.
 LAYER_TYPES = {cls.__name__: cls for cls in (
-    Conv2D, Embedding, NgramBag, ReLU, MaxPool2D, GlobalMaxPool, RowCenter, Flatten, Dense, Dropout,
+    Conv2D, Embedding, NgramBag, NgramLinear, ReLU, MaxPool2D, GlobalMaxPool, RowCenter, Flatten, Dense, Dropout,
     Branches)}
 
 

@@ -86,10 +86,10 @@ def _input_kind(net, clf, adapter, tokens):
         return "tokens" if tokens else "grid"
     if clf is not None and clf.preset is None and getattr(clf, "preset_", None) == "text":
         return "tokens"             # the preset was picked from a one-hot word grid
-    from ..core import Branches, Embedding, NgramBag
+    from ..core import Branches, Embedding, NgramBag, NgramLinear
     from ..core.stack import leaves
     first = next((layer for layer in leaves(net.layers[:1]) if not isinstance(layer, Branches)), None)
-    return "tokens" if isinstance(first, (Embedding, NgramBag)) else "grid"
+    return "tokens" if isinstance(first, (Embedding, NgramBag, NgramLinear)) else "grid"
 
 
 def _grid_shape(net):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import (Branches, Conv2D, Dense, Dropout, Embedding, Flatten, GlobalMaxPool,
-                    MaxPool2D, NgramBag, ReLU, RowCenter)
+                    MaxPool2D, NgramBag, NgramLinear, ReLU, RowCenter)
 from ..core.bag import PAIR_HASH
 from ..core.fused import ConvMax, ConvPool
 
@@ -36,7 +36,7 @@ def export_layers(g, layers, x, kind):
 
 
 def _reads_tokens(layer):
-    if isinstance(layer, (Embedding, NgramBag)):
+    if isinstance(layer, (Embedding, NgramBag, NgramLinear)):
         return True
     return isinstance(layer, Conv2D) and layer.accepts_onehot()
 
@@ -119,20 +119,37 @@ def _embedding(g, layer, x, kind):
     return g.op("Unsqueeze", [g.op("Transpose", [out], perm=[0, 2, 1]), g.int64([3])]), "grid"
 
 
-def _bag(g, layer, x, kind):
-    """The mean of the table rows of the sentence's words and neighbouring word pairs,
-    hashed as :func:`gridnet.core.bag.ngram_ids` hashes them, times ``scale``."""
-    w = layer.in_shape[2]
-    trained = w if layer.trained is None else layer.trained
+def _words(g, layer, x, kind):
+    """(word index of each position (n, h) int64, the unknown word 0 for words from
+    ``trained`` on and for padding; whether the position holds a word (n, h))."""
+    trained = layer.in_shape[2] if layer.trained is None else layer.trained
     if kind != "tokens":            # a dense 0/1 grid: each row's hot column, or -1
         rows = g.op("Squeeze", [x, g.int64([1])])
         hot = g.op("Greater", [g.op("ReduceMax", [rows], axes=[2], keepdims=0), g.const(np.float32(0))])
         x = g.op("Where", [hot, g.op("ArgMax", [rows], axis=2, keepdims=0), g.int64(-1)])
-    buckets = g.int64(layer.buckets)
-    T = g.const(layer.params["T"])
     keep = g.op("GreaterOrEqual", [x, g.int64(0)])
     words = g.op("Where", [g.op("GreaterOrEqual", [x, g.int64(trained)]), g.int64(0), x])
-    words = g.op("Where", [keep, words, g.int64(0)])
+    return g.op("Where", [keep, words, g.int64(0)]), keep
+
+
+def _pairs(g, words, keep, h):
+    """The hashed ids of neighbouring word pairs (n, h - 1), before the modulo, as
+    :func:`gridnet.core.bag.ngram_ids` makes them, and where both are words."""
+    def cut(t, a, b):
+        return g.op("Slice", [t, g.int64([a]), g.int64([b]), g.int64([1])])
+    a, b = cut(words, 0, h - 1), cut(words, 1, h)
+    both = g.op("And", [cut(keep, 0, h - 1), cut(keep, 1, h)])
+    ids = g.op("Add", [g.op("Add", [g.op("Mul", [a, g.int64(PAIR_HASH[0])]),
+                                    g.op("Mul", [b, g.int64(PAIR_HASH[1])])]), g.int64(1)])
+    return ids, both
+
+
+def _bag(g, layer, x, kind):
+    """The mean of the table rows of the sentence's words and neighbouring word pairs,
+    hashed as :func:`gridnet.core.bag.ngram_ids` hashes them, times ``scale``."""
+    words, keep = _words(g, layer, x, kind)
+    buckets = g.int64(layer.buckets)
+    T = g.const(layer.params["T"])
 
     def gathered(ids, mask):
         maskf = g.op("Cast", [mask], to=1)                                    # float32
@@ -144,18 +161,46 @@ def _bag(g, layer, x, kind):
     total, count = gathered(words, keep)
     h = layer.in_shape[1]
     if layer.n >= 2 and h > 1:
-        def cut(t, a, b):
-            return g.op("Slice", [t, g.int64([a]), g.int64([b]), g.int64([1])])
-        a, b = cut(words, 0, h - 1), cut(words, 1, h)
-        both = g.op("And", [cut(keep, 0, h - 1), cut(keep, 1, h)])
-        ids = g.op("Add", [g.op("Add", [g.op("Mul", [a, g.int64(PAIR_HASH[0])]),
-                                        g.op("Mul", [b, g.int64(PAIR_HASH[1])])]), g.int64(1)])
-        pairs, n_pairs = gathered(ids, both)
+        pairs, n_pairs = gathered(*_pairs(g, words, keep, h))
         total, count = g.op("Add", [total, pairs]), g.op("Add", [count, n_pairs])
     weight = g.op("Div", [g.const(np.float32(layer.scale)),
                           g.op("Max", [count, g.const(np.float32(1))])])
     out = g.op("Mul", [total, g.op("Unsqueeze", [weight, g.int64([1])])])
     return g.op("Unsqueeze", [out, g.int64([2, 3])]), "grid"
+
+
+def _linear(g, layer, x, kind):
+    """:class:`~gridnet.core.NgramLinear`: each n-gram occurrence carries ``(1 + log c)
+    / c`` times its idf, ``c`` its count in the sentence (equal bucket ids, counted over
+    the sentence's n-grams), so that an n-gram's occurrences sum to its TF-IDF entry;
+    the sentence's length over n-grams is ``sqrt(sum (1 + log c)^2 idf^2 / c)``."""
+    words, keep = _words(g, layer, x, kind)
+    ids, mask, h = words, keep, layer.in_shape[1]
+    if layer.n >= 2 and h > 1:
+        pairs, both = _pairs(g, words, keep, h)
+        ids = g.op("Concat", [words, pairs], axis=1)
+        mask = g.op("Concat", [keep, both], axis=1)
+    ids = g.op("Mod", [ids, g.int64(layer.buckets)])
+    cols = g.op("Cast", [g.op("Gather", [g.const(layer.buffers["columns"]), ids], axis=0)], to=7)
+    valid = g.op("And", [mask, g.op("GreaterOrEqual", [cols, g.int64(0)])])
+    validf = g.op("Cast", [valid], to=1)
+    cols = g.op("Where", [valid, cols, g.int64(0)])
+    same = g.op("Cast", [g.op("Equal", [g.op("Unsqueeze", [cols, g.int64([2])]),
+                                        g.op("Unsqueeze", [cols, g.int64([1])])])], to=1)
+    count = g.op("ReduceSum", [g.op("Mul", [same, g.op("Unsqueeze", [validf, g.int64([1])])]),
+                               g.int64([2])], keepdims=0)
+    count = g.op("Max", [count, g.const(np.float32(1))])
+    tf = g.op("Add", [g.const(np.float32(1)), g.op("Log", [count])])
+    idf = g.op("Gather", [g.const(layer.buffers["idf"].astype(np.float32)), cols], axis=0)
+    entry = g.op("Mul", [tf, idf])                              # the n-gram's TF-IDF entry
+    share = g.op("Mul", [g.op("Div", [entry, count]), validf])  # one occurrence's part of it
+    norm = g.op("Sqrt", [g.op("ReduceSum", [g.op("Mul", [share, entry]), g.int64([1])], keepdims=1)])
+    share = g.op("Div", [share, g.op("Max", [norm, g.const(np.float32(1e-12))])])
+    rows = g.op("Gather", [g.const(layer.buffers["W"].astype(np.float32)), cols], axis=0)
+    z = g.op("ReduceSum", [g.op("Mul", [rows, g.op("Unsqueeze", [share, g.int64([2])])]),
+                           g.int64([1])], keepdims=0)
+    z = g.op("Add", [z, g.const(layer.buffers["b"].astype(np.float32))])
+    return g.op("Mul", [z, g.const(np.float32(layer.scale))]), "grid"
 
 
 def _branches(g, layer, x, kind):
@@ -190,6 +235,7 @@ _HANDLERS = {
     Conv2D: _conv,
     Embedding: _embedding,
     NgramBag: _bag,
+    NgramLinear: _linear,
     Branches: _branches,
     MaxPool2D: _maxpool,
     GlobalMaxPool: _global_max,
