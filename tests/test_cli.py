@@ -141,7 +141,8 @@ def test_text_and_table_models(tmp_path, capsys):
                  "--positions", "5", "--quiet"]) == 0
     clf = gridnet.load(model)[-1]
     epochs = " and ".join(str(len(h)) for h in clf.histories_)
-    assert f"2 networks of {epochs} epochs in" in capsys.readouterr().out    # the text preset's
+    linear = f" and a TF-IDF member at share {clf.linear_share_:.2f}" if clf.linear_share_ else ""
+    assert f"2 networks of {epochs} epochs{linear} in" in capsys.readouterr().out    # the text preset's
     assert main(["predict", str(model), "a lovely film", "boring mess"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert [ln.split("\t")[0] for ln in out[-2:]] == ["pos", "neg"]

@@ -166,8 +166,10 @@ def fit(args):
               "the vocabulary")
     epochs = " and ".join(str(len(h)) for h in clf.histories_)       # per network
     nets = f"{clf.ensemble_size_} networks of " if clf.ensemble_size_ > 1 else ""
+    share = getattr(clf, "linear_share_", 0.0)
+    linear = f" and a TF-IDF member at share {share:.2f}" if share else ""
     print(f"trained on {len(y)} samples, {len(clf.classes_)} classes, grids {clf.grid_shape_}, "
-          f"{nets}{epochs} epochs in {time.perf_counter() - t0:.1f}s; saved {args.output}")
+          f"{nets}{epochs} epochs{linear} in {time.perf_counter() - t0:.1f}s; saved {args.output}")
     return 0
 
 
