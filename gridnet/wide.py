@@ -39,8 +39,9 @@ def fit_linear(idx, codes, n_classes, bag, sample_weight=None):
     """An :class:`~gridnet.core.NgramLinear` fitted on word index rows ``idx`` ``(n, h)``
     with label codes ``codes`` (n,), every one of the ``n_classes`` present, reading
     the n-grams as ``bag`` (an :class:`~gridnet.core.NgramBag`, built) reads them."""
-    from scipy import sparse
     from sklearn.linear_model import LogisticRegression
+    if len(np.unique(codes)) != n_classes:
+        raise ValueError(f"the linear member needs every one of the {n_classes} classes in its rows")
     trained = bag.in_shape[2] if bag.trained is None else bag.trained
     rows, ids = ngram_ids(idx, trained, bag.buckets, bag.n)
     used, cols = np.unique(ids, return_inverse=True)
@@ -49,11 +50,8 @@ def fit_linear(idx, codes, n_classes, bag, sample_weight=None):
     lin = NgramLinear(n_classes, len(used), bag.buckets, bag.trained, bag.n)
     lin.build(bag.in_shape, None)
     lin.set_model(used, idf, 0.0, 0.0)
-    X = lin.tfidf(idx)
-    if len(np.unique(codes)) != n_classes:
-        raise ValueError(f"the linear member needs every one of the {n_classes} classes in its rows")
     model = LogisticRegression(C=C, tol=TOL, max_iter=5000)
-    model.fit(sparse.csr_matrix(X), codes, sample_weight=sample_weight)
+    model.fit(lin.tfidf(idx), codes, sample_weight=sample_weight)
     W, b = model.coef_.T, model.intercept_
     if n_classes == 2:              # one margin d: the logits (-d/2, d/2) give its sigmoid
         W, b = np.c_[-W[:, 0], W[:, 0]] / 2, np.r_[-b[0], b[0]] / 2
