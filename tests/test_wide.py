@@ -11,6 +11,7 @@ from sklearn.pipeline import make_pipeline
 
 import gridnet
 from adapters import TextAdapter
+from adapters.onehot import OneHotGrid
 from gridnet import GridNetClassifier, training, wide
 from gridnet.architectures import ensemble_members
 from gridnet.calibration import fit_temperature
@@ -125,6 +126,9 @@ def test_a_forced_member_round_trips_is_never_trained_and_is_replaced_on_refit(m
     back = gridnet.load(path)
     assert back[-1].linear_share_ == 0.5 and back[-1].ensemble_size_ == 2
     np.testing.assert_array_equal(back.predict_proba(text), pipe.predict_proba(text))
+    with monkeypatch.context() as m:          # every member reads the one-hot grid as it is
+        m.setattr(OneHotGrid, "toarray", lambda self: pytest.fail("the grid was made dense"))
+        np.testing.assert_array_equal(back.predict_proba(text), pipe.predict_proba(text))
     clf.set_params(warm_start=True, max_epochs=1)
     pipe.fit(text, labels)
     branches = clf.network_.layers[0].branches

@@ -55,7 +55,7 @@ def word_indices(layer, x):
         return np.asarray(x.indices)
     check_input(layer, x, layer.in_shape)
     x = np.asarray(x)
-    if not np.isin(x, (0, 1)).all() or (x.sum(axis=3) > 1).any():
+    if not ((x == 0) | (x == 1)).all() or (x.sum(axis=3) > 1).any():
         raise ValueError(f"{type(layer).__name__} reads one-hot word grids: each row one 1 (or none)")
     return np.where(x[:, 0].any(axis=2), x[:, 0].argmax(axis=2), -1)
 

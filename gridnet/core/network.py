@@ -15,7 +15,7 @@ __all__ = ["Network", "Branches", "layer_from_config", "LAYER_TYPES"]
 
 
 #: first layers that read a one-hot grid as it is (others get it made dense)
-ONEHOT_READERS = (Conv2D, Embedding, NgramBag)
+ONEHOT_READERS = (Conv2D, Embedding, NgramBag, NgramLinear)
 
 
 class Branches(Layer):
