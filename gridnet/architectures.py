@@ -36,12 +36,14 @@ import numpy as np
 
 from .core import (Branches, Conv2D, Dense, Dropout, Embedding, Flatten, GlobalMaxPool, MaxPool2D,
                    Network, NgramBag, NgramLinear, RowCenter)
+from .core import is_onehot, stack
+from .core.bag import ngram_ids
 from .core.layers import as_pair
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["PRESETS", "TRAINING", "training_defaults", "training_settings", "check_preset", "infer_preset", "hyperparameters", "conv_layers", "text_layers", "head_layers",
-           "preset_layers", "classifier_network", "choose_preset", "build_network", "build_ensemble", "ensemble_members", "ensemble_size", "ARCHITECTURE", "start_embedding", "set_fixed", "EMBED_START_STD"]
+           "preset_layers", "classifier_network", "choose_preset", "build_network", "build_ensemble", "bag_buckets", "ensemble_members", "ensemble_size", "ARCHITECTURE", "start_embedding", "set_fixed", "EMBED_START_STD"]
 
 #: Default hyperparameters of each preset (used for every parameter left at None).
 PRESETS = {
@@ -194,7 +196,7 @@ def conv_layers(grid_shape, *, conv_blocks, filters, kernel_size, pool_size, poo
 
 
 def text_layers(grid_shape, *, filters, kernel_size, embed_dim, dense_units=0, dropout=0.0,
-                embedding_dim=None, fixed_dim=0, trained=None, ngram_dim=0, **_):
+                embedding_dim=None, fixed_dim=0, trained=None, ngram_dim=0, ngram_rows=None, **_):
     """The sentence CNN (Kim, 2014) for word-by-position grids ``(1, positions,
     width)``: a convolution one position tall and the full width learns an
     ``embed_dim``-wide vector per word (``embedding_dim``, the width of starting
@@ -205,7 +207,8 @@ def text_layers(grid_shape, *, filters, kernel_size, embed_dim, dense_units=0, d
     multichannel) the first layer is an :class:`~gridnet.core.Embedding` instead, with
     a learned vector for the first ``trained`` columns only. With ``ngram_dim``, a
     :class:`~gridnet.core.NgramBag` of the sentence's words and word pairs runs beside
-    the CNN (fastText's sentence vector), joined before the output layer."""
+    the CNN (fastText's sentence vector), joined before the output layer; its table
+    compact with ``ngram_rows`` rows (see :class:`~gridnet.core.NgramBag`)."""
     c, h, w = grid_shape
     heights = [kernel_size] if isinstance(kernel_size, numbers.Integral) else list(kernel_size)
     if max(heights) > h:
@@ -219,7 +222,7 @@ def text_layers(grid_shape, *, filters, kernel_size, embed_dim, dense_units=0, d
               Branches([[Conv2D(int(filters), (k, 1), padding="same", activation="relu"),
                          GlobalMaxPool("height")] for k in heights])]
     if int(ngram_dim or 0):
-        bag = NgramBag(int(ngram_dim), NGRAM_BUCKETS, trained, scale=NGRAM_SCALE)
+        bag = NgramBag(int(ngram_dim), NGRAM_BUCKETS, trained, scale=NGRAM_SCALE, rows=ngram_rows)
         layers = [Branches([layers, [bag]])]
     return layers + head_layers(dense_units, dropout)
 
@@ -272,12 +275,28 @@ def choose_preset(preset, layers, grid_shape, onehot):
     return infer_preset(grid_shape, onehot) if preset is None else preset
 
 
-def build_network(preset, layers, given, grid, n_classes, rng):
+def bag_buckets(grid):
+    """The distinct buckets, sorted, of a one-hot word grid's words and word pairs, as
+    the text preset's :class:`~gridnet.core.NgramBag` hashes them; None for another grid
+    or one without a word."""
+    if not is_onehot(grid):
+        return None
+    trained = getattr(grid, "trained", None)
+    used = np.unique(ngram_ids(np.asarray(grid.indices), grid.shape[3] if trained is None else trained,
+                               NGRAM_BUCKETS)[1])
+    return used if len(used) else None
+
+
+def build_network(preset, layers, given, grid, n_classes, rng, compact=True):
     """The classifier's built network for ``grid`` (n, c, h, w): the copied ``layers``
     or ``preset``'s (``given``: the architecture parameters, None meaning the preset's),
     then the output layer; a one-hot word grid's vectors (``embedding``, ``fixed``,
-    ``trained``) start and fix the text preset's word vectors. -> (network, how many
-    embedding columns started from the grid's vectors)."""
+    ``trained``) start and fix the text preset's word vectors. With ``compact``, the
+    text preset's n-gram bag has rows for the buckets ``grid`` holds only (the same
+    training; ``partial_fit``, which meets its sentences later, builds the whole table;
+    a ``warm_start`` fit keeps the first fit's rows: n-grams new to it are read by the
+    CNN and the TF-IDF member, not learned by the bag).
+    -> (network, how many embedding columns started from the grid's vectors)."""
     grid_shape = tuple(int(s) for s in grid.shape[1:])
     embedding, fixed = getattr(grid, "embedding", None), getattr(grid, "fixed", None)
     if layers is not None or preset != "text":
@@ -288,10 +307,15 @@ def build_network(preset, layers, given, grid, n_classes, rng):
         body = copy.deepcopy(list(layers))
         if not body:
             raise ValueError("layers is an empty list; pass None for the preset's layers")
-    else:
-        body = preset_layers(preset, grid_shape, hyperparameters(preset, **given), embedding,
-                             given.get("embed_dim"), fixed, getattr(grid, "trained", None))
+    used = bag_buckets(grid) if compact and layers is None and preset == "text" else None
+    if layers is None:
+        hp = hyperparameters(preset, **given)
+        body = preset_layers(preset, grid_shape, hp if used is None else {**hp, "ngram_rows": len(used)},
+                             embedding, given.get("embed_dim"), fixed, getattr(grid, "trained", None))
     net = classifier_network(body, grid_shape, n_classes, rng)
+    for bag in stack.leaves(net.layers) if used is not None else ():
+        if isinstance(bag, NgramBag) and bag.rows is not None:
+            bag.set_columns(used)
     started = 0
     if embedding is not None:
         started = start_embedding(word_vectors_layer(net), embedding)
@@ -300,12 +324,12 @@ def build_network(preset, layers, given, grid, n_classes, rng):
     return net, started
 
 
-def build_ensemble(size, preset, layers, given, grid, n_classes, streams):
+def build_ensemble(size, preset, layers, given, grid, n_classes, streams, compact=True):
     """``size`` networks as :func:`build_network` makes them, the first from
     ``streams(0)["init"]`` (the single network of ``size=1``), the others from their
     own streams, averaged in one :class:`~gridnet.core.Branches` (``join="mean"``).
     -> (network, embedding columns started)."""
-    nets = [build_network(preset, layers, given, grid, n_classes, streams(m)["init"])
+    nets = [build_network(preset, layers, given, grid, n_classes, streams(m)["init"], compact)
             for m in range(size)]
     if size == 1:
         return nets[0]

@@ -195,7 +195,7 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
         given = {name: getattr(self, name) for name in architectures.ARCHITECTURE}
         self.network_, self.embedding_started_ = architectures.build_ensemble(
             self.ensemble_size_, self.preset_, self.layers, given, grid, len(self.classes_),
-            lambda m: training.member_streams(streams, m))
+            lambda m: training.member_streams(streams, m), not partial)
         self._optimizer = self._optimizers = None
         self.history_, self.loss_curve_, self.validation_scores_ = [], [], []
         self.best_loss_, self.n_iter_ = np.inf, 0

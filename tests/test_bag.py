@@ -63,3 +63,44 @@ def test_beside_a_sentence_cnn_the_whole_network_checks_by_finite_differences():
         numeric = numeric_grad(lambda: float(np.sum(net.forward(grid) * r)), p)
         assert rel_error(g, numeric) < 1e-6, name
     assert "0.0.0.fixed" in net.get_weights()
+
+
+def _bag_net(rows=None, used=None):
+    net = Network([NgramBag(4, buckets=97, trained=6, scale=3.0, rows=rows), Flatten(), Dense(3)])
+    net.build((1, 5, 9), np.random.default_rng(4))
+    if used is not None:
+        net.layers[0].set_columns(used)
+    return net
+
+
+def test_a_compact_table_trains_to_the_full_tables_numbers_to_the_bit():
+    from gridnet.core import make_optimizer
+    rng = np.random.default_rng(3)
+    train = rng.integers(-1, 9, (12, 5))
+    used = np.unique(ngram_ids(train, 6, 97)[1])
+    full, compact = _bag_net(), _bag_net(len(used), used)
+    assert compact.layers[0].params["T"].shape == (len(used), 4)
+    opts = [make_optimizer("adam", 0.05), make_optimizer("adam", 0.05)]
+    for step in range(6):
+        batch = _OneHot(train[step % 3 * 4:step % 3 * 4 + 4], 9)
+        g = rng.standard_normal((4, 3)).astype(np.float32)
+        for net, opt in zip((full, compact), opts):
+            net.forward(batch, training=True)
+            net.backward(g, input_grad=False)
+            opt.step(net.parameters())
+    T = full.layers[0].params["T"]
+    np.testing.assert_array_equal(compact.layers[0].params["T"], T[used])
+    assert not np.delete(T, used, axis=0).any()          # the rows no sentence held: still 0
+    new = _OneHot(np.r_[train, rng.integers(-1, 9, (20, 5))], 9)   # unseen words and pairs too
+    np.testing.assert_array_equal(compact.forward(new), full.forward(new))
+
+
+def test_a_compact_tables_columns_are_checked():
+    bag = NgramBag(2, buckets=10, rows=3)
+    bag.build((1, 4, 6), None)
+    assert bag.get_config()["rows"] == 3 and "rows" not in NgramBag(2, buckets=10).get_config()
+    for used in ([1, 2], [1, 2, 10], [3, 2, 1], [1, 1, 2]):
+        with pytest.raises(ValueError, match="3 increasing buckets in"):
+            bag.set_columns(np.array(used))
+    with pytest.raises(ValueError, match="rows None or in"):
+        NgramBag(2, buckets=10, rows=11)

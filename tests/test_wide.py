@@ -153,3 +153,15 @@ def test_partial_fit_adds_no_member():
     clf = GridNetClassifier(preset="text", random_state=0).partial_fit(adapter.transform(text), labels,
                                                                        classes=sorted(TOPICS))
     assert not any(isinstance(layer, NgramLinear) for layer in leaves(clf.network_.layers))
+
+
+def test_a_fit_gives_the_bag_rows_for_its_sentences_buckets_only_partial_fit_the_whole_table():
+    from gridnet.architectures import bag_buckets
+    pipe, text, labels = fitted()
+    bags = [layer for layer in leaves(pipe[-1].network_.layers) if isinstance(layer, NgramBag)]
+    used = bag_buckets(pipe[0].transform(text))
+    assert len(bags) == 2 and all(b.rows == len(used) < b.buckets for b in bags)
+    assert all(np.array_equal(np.nonzero(b.buffers["columns"] >= 0)[0], used) for b in bags)
+    clf = GridNetClassifier(random_state=0).partial_fit(pipe[0].transform(text), labels, classes=sorted(TOPICS))
+    bag = next(layer for layer in leaves(clf.network_.layers) if isinstance(layer, NgramBag))
+    assert bag.rows is None and bag.params["T"].shape[0] == bag.buckets

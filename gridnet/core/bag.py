@@ -72,6 +72,14 @@ class NgramBag(Layer):
     sentence's words and neighbouring word pairs (see :func:`ngram_ids`); an empty
     sentence gives 0.
 
+    With ``rows``, the table holds only that many rows, ``(rows, dim)``, and the buffer
+    ``columns`` ``(buckets,)`` int32 (set by :meth:`set_columns`) gives each bucket's
+    row, or -1: such a bucket still counts in the mean, as a row of zeros. A fit gives
+    rows to the buckets its sentences hold, and nothing else: a row no sentence of the
+    fit holds gets no gradient, so with the table starting at 0 (and Adam's or SGD's
+    steps of a zero gradient from zero moments being 0) it would stay 0; the compact
+    table trains to the same numbers in less time and memory.
+
     Parameters
     ----------
     dim : int
@@ -83,6 +91,8 @@ class NgramBag(Layer):
         every column is a word of its own.
     n : {1, 2}, default 2
         Words only, or words and pairs.
+    rows : int or None, default None
+        The table's rows when it is compact (None: one per bucket).
     scale : float, default 1
         What the table's rows count for. Adam's steps do not depend on a gradient's
         size, so the bag then learns ``scale`` times faster than the layers beside it:
@@ -101,10 +111,11 @@ class NgramBag(Layer):
     trainable = True
     TRANSIENT = Layer.TRANSIENT + ("_bag",)
 
-    def __init__(self, dim, buckets=2**17, trained=None, n=2, scale=1.0):
+    def __init__(self, dim, buckets=2**17, trained=None, n=2, scale=1.0, rows=None):
         super().__init__()
-        if int(dim) < 1 or int(buckets) < 1:
-            raise ValueError(f"dim and buckets must be positive ints; got {dim!r}, {buckets!r}")
+        if int(dim) < 1 or int(buckets) < 1 or not (rows is None or 1 <= int(rows) <= int(buckets)):
+            raise ValueError(f"dim and buckets must be positive ints, rows None or in [1, buckets]; "
+                             f"got {dim!r}, {buckets!r}, {rows!r}")
         if n not in (1, 2):
             raise ValueError(f"n must be 1 or 2; got {n!r}")
         self.dim = int(dim)
@@ -112,31 +123,51 @@ class NgramBag(Layer):
         self.trained = None if trained is None else int(trained)
         self.n = int(n)
         self.scale = float(scale)
+        self.rows = None if rows is None else int(rows)
 
     def get_config(self):
-        return {"dim": self.dim, "buckets": self.buckets, "trained": self.trained, "n": self.n,
-                "scale": self.scale}
+        config = {"dim": self.dim, "buckets": self.buckets, "trained": self.trained, "n": self.n,
+                  "scale": self.scale}
+        return config if self.rows is None else {**config, "rows": self.rows}
 
     def describe(self):
-        return f"NgramBag({self.dim}, {self.buckets} buckets, {self.n}-grams)"
+        rows = "" if self.rows is None else f" ({self.rows} with rows)"
+        return f"NgramBag({self.dim}, {self.buckets} buckets{rows}, {self.n}-grams)"
 
     def build(self, in_shape, rng, dtype=np.float32):
         _check_word_grid(self, in_shape)
         self.in_shape = tuple(in_shape)
         self.out_shape = (self.dim, 1, 1)
-        self.params = {"T": np.zeros((self.buckets, self.dim), dtype=dtype)}
+        self.params = {"T": np.zeros((self.buckets if self.rows is None else self.rows, self.dim),
+                                     dtype=dtype)}
         self.grads = {"T": np.zeros_like(self.params["T"])}
+        if self.rows is not None:
+            self.buffers = {"columns": np.full(self.buckets, -1, np.int32)}
         return self.out_shape
 
+    def set_columns(self, used):
+        """Give the compact table's rows, in order, to the distinct buckets ``used``
+        ``(rows,)``, sorted (the order keeps the sums of the full table's, to the bit)."""
+        used = np.asarray(used)
+        if (self.rows is None or used.shape != (self.rows,) or used.min() < 0
+                or used.max() >= self.buckets or (np.diff(used) <= 0).any()):
+            raise ValueError(f"used must hold {self.rows} increasing buckets in [0, {self.buckets}) "
+                             f"for a table of rows={self.rows}")
+        self.buffers["columns"][...] = -1
+        self.buffers["columns"][used] = np.arange(self.rows, dtype=np.int32)
+
     def _mean(self, idx, n_rows):
-        """The sparse (n, buckets) matrix that averages each sentence's n-gram rows
+        """The sparse (n, table rows) matrix that averages each sentence's n-gram rows
         (times ``scale``)."""
         from scipy import sparse
         trained = self.in_shape[2] if self.trained is None else self.trained
         rows, ids = ngram_ids(idx, trained, self.buckets, self.n)
         counts = np.bincount(rows, minlength=n_rows)
         weight = (self.scale / np.maximum(counts, 1))[rows].astype(self.params["T"].dtype)
-        return sparse.csr_matrix((weight, (rows, ids)), shape=(n_rows, self.buckets))
+        if self.rows is not None:
+            ids = self.buffers["columns"][ids]
+            rows, ids, weight = rows[ids >= 0], ids[ids >= 0], weight[ids >= 0]
+        return sparse.csr_matrix((weight, (rows, ids)), shape=(n_rows, self.params["T"].shape[0]))
 
     def forward(self, x, training=False):
         """x: one-hot grid (n, 1, h, w) -> (n, dim, 1, 1)"""

@@ -151,10 +151,19 @@ def _bag(g, layer, x, kind):
     buckets = g.int64(layer.buckets)
     T = g.const(layer.params["T"])
 
+    columns = layer.buffers.get("columns") if layer.rows is not None else None
+
     def gathered(ids, mask):
         maskf = g.op("Cast", [mask], to=1)                                    # float32
-        rows = g.op("Mul", [g.op("Gather", [T, g.op("Mod", [ids, buckets])], axis=0),
-                            g.op("Unsqueeze", [maskf, g.int64([2])])])
+        ids = g.op("Mod", [ids, buckets])
+        held = maskf
+        if columns is not None:      # a compact table: a bucket without a row adds 0
+            cols = g.op("Cast", [g.op("Gather", [g.const(columns), ids], axis=0)], to=7)
+            has = g.op("GreaterOrEqual", [cols, g.int64(0)])
+            ids = g.op("Where", [has, cols, g.int64(0)])
+            held = g.op("Mul", [maskf, g.op("Cast", [has], to=1)])
+        rows = g.op("Mul", [g.op("Gather", [T, ids], axis=0),
+                            g.op("Unsqueeze", [held, g.int64([2])])])
         return (g.op("ReduceSum", [rows, g.int64([1])], keepdims=0),
                 g.op("ReduceSum", [maskf, g.int64([1])], keepdims=0))
 
