@@ -99,6 +99,7 @@ def test_a_compact_tables_columns_are_checked():
     bag = NgramBag(2, buckets=10, rows=3)
     bag.build((1, 4, 6), None)
     assert bag.get_config()["rows"] == 3 and "rows" not in NgramBag(2, buckets=10).get_config()
+    assert bag.describe() == "NgramBag(2, 10 buckets, 3 rows, 2-grams)"
     for used in ([1, 2], [1, 2, 10], [3, 2, 1], [1, 1, 2]):
         with pytest.raises(ValueError, match="3 increasing buckets in"):
             bag.set_columns(np.array(used))

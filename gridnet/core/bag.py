@@ -131,7 +131,7 @@ class NgramBag(Layer):
         return config if self.rows is None else {**config, "rows": self.rows}
 
     def describe(self):
-        rows = "" if self.rows is None else f" ({self.rows} with rows)"
+        rows = "" if self.rows is None else f", {self.rows} rows"
         return f"NgramBag({self.dim}, {self.buckets} buckets{rows}, {self.n}-grams)"
 
     def build(self, in_shape, rng, dtype=np.float32):
