@@ -166,7 +166,8 @@ class NgramBag(Layer):
         weight = (self.scale / np.maximum(counts, 1))[rows].astype(self.params["T"].dtype)
         if self.rows is not None:
             ids = self.buffers["columns"][ids]
-            rows, ids, weight = rows[ids >= 0], ids[ids >= 0], weight[ids >= 0]
+            has = ids >= 0
+            rows, ids, weight = rows[has], ids[has], weight[has]
         return sparse.csr_matrix((weight, (rows, ids)), shape=(n_rows, self.params["T"].shape[0]))
 
     def forward(self, x, training=False):

@@ -144,6 +144,14 @@ def _pairs(g, words, keep, h):
     return ids, both
 
 
+def _table_rows(g, columns, ids):
+    """(the row of each bucket id through a ``columns`` buffer (buckets,) int32, 0 where
+    it has none; whether it has one), as int64 and bool tensors shaped like ``ids``."""
+    cols = g.op("Cast", [g.op("Gather", [columns, ids], axis=0)], to=7)
+    has = g.op("GreaterOrEqual", [cols, g.int64(0)])
+    return g.op("Where", [has, cols, g.int64(0)]), has
+
+
 def _bag(g, layer, x, kind):
     """The mean of the table rows of the sentence's words and neighbouring word pairs,
     hashed as :func:`gridnet.core.bag.ngram_ids` hashes them, times ``scale``."""
@@ -151,16 +159,14 @@ def _bag(g, layer, x, kind):
     buckets = g.int64(layer.buckets)
     T = g.const(layer.params["T"])
 
-    columns = layer.buffers.get("columns") if layer.rows is not None else None
+    columns = g.const(layer.buffers["columns"]) if layer.rows is not None else None
 
     def gathered(ids, mask):
         maskf = g.op("Cast", [mask], to=1)                                    # float32
         ids = g.op("Mod", [ids, buckets])
         held = maskf
         if columns is not None:      # a compact table: a bucket without a row adds 0
-            cols = g.op("Cast", [g.op("Gather", [g.const(columns), ids], axis=0)], to=7)
-            has = g.op("GreaterOrEqual", [cols, g.int64(0)])
-            ids = g.op("Where", [has, cols, g.int64(0)])
+            ids, has = _table_rows(g, columns, ids)
             held = g.op("Mul", [maskf, g.op("Cast", [has], to=1)])
         rows = g.op("Mul", [g.op("Gather", [T, ids], axis=0),
                             g.op("Unsqueeze", [held, g.int64([2])])])
@@ -190,10 +196,9 @@ def _linear(g, layer, x, kind):
         ids = g.op("Concat", [words, pairs], axis=1)
         mask = g.op("Concat", [keep, both], axis=1)
     ids = g.op("Mod", [ids, g.int64(layer.buckets)])
-    cols = g.op("Cast", [g.op("Gather", [g.const(layer.buffers["columns"]), ids], axis=0)], to=7)
-    valid = g.op("And", [mask, g.op("GreaterOrEqual", [cols, g.int64(0)])])
+    cols, has = _table_rows(g, g.const(layer.buffers["columns"]), ids)
+    valid = g.op("And", [mask, has])
     validf = g.op("Cast", [valid], to=1)
-    cols = g.op("Where", [valid, cols, g.int64(0)])
     same = g.op("Cast", [g.op("Equal", [g.op("Unsqueeze", [cols, g.int64([2])]),
                                         g.op("Unsqueeze", [cols, g.int64([1])])])], to=1)
     count = g.op("ReduceSum", [g.op("Mul", [same, g.op("Unsqueeze", [validf, g.int64([1])])]),
