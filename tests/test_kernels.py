@@ -226,6 +226,68 @@ def test_sparse_gradients_agree_to_the_bit(positions_first):
                                atol=1e-5)
 
 
+@compiled
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("junk", [0, 2])
+def test_global_max_of_an_offset_kernels_layout_is_argmax(dtype, ties, junk):
+    rng = np.random.default_rng(3)
+    f, m, h, w = 7, 6, 5, 3
+    shape = (f, m, h, w + junk)     # a ShiftKernel's buffer has junk columns past w
+    buf = (rng.integers(-2, 3, shape) if ties else rng.standard_normal(shape)).astype(dtype)
+    buf[1, 2, 1, 1] = buf[1, 2, 3, 0] = np.nan          # the first NaN wins, as in argmax
+    buf[2, 3, 0, 0] = np.nan
+    y = buf[:, :, :, :w].transpose(1, 0, 2, 3)          # (m, f, h, w)
+    res = {}
+    for name in BOTH:
+        mx, at = np.empty((m, f), dtype), np.empty((m, f), np.int64)
+        res[name] = kernels.global_max(y, mx, at, name)
+    for a, b in zip(*res.values()):
+        np.testing.assert_array_equal(a, b)
+    mx, at = res["numba"]
+    np.testing.assert_array_equal(at, y.reshape(m, f, h * w).argmax(axis=2))
+    assert at[2, 1] == 1 * w + 1 and at[3, 2] == 0 and np.isnan(mx[2, 1])
+
+
+@compiled
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kernel_size, stride, pads, extra", [
+    ((3, 1), (1, 1), (1, 1, 0, 0), 0),    # the text preset's branch (OffsetKernel)
+    ((2, 3), (2, 1), (0, 1, 1, 1), 0),    # strided, padded on every side
+    ((3, 3), (1, 1), (1, 1, 1, 1), 2),    # a ShiftKernel: positions over the padded width
+])
+def test_sparse_dx_is_dcols_then_col2im_to_the_bit(dtype, kernel_size, stride, pads, extra):
+    from gridnet.core.conv import _unpad, col2im_offsets, col2im_shifts
+    rng = np.random.default_rng(5)
+    m, f, c, h, w = 4, 9, 3, 7, 5
+    (kh, kw), (sh, sw) = kernel_size, stride
+    hp, wp = h + pads[0] + pads[1], w + pads[2] + pads[3]
+    ho, wo = (hp - kh) // sh + 1, (wp - kw) // sw + 1
+    width = wo + extra
+    at = rng.integers(0, ho, (m, f)) * width + rng.integers(0, wo, (m, f))
+    at[1, :4] = at[1, 5]                     # several features' maxima at one position
+    g = rng.standard_normal((m, f)).astype(dtype)
+    W = rng.standard_normal((f, c * kh * kw)).astype(dtype)
+    dcols = np.zeros((c * kh * kw, m * ho * width), dtype)
+    kernels.sparse_dcols(at + (np.arange(m) * ho * width)[:, None], g, W, dcols, False, "numpy")
+    if extra:                                # ShiftKernel's flat planes (stride 1)
+        L = hp * wp + kw - 1
+        planes = np.zeros((c, 1, m, L), dtype)
+        shifts = [(0, i * wp + j) for i in range(kh) for j in range(kw)]
+        col2im_shifts(dcols.reshape(c, kh * kw, m, ho * wp), shifts, ho * wp, planes)
+        want = planes[:, 0, :, :hp * wp].reshape(c, m, hp, wp)[:, :, pads[0]:pads[0] + h,
+                                                                pads[2]:pads[2] + w]
+    else:
+        dxp = col2im_offsets(dcols, (f, ho, wo), kernel_size, stride,
+                             np.zeros((c, m, hp, wp), dtype))
+        want = _unpad(dxp, pads, h, w)
+    buf = np.full((c, m + 3, h, w), np.nan, dtype)     # a chunk's part of a larger buffer
+    got = kernels.sparse_dx(at, g, W, buf[:, 1:m + 1], kernel_size, stride, pads, width)
+    np.testing.assert_array_equal(got, want)
+    assert np.isnan(buf[:, 0]).all() and np.isnan(buf[:, m + 1:]).all()
+    assert np.abs(want).sum() > 0
+
+
 def sentence_net(name):
     """Two branches of the text preset's shape (word vectors, then (k, 1) convolutions:
     OffsetKernel) and one that reads the grid itself (WindowKernel)."""
@@ -382,8 +444,8 @@ def test_gridnet_kernels_numpy_runs_the_numpy_kernels():
 @compiled
 def test_the_compiled_max_kernels_are_the_ones_that_run(monkeypatch):
     calls = {}
-    for name in ("_global_max_nb", "_sparse_dw_nb", "_sparse_dcols_nb", "_global_max_np",
-                 "_sparse_dw_np", "_sparse_dcols_np"):
+    for name in ("_global_max_nb", "_sparse_dw_nb", "_sparse_dcols_nb", "_sparse_dx_nb",
+                 "_global_max_np", "_sparse_dw_np", "_sparse_dcols_np"):
         fn = getattr(kernels, name)
         monkeypatch.setattr(kernels, name, lambda *a, _fn=fn, _name=name: (
             calls.__setitem__(_name, calls.get(_name, 0) + 1), _fn(*a))[1])
@@ -392,6 +454,7 @@ def test_the_compiled_max_kernels_are_the_ones_that_run(monkeypatch):
     _, grad = SoftmaxCrossEntropy()(net.forward(x, training=True), np.arange(4) % 3)
     net.backward(grad, input_grad=False)
     # three fused steps; the maximum of the OffsetKernel's layout is numpy's argmax (its
-    # twin by definition), the WindowKernel's compiled; the first two need dcols
+    # twin by definition), the WindowKernel's compiled; the first two (by offset) scatter
+    # their input gradient straight into dx, without dcols
     assert calls == {"_global_max_np": 2, "_global_max_nb": 1, "_sparse_dw_nb": 3,
-                     "_sparse_dcols_nb": 2}
+                     "_sparse_dx_nb": 2}

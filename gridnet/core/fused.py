@@ -350,12 +350,17 @@ class ConvMax(_FusedPair):
         t, u = np.divmod(cache["at"], wo)
         at = t * width + u                 # where each maximum is among the columns
         dxbuf = kernel.input_buffer(n, grad.dtype) if input_grad else None
+        # by offset, numba scatters the sparse gradient straight into dx (no dense dcols)
+        direct = not positions_first and (self.kernels or kernels.backend()) == "numba"
         for sl, cols in chunks:
             m = sl.stop - sl.start
             r = at[sl] + (np.arange(m) * (ho * width))[:, None]
             gs = g[sl]
             kernels.sparse_dw(cols, positions_first, r, gs, dW, self.kernels)
-            if input_grad:     # the columns are spent: their buffer takes dcols
+            if input_grad and direct:
+                kernels.sparse_dx(at[sl], gs, W, dxbuf[:, sl], conv.kernel_size, conv.stride,
+                                  conv.pads, width)
+            elif input_grad:     # the columns are spent: their buffer takes dcols
                 cols.fill(0)
                 kernel.scatter_chunk(kernels.sparse_dcols(r, gs, W, cols, positions_first,
                                                           self.kernels), sl, dxbuf)

@@ -30,7 +30,7 @@ import os
 import numpy as np
 
 __all__ = ["backend", "argmax_dtype", "pool_forward", "pool_route", "grid_from",
-           "im2col_phases", "col2im_phases", "global_max", "sparse_dw", "sparse_dcols",
+           "im2col_phases", "col2im_phases", "global_max", "sparse_dw", "sparse_dcols", "sparse_dx",
            "adam_direction", "adam_moments", "adam_step"]
 
 try:
@@ -84,6 +84,12 @@ def _grid_from_np(grad, gq):
 
 def _global_max_np(y, mx, at):
     m, f, h, w = y.shape
+    if y.transpose(1, 0, 2, 3).flags.c_contiguous:     # (f, m, h, w): no copy
+        flat = y.transpose(1, 0, 2, 3).reshape(f, m, h * w)
+        a = flat.argmax(axis=2)
+        at[...] = a.T
+        mx[...] = np.take_along_axis(flat, a[:, :, None], axis=2)[:, :, 0].T
+        return
     flat = y.reshape(m, f, h * w)
     at[...] = flat.argmax(axis=2)
     mx[...] = np.take_along_axis(flat, at[:, :, None], axis=2)[:, :, 0]
@@ -304,6 +310,58 @@ if _numba is not None:
                         row[r[n, c]] += g[n, c] * W[c, k]
 
     @_jit
+    def _sparse_dx_nb(r, g, Wt, dx, width, sh, sw, pt, pl, kw):  # pragma: no cover
+        # sparse_dcols into zeroed columns, then col2im by offset and the unpadding, in
+        # the same float order: per offset, per position, the features in order
+        m, f = r.shape
+        KK, _, c = Wt.shape
+        h, w = dx.shape[2], dx.shape[3]
+        P = 0
+        for n in range(m):
+            for k in range(f):
+                P = max(P, r[n, k] + 1)
+        start = np.zeros(P + 1, np.int64)
+        fill = np.zeros(P, np.int64)
+        order = np.empty(f, np.int64)
+        loc = np.zeros((h, w, c), dx.dtype)
+        acc = np.zeros(c, dx.dtype)
+        for n in range(m):
+            start[:] = 0
+            for k in range(f):
+                start[r[n, k] + 1] += 1
+            for q in range(P):
+                start[q + 1] += start[q]
+                fill[q] = start[q]
+            for k in range(f):            # the features at each position, in order
+                order[fill[r[n, k]]] = k
+                fill[r[n, k]] += 1
+            loc[:] = 0
+            for ij in range(KK):
+                i = ij // kw
+                j = ij - i * kw
+                for q in range(P):
+                    if start[q] == start[q + 1]:
+                        continue
+                    t = q // width
+                    y = t * sh + i - pt
+                    x = (q - t * width) * sw + j - pl
+                    if y < 0 or y >= h or x < 0 or x >= w:
+                        continue
+                    acc[:] = 0
+                    for s in range(start[q], start[q + 1]):
+                        k = order[s]
+                        gv, row = g[n, k], Wt[ij, k]
+                        for ch in range(c):
+                            acc[ch] += gv * row[ch]
+                    dst = loc[y, x]
+                    for ch in range(c):
+                        dst[ch] += acc[ch]
+            for ch in range(c):
+                for y in range(h):
+                    for x in range(w):
+                        dx[ch, n, y, x] = loc[y, x, ch]
+
+    @_jit
     def _adam_direction_nb(g, m, v, b1, c1, b2, c2, eps, step, out):  # pragma: no cover
         for i in range(g.shape[0]):
             gi = g[i]
@@ -403,7 +461,8 @@ def global_max(y, mx, at, kernels=None):
     y: (m, f, h, w), any strides (a convolution's output buffer seen through a view);
     the compiled loop runs where the features are contiguous (``y.transpose(0, 2, 3,
     1)`` C-contiguous, as :class:`gridnet.core.conv.WindowKernel` writes it), numpy's
-    argmax elsewhere (it reads each feature's positions as rows).
+    argmax elsewhere (it reads each feature's positions as rows, in place where they
+    are, as :class:`gridnet.core.conv.OffsetKernel` writes them).
     """
     m, f, h, w = y.shape
     last = y.transpose(0, 2, 3, 1)
@@ -436,6 +495,21 @@ def sparse_dcols(r, g, W, dcols, positions_first, kernels=None):
     else:
         _sparse_dcols_np(r, g, W, dcols, positions_first)
     return dcols
+
+
+def sparse_dx(r, g, W, dx, kernel_size, stride, pads, width):
+    """numba's alone: the input gradient of a convolution whose output gradient is
+    ``g`` (m, f) at one position ``r`` (m, f) per sample and feature, ``t*width + u``
+    (as :func:`sparse_dw`'s columns ``(K, m*P)`` number them in each sample), written
+    into ``dx`` ``(c, m, h, w)`` (any strides; every value set). The same numbers as
+    :func:`sparse_dcols` into zeroed columns, then :func:`gridnet.core.conv.col2im_offsets`
+    and the unpadding (its twin), without the dense columns: ``W`` is ``(f, c*kh*kw)``."""
+    (kh, kw), (sh, sw) = kernel_size, stride
+    f, c = W.shape[0], dx.shape[0]
+    Wt = np.ascontiguousarray(W.reshape(f, c, kh * kw).transpose(2, 0, 1))
+    _sparse_dx_nb(np.ascontiguousarray(r), np.ascontiguousarray(g), Wt, dx, int(width),
+                  int(sh), int(sw), int(pads[0]), int(pads[2]), int(kw))
+    return dx
 
 
 def adam_direction(g, m, v, b1, c1, b2, c2, eps, step, out, kernels=None):
