@@ -5,7 +5,7 @@ import pytest
 from gradcheck import check_layer, numeric_grad, rel_error
 from test_layers import _OneHot
 
-from gridnet.core import Adam, Embedding, Network, Dense, Flatten, layer_from_config
+from gridnet.core import Adam, Embedding, Network, Dense, Flatten, kernels, layer_from_config
 from gridnet.core.stack import layer_config
 
 
@@ -57,6 +57,31 @@ def test_onehot_path_matches_the_dense_product_and_finite_differences(trained, f
     W = e.params["W"]
     numeric = numeric_grad(lambda: float(np.sum(e.forward(grid) * r)), W)
     assert rel_error(dW, numeric) < 1e-7
+
+
+@pytest.mark.skipif(kernels._numba is None, reason="numba's kernels are not available")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_compiled_weight_gradient_agrees_to_the_bit_with_the_csr_product(dtype, monkeypatch):
+    calls = []
+    monkeypatch.setattr(kernels, "_embedding_dw_nb",
+                        lambda *a, _fn=kernels._embedding_dw_nb: (calls.append(1), _fn(*a)))
+    rng = np.random.default_rng(1)
+    e = Embedding(4, trained=5, fixed_dim=2)
+    e.build((1, 6, 9), rng, dtype=dtype)
+    idx = rng.integers(-1, 9, (8, 6))             # padding, and words past the trained ones
+    idx[2] = 3                                    # one word at every position: sums
+    grid = _OneHot(idx, 9)
+    # a convolution's input gradient is a transposed view of its (c, n, h, 1) buffer
+    r = rng.standard_normal((6, 8, 6, 1)).astype(dtype).transpose(1, 0, 2, 3)
+    out = {}
+    for name in ("numba", "numpy"):
+        e.kernels = name
+        e.forward(grid, training=True)
+        out[name] = (e.backward(r), e.grads["W"].copy())
+    for a, b in zip(*out.values()):
+        np.testing.assert_array_equal(a, b)
+    assert out["numba"][1].shape == (4, 5) and np.abs(out["numba"][1]).sum() > 0
+    assert len(calls) == 1
 
 
 def test_columns_past_trained_share_the_unknown_vector_and_keep_their_fixed_one():

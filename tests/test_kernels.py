@@ -345,6 +345,28 @@ def test_adam_steps_agree_to_the_bit():
     assert not np.array_equal(p1[0], _adam_run("numba", 39)[0][0])   # the steps move it
 
 
+@compiled
+def test_adam_direction_and_adam_apply_agree_to_the_bit_with_numpy():
+    rng = np.random.default_rng(2)
+    g, m, v, p = (rng.standard_normal(50).astype(np.float32) for _ in range(4))
+    v = v * v
+    f = np.float32
+    scal = (f(0.9), f(0.1), f(0.999), f(0.001), f(1e-8), f(1e-3))
+    outs = {}
+    for name in BOTH:
+        mm, vv, out = m.copy(), v.copy(), np.empty_like(g)
+        kernels.adam_direction(g, mm, vv, *scal, out, name)
+        outs[name] = (mm, vv, out)
+    for a, b in zip(*outs.values()):
+        np.testing.assert_array_equal(a, b)
+    mm, vv, pp = m.copy(), v.copy(), p.copy()
+    kernels.adam_apply(g, pp, f(1e-2), mm, vv, *scal)          # with weight decay
+    mn, vn, out = m.copy(), v.copy(), np.empty_like(g)
+    kernels.adam_direction(g + f(1e-2) * p, mn, vn, *scal, out, "numpy")
+    for a, b in ((mm, mn), (vv, vn), (pp, p - out)):
+        np.testing.assert_array_equal(a, b)
+
+
 def net_a(kernels_name):
     net = Network([Conv2D(8, 3, padding="same", activation="relu"), MaxPool2D(2),
                    Conv2D(6, 3, padding="same", activation="relu"), MaxPool2D(2),
@@ -412,7 +434,7 @@ def test_the_compiled_kernels_are_the_ones_that_run(monkeypatch):
         monkeypatch.setattr(kernels, name, counted)
 
     for name in ("_pool_forward_nb", "_pool_forward_arg_nb", "_pool_route_nb", "_grid_from_nb",
-                 "_im2col_phases_nb", "_col2im_phases_nb", "_adam_direction_nb",
+                 "_im2col_phases_nb", "_col2im_phases_nb", "_adam_direction_nb", "_adam_apply_nb",
                  "_pool_forward_np", "_pool_route_np", "_grid_from_np", "_adam_direction_np"):
         spy(name, getattr(kernels, name))
     net, loss, opt = net_a(None), SoftmaxCrossEntropy(), Adam()
@@ -423,11 +445,11 @@ def test_the_compiled_kernels_are_the_ones_that_run(monkeypatch):
         opt.step(net.parameters())
     net.forward(x)
     # two fused layers x 3 steps (the first needs no input gradient: no col2im), then
-    # one inference pass (no offsets kept); Adam thrice (a flush step, every 16th, runs
-    # numpy's)
+    # one inference pass (no offsets kept); Adam thrice, each of the 6 arrays in place (a
+    # flush step, every 16th, runs numpy's)
     assert calls == {"_pool_forward_arg_nb": 6, "_pool_route_nb": 6, "_grid_from_nb": 6,
                      "_im2col_phases_nb": 8, "_pool_forward_nb": 2,
-                     "_col2im_phases_nb": 3, "_adam_direction_nb": 3}
+                     "_col2im_phases_nb": 3, "_adam_apply_nb": 18}
 
 
 def test_gridnet_kernels_numpy_runs_the_numpy_kernels():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import kernels
 from .layers import Layer, check_input, is_onehot
 
 __all__ = ["Embedding"]
@@ -48,6 +49,8 @@ class Embedding(Layer):
 
     trainable = True
     TRANSIENT = Layer.TRANSIENT + ("_lookup",)
+    #: the weight gradient's implementation: None for the backend's, or "numba" / "numpy"
+    kernels = None
 
     def __init__(self, dim, trained=None, fixed_dim=0):
         super().__init__()
@@ -146,6 +149,10 @@ class Embedding(Layer):
             self.grads["W"] = gt.T @ xt.reshape(-1, self.n_trained)
             return (g @ self.lookup_table(g.dtype).T)[:, None] if input_grad else None
         cols, pad, out = lookup
+        if (self.kernels or kernels.backend()) == "numba" and g.dtype == self.params["W"].dtype:
+            dW = np.zeros((self.dim, self.n_trained), g.dtype)
+            self.grads["W"] = kernels.embedding_dw(grad[:, :self.dim, :, 0], cols, pad, dW)
+            return (grad[..., 0] * out[..., 0]).sum(axis=1) if input_grad else None
         keep = ~pad.reshape(-1)
         gt = np.ascontiguousarray(g[..., :self.dim]).reshape(-1, self.dim)
         hot = sparse.csr_matrix((np.ones(int(keep.sum()), dtype=g.dtype),

@@ -31,7 +31,7 @@ import numpy as np
 
 __all__ = ["backend", "argmax_dtype", "pool_forward", "pool_route", "grid_from",
            "im2col_phases", "col2im_phases", "global_max", "sparse_dw", "sparse_dcols", "sparse_dx",
-           "adam_direction", "adam_moments", "adam_step"]
+           "embedding_dw", "adam_apply", "adam_direction", "adam_moments", "adam_step"]
 
 try:
     if os.environ.get("GRIDNET_KERNELS", "").strip().lower() == "numpy":
@@ -372,6 +372,30 @@ if _numba is not None:
             out[i] = (mi / (np.sqrt(vi) + eps)) * step
 
 
+    @_jit
+    def _adam_apply_nb(g, p, wd, m, v, b1, c1, b2, c2, eps, step):  # pragma: no cover
+        for i in range(g.shape[0]):
+            gi = g[i] + wd * p[i] if wd else g[i]
+            mi = m[i] * b1 + gi * c1
+            vi = v[i] * b2 + (gi * gi) * c2
+            m[i] = mi
+            v[i] = vi
+            p[i] = p[i] - (mi / (np.sqrt(vi) + eps)) * step
+
+
+    @_jit
+    def _embedding_dw_nb(g, cols, pad, dW):                 # pragma: no cover (compiled)
+        # dW[k, cols[n, t]] += g[n, k, t] over positions in order (a one-hot csr product's)
+        n, d, h = g.shape
+        for k in range(d):
+            row = dW[k]
+            for i in range(n):
+                gi, ci, pi = g[i, k], cols[i], pad[i]
+                for t in range(h):
+                    if not pi[t]:
+                        row[ci[t]] += gi[t]
+
+
 def argmax_dtype(k):
     """The smallest unsigned integer type that numbers ``k`` window offsets."""
     return np.uint8 if k <= 256 else np.uint32
@@ -495,6 +519,25 @@ def sparse_dcols(r, g, W, dcols, positions_first, kernels=None):
     else:
         _sparse_dcols_np(r, g, W, dcols, positions_first)
     return dcols
+
+
+def embedding_dw(g, cols, pad, dW):
+    """numba's alone: an embedding table's gradient ``dW`` (d, trained), zeroed by the
+    caller, from the gradient ``g`` (n, d, h) at each position (any strides), the
+    position's column ``cols`` (n, h) and ``pad`` (n, h, True: no word). The numbers of
+    ``(hot @ g).T`` with the one-hot csr matrix ``hot`` (trained, n*h) (its twin, in
+    :meth:`gridnet.core.Embedding.backward`), without making ``g`` contiguous."""
+    _embedding_dw_nb(g, np.ascontiguousarray(cols), np.ascontiguousarray(pad), dW)
+    return dW
+
+
+def adam_apply(g, p, wd, m, v, b1, c1, b2, c2, eps, step):
+    """numba's alone: one Adam step on the flat parameter ``p`` (in place) from its
+    gradient ``g`` (plus ``wd * p`` when ``wd``), moments ``m``, ``v`` updated in place:
+    the numbers of :func:`adam_direction` and ``p -= out`` (its twin, with ``g += wd *
+    p`` first), in one pass and without gathering the gradients."""
+    _adam_apply_nb(g, p, wd, m, v, b1, c1, b2, c2, eps, step)
+    return p
 
 
 def sparse_dx(r, g, W, dx, kernel_size, stride, pads, width):

@@ -116,7 +116,10 @@ class Adam:
     def step(self, parameters):
         self.t += 1
         parameters = list(parameters)
-        flat = self._flat_state(parameters)
+        # numba steps each array in place from its own gradient (the flush steps: numpy's)
+        direct = ((self.kernels or kernels.backend()) == "numba" and self.t % FLUSH_EVERY
+                  and all(p.flags.c_contiguous for _, p, _ in parameters))
+        flat = self._flat_state(parameters, gather=not direct)
         if flat is None:        # parameters of different dtypes: one array at a time
             for name, p, g in parameters:
                 st = self.state.get(name)
@@ -126,6 +129,9 @@ class Adam:
                              *(a.reshape(-1) for a in st))
             return
         m, v, tmp, grad = flat
+        if direct:
+            self._apply(m.dtype.type, parameters, m, v)
+            return
         self._update(m.dtype.type, parameters, grad, m, v, tmp, self._known[1])
 
     def __getstate__(self):
@@ -133,11 +139,11 @@ class Adam:
         state.pop("_known", None)          # views of the buffers: rebuilt after loading
         return state
 
-    def _flat_state(self, parameters):
+    def _flat_state(self, parameters, gather=True):
         """(m, v, scratch, gradient) as flat arrays over all ``parameters``, the
-        gradients copied in: one pass per operation instead of one per array (a small
-        network's step is bound by the number of numpy calls, not by their size).
-        None when the parameters do not share one dtype.
+        gradients copied in (unless not ``gather``): one pass per operation instead of
+        one per array (a small network's step is bound by the number of numpy calls, not
+        by their size). None when the parameters do not share one dtype.
 
         The layout is checked once for a list of parameter arrays; later steps with the
         same arrays (the same objects) and the same buffers reuse it, with the scratch
@@ -147,8 +153,8 @@ class Adam:
         buffers = self.state.get("_buffers")
         if (known is not None and known[2] is buffers and len(known[0]) == len(arrays)
                 and all(a is b for a, b in zip(arrays, known[0]))):
-            grad = buffers[3]
-            np.concatenate([g.reshape(-1) for _, _, g in parameters], out=grad)
+            if gather:
+                np.concatenate([g.reshape(-1) for _, _, g in parameters], out=buffers[3])
             return buffers
         self._known = None
         dtypes = {p.dtype for _, p, _ in parameters}
@@ -173,23 +179,39 @@ class Adam:
         ends = np.cumsum([0] + [p.size for p in arrays]).tolist()
         views = [tmp[a:b].reshape(p.shape) for a, b, p in zip(ends, ends[1:], arrays)]
         self._known = (arrays, views, buffers)
-        np.concatenate([g.reshape(-1) for _, _, g in parameters], out=grad)
+        if gather:
+            np.concatenate([g.reshape(-1) for _, _, g in parameters], out=grad)
         return buffers
+
+    def _scalars(self, f):
+        """(b1, c1, b2, c2, eps, step, wd) of this step, in dtype ``f``."""
+        b1, b2 = f(self.beta1), f(self.beta2)
+        step = f(self.learning_rate * np.sqrt(1 - self.beta2 ** self.t) / (1 - self.beta1 ** self.t))
+        eps = f(self.epsilon * np.sqrt(1 - self.beta2 ** self.t))
+        return b1, f(1) - b1, b2, f(1) - b2, eps, step, f(self.weight_decay)
+
+    def _apply(self, f, parameters, m, v):
+        """:meth:`_update`'s numbers, each array stepped in place from its gradient."""
+        b1, c1, b2, c2, eps, step, wd = self._scalars(f)
+        at = 0
+        for name, p, g in parameters:
+            n = p.size
+            kernels.adam_apply(np.asarray(g, dtype=p.dtype).reshape(-1), p.reshape(-1),
+                               wd if _decays(name) else f(0), m[at:at + n], v[at:at + n],
+                               b1, c1, b2, c2, eps, step)
+            at += n
 
     def _update(self, f, parameters, g, m, v, tmp, views=None):
         """One Adam step on ``parameters`` [(name, p, g)], whose gradients are laid out
         in ``g`` (the state arrays ``m``, ``v`` and scratch ``tmp`` likewise; ``views``:
         ``tmp``'s part for each parameter, in its shape, when known)."""
-        b1, b2, wd = f(self.beta1), f(self.beta2), f(self.weight_decay)
+        b1, c1, b2, c2, eps, step, wd = self._scalars(f)
         if wd:
             at = 0
             for name, p, _ in parameters:
                 if _decays(name):
                     g[at:at + p.size] += wd * p.reshape(-1)
                 at += p.size
-        step = f(self.learning_rate * np.sqrt(1 - self.beta2 ** self.t) / (1 - self.beta1 ** self.t))
-        eps = f(self.epsilon * np.sqrt(1 - self.beta2 ** self.t))
-        c1, c2 = f(1) - b1, f(1) - b2
         if self.t % FLUSH_EVERY == 0:
             # the moments as updated, flushed, then the step from them (numpy's path)
             kernels.adam_moments(g, m, v, b1, c1, b2, c2, tmp)
