@@ -475,8 +475,7 @@ def test_the_compiled_max_kernels_are_the_ones_that_run(monkeypatch):
     x = np.random.default_rng(0).standard_normal((4, 1, 9, 10)).astype(np.float32)
     _, grad = SoftmaxCrossEntropy()(net.forward(x, training=True), np.arange(4) % 3)
     net.backward(grad, input_grad=False)
-    # three fused steps; the maximum of the OffsetKernel's layout is numpy's argmax (its
-    # twin by definition), the WindowKernel's compiled; the first two (by offset) scatter
-    # their input gradient straight into dx, without dcols
-    assert calls == {"_global_max_np": 2, "_global_max_nb": 1, "_sparse_dw_nb": 3,
-                     "_sparse_dx_nb": 2}
+    # three fused steps, each maximum compiled (the OffsetKernel's layout copied features
+    # last first); the first two (by offset) scatter their input gradient straight into
+    # dx, without dcols
+    assert calls == {"_global_max_nb": 3, "_sparse_dw_nb": 3, "_sparse_dx_nb": 2}

@@ -286,12 +286,14 @@ if _numba is not None:
                     row, gv = cols[r[n, c]], g[n, c]
                     for k in range(dW.shape[1]):
                         dW[c, k] += gv * row[k]
-        else:
-            for k in range(dW.shape[1]):
-                row = cols[k]
+        else:     # accumulated transposed (features contiguous): the same sums, in order
+            dWt = np.ascontiguousarray(dW.T)
+            for k in range(dWt.shape[0]):
+                row, acc = cols[k], dWt[k]
                 for n in range(m):
                     for c in range(f):
-                        dW[c, k] += g[n, c] * row[r[n, c]]
+                        acc[c] += g[n, c] * row[r[n, c]]
+            dW[...] = dWt.T
 
     @_jit
     def _sparse_dcols_nb(r, g, W, dcols, positions_first):  # pragma: no cover (compiled)
@@ -483,15 +485,15 @@ def global_max(y, mx, at, kernels=None):
     order; the first NaN, if any, as numpy's argmax).
 
     y: (m, f, h, w), any strides (a convolution's output buffer seen through a view);
-    the compiled loop runs where the features are contiguous (``y.transpose(0, 2, 3,
-    1)`` C-contiguous, as :class:`gridnet.core.conv.WindowKernel` writes it), numpy's
-    argmax elsewhere (it reads each feature's positions as rows, in place where they
+    the compiled loop reads the features contiguous (``y.transpose(0, 2, 3, 1)``, as
+    :class:`gridnet.core.conv.WindowKernel` writes it; other layouts are copied to it
+    first), numpy's argmax reads each feature's positions as rows (in place where they
     are, as :class:`gridnet.core.conv.OffsetKernel` writes them).
     """
     m, f, h, w = y.shape
     last = y.transpose(0, 2, 3, 1)
-    if (kernels or backend()) == "numba" and last.flags.c_contiguous:
-        _global_max_nb(last.reshape(m, h * w, f), mx, at)
+    if (kernels or backend()) == "numba":     # a features-last copy costs less than argmax
+        _global_max_nb(np.ascontiguousarray(last).reshape(m, h * w, f), mx, at)
     else:
         _global_max_np(y, mx, at)
     return mx, at
