@@ -6,6 +6,7 @@ from gradcheck import numeric_grad, rel_error
 from test_layers import _OneHot
 
 from gridnet.core import Branches, Conv2D, Dense, Embedding, Flatten, GlobalMaxPool, Network, NgramBag
+from gridnet.core import kernels
 from gridnet.core.bag import _A, _B, ngram_ids
 
 
@@ -93,6 +94,39 @@ def test_a_compact_table_trains_to_the_full_tables_numbers_to_the_bit():
     assert not np.delete(T, used, axis=0).any()          # the rows no sentence held: still 0
     new = _OneHot(np.r_[train, rng.integers(-1, 9, (20, 5))], 9)   # unseen words and pairs too
     np.testing.assert_array_equal(compact.forward(new), full.forward(new))
+
+
+@pytest.mark.skipif(kernels._numba is None, reason="numba's kernels are not available")
+@pytest.mark.parametrize("n", [1, 2])
+@pytest.mark.parametrize("compact", [False, True])
+@pytest.mark.parametrize("scale", [2.0, 0.0])
+def test_the_compiled_mean_is_scipys_csr_to_the_bit(n, compact, scale, monkeypatch):
+    calls = []
+    monkeypatch.setattr(kernels, "_bag_csr_nb",
+                        lambda *a, _fn=kernels._bag_csr_nb: (calls.append(1), _fn(*a))[1])
+    rng = np.random.default_rng(3)
+    idx = rng.integers(-1, 12, (9, 7))             # padding, and words past the trained ones
+    idx[1] = [4, 4, 4, 4, 4, -1, -1]                # repeats: their weights are added
+    idx[2] = -1                                     # an empty sentence
+    idx[3, :2] = [20, 21]                           # two unknown words: the pair (0, 0)
+    bag = NgramBag(3, buckets=16, trained=10, n=n, scale=scale, rows=6 if compact else None)
+    bag.build((1, 7, 30), rng)
+    if compact:
+        bag.set_columns(np.array([0, 2, 3, 4, 9, 15]))
+    bag.params["T"][...] = rng.standard_normal(bag.params["T"].shape)
+    grid = _OneHot(idx, 30)
+    g = rng.standard_normal((9, 3, 1, 1)).astype(np.float32)
+    out = {}
+    for name in ("numba", "numpy"):
+        bag.kernels = name
+        M = bag._mean(idx, 9)
+        y = bag.forward(grid, training=True)
+        bag.backward(g)
+        out[name] = (M.indptr, M.indices, M.data, y, bag.grads["T"].copy())
+    for a, b in zip(*out.values()):
+        np.testing.assert_array_equal(a, b)
+    assert len(calls) == 2 and out["numba"][2].dtype == np.float32
+    assert (np.abs(out["numba"][4]).sum() > 0) == (scale > 0)
 
 
 def test_a_compact_tables_columns_are_checked():

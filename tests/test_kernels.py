@@ -466,8 +466,8 @@ def test_gridnet_kernels_numpy_runs_the_numpy_kernels():
 @compiled
 def test_the_compiled_max_kernels_are_the_ones_that_run(monkeypatch):
     calls = {}
-    for name in ("_global_max_nb", "_sparse_dw_nb", "_sparse_dcols_nb", "_sparse_dx_nb",
-                 "_global_max_np", "_sparse_dw_np", "_sparse_dcols_np"):
+    for name in ("_global_max_nb", "_global_max_first_nb", "_sparse_dw_nb", "_sparse_dcols_nb",
+                 "_sparse_dx_nb", "_global_max_np", "_sparse_dw_np", "_sparse_dcols_np"):
         fn = getattr(kernels, name)
         monkeypatch.setattr(kernels, name, lambda *a, _fn=fn, _name=name: (
             calls.__setitem__(_name, calls.get(_name, 0) + 1), _fn(*a))[1])
@@ -475,7 +475,7 @@ def test_the_compiled_max_kernels_are_the_ones_that_run(monkeypatch):
     x = np.random.default_rng(0).standard_normal((4, 1, 9, 10)).astype(np.float32)
     _, grad = SoftmaxCrossEntropy()(net.forward(x, training=True), np.arange(4) % 3)
     net.backward(grad, input_grad=False)
-    # three fused steps, each maximum compiled (the OffsetKernel's layout copied features
-    # last first); the first two (by offset) scatter their input gradient straight into
-    # dx, without dcols
-    assert calls == {"_global_max_nb": 3, "_sparse_dw_nb": 3, "_sparse_dx_nb": 2}
+    # three fused steps, each maximum compiled for its layout; the first two (by offset)
+    # scatter their input gradient straight into dx, without dcols
+    assert calls == {"_global_max_first_nb": 2, "_global_max_nb": 1, "_sparse_dw_nb": 3,
+                     "_sparse_dx_nb": 2}

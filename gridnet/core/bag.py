@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import kernels
 from .layers import Layer, check_input, is_onehot
 
 __all__ = ["NgramBag", "NgramLinear", "ngram_ids", "word_indices", "PAIR_HASH"]
@@ -110,6 +111,8 @@ class NgramBag(Layer):
 
     trainable = True
     TRANSIENT = Layer.TRANSIENT + ("_bag",)
+    #: the mean's construction: None for the backend's, or "numba" / "numpy"
+    kernels = None
 
     def __init__(self, dim, buckets=2**17, trained=None, n=2, scale=1.0, rows=None):
         super().__init__()
@@ -161,6 +164,12 @@ class NgramBag(Layer):
         (times ``scale``)."""
         from scipy import sparse
         trained = self.in_shape[2] if self.trained is None else self.trained
+        shape = (n_rows, self.params["T"].shape[0])
+        if (self.kernels or kernels.backend()) == "numba":
+            columns = self.buffers["columns"] if self.rows is not None else np.empty(0, np.int32)
+            return sparse.csr_matrix(kernels.bag_csr(idx, trained, self.buckets, self.n, PAIR_HASH,
+                                                     columns, self.scale, self.params["T"].dtype),
+                                     shape=shape)
         rows, ids = ngram_ids(idx, trained, self.buckets, self.n)
         counts = np.bincount(rows, minlength=n_rows)
         weight = (self.scale / np.maximum(counts, 1))[rows].astype(self.params["T"].dtype)
@@ -168,7 +177,7 @@ class NgramBag(Layer):
             ids = self.buffers["columns"][ids]
             has = ids >= 0
             rows, ids, weight = rows[has], ids[has], weight[has]
-        return sparse.csr_matrix((weight, (rows, ids)), shape=(n_rows, self.params["T"].shape[0]))
+        return sparse.csr_matrix((weight, (rows, ids)), shape=shape)
 
     def forward(self, x, training=False):
         """x: one-hot grid (n, 1, h, w) -> (n, dim, 1, 1)"""

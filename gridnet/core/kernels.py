@@ -31,7 +31,7 @@ import numpy as np
 
 __all__ = ["backend", "argmax_dtype", "pool_forward", "pool_route", "grid_from",
            "im2col_phases", "col2im_phases", "global_max", "sparse_dw", "sparse_dcols", "sparse_dx",
-           "embedding_dw", "adam_apply", "adam_direction", "adam_moments", "adam_step"]
+           "bag_csr", "embedding_dw", "adam_apply", "adam_direction", "adam_moments", "adam_step"]
 
 try:
     if os.environ.get("GRIDNET_KERNELS", "").strip().lower() == "numpy":
@@ -278,6 +278,33 @@ if _numba is not None:
                     where[c] = p if take else where[c]
 
     @_jit
+    def _global_max_first_nb(y, mx, at):                  # pragma: no cover (compiled)
+        # y (f, m, P): each feature's (m, P) block transposed in cache, then the scan of
+        # _global_max_nb over its samples (numpy's argmax over short rows costs more)
+        f, m, P = y.shape
+        tmp = np.empty((P, m), y.dtype)
+        best = np.empty(m, y.dtype)
+        where = np.empty(m, np.int64)
+        for c in range(f):
+            blk = y[c]
+            for n in range(m):
+                for p in range(P):
+                    tmp[p, n] = blk[n, p]
+            for n in range(m):
+                best[n] = tmp[0, n]
+                where[n] = 0
+            for p in range(1, P):
+                row = tmp[p]
+                for n in range(m):            # no branch: the loop vectorises
+                    v, b = row[n], best[n]
+                    take = (v > b) | ((v != v) & (b == b))
+                    best[n] = v if take else b
+                    where[n] = p if take else where[n]
+            for n in range(m):
+                mx[n, c] = best[n]
+                at[n, c] = where[n]
+
+    @_jit
     def _sparse_dw_nb(cols, positions_first, r, g, dW):   # pragma: no cover (compiled)
         m, f = r.shape
         if positions_first:
@@ -286,14 +313,12 @@ if _numba is not None:
                     row, gv = cols[r[n, c]], g[n, c]
                     for k in range(dW.shape[1]):
                         dW[c, k] += gv * row[k]
-        else:     # accumulated transposed (features contiguous): the same sums, in order
-            dWt = np.ascontiguousarray(dW.T)
-            for k in range(dWt.shape[0]):
-                row, acc = cols[k], dWt[k]
+        else:
+            for k in range(dW.shape[1]):
+                row = cols[k]
                 for n in range(m):
                     for c in range(f):
-                        acc[c] += g[n, c] * row[r[n, c]]
-            dW[...] = dWt.T
+                        dW[c, k] += g[n, c] * row[r[n, c]]
 
     @_jit
     def _sparse_dcols_nb(r, g, W, dcols, positions_first):  # pragma: no cover (compiled)
@@ -398,6 +423,54 @@ if _numba is not None:
                         row[ci[t]] += gi[t]
 
 
+    @_jit
+    def _bag_csr_nb(idx, trained, buckets, n, A, B, columns, scale, indptr, indices, data):  # pragma: no cover
+        # per sentence its n-grams' rows (ngram_ids's), sorted, each repeat's weight added:
+        # scipy's canonical csr of the (data, (row, col)) triples
+        s_count, h = idx.shape
+        buf = np.empty(2 * h, np.int64)
+        nnz = 0
+        indptr[0] = 0
+        for i in range(s_count):
+            k = 0
+            for t in range(h):
+                v = idx[i, t]
+                if v >= 0:
+                    buf[k] = (0 if v >= trained else v) % buckets
+                    k += 1
+            if n >= 2:
+                for t in range(h - 1):
+                    a, b = idx[i, t], idx[i, t + 1]
+                    if a >= 0 and b >= 0:
+                        a = 0 if a >= trained else a
+                        b = 0 if b >= trained else b
+                        buf[k] = (a * A + b * B + 1) % buckets
+                        k += 1
+            w = scale / max(k, 1)        # every n-gram counts in the mean, rows or not
+            kept = k
+            if columns.shape[0]:
+                kept = 0
+                for j in range(k):
+                    c = columns[buf[j]]
+                    if c >= 0:
+                        buf[kept] = c
+                        kept += 1
+            row = buf[:kept]
+            row.sort()
+            j = 0
+            while j < kept:
+                indices[nnz] = row[j]
+                data[nnz] = w
+                first = data[nnz]
+                j += 1
+                while j < kept and row[j] == row[j - 1]:
+                    data[nnz] += first
+                    j += 1
+                nnz += 1
+            indptr[i + 1] = nnz
+        return nnz
+
+
 def argmax_dtype(k):
     """The smallest unsigned integer type that numbers ``k`` window offsets."""
     return np.uint8 if k <= 256 else np.uint32
@@ -479,21 +552,31 @@ def col2im_phases(dcols, geometry, dx, scratch):
     return dx
 
 
+#: numpy's argmax vectorises rows of this many positions or more, and then beats the
+#: compiled loop over an OffsetKernel's layout (measured on an AMD EPYC: 32)
+FIRST_MAX_ROWS = 32
+
+
 def global_max(y, mx, at, kernels=None):
     """The maximum of each sample's feature over all positions, and where it is: ``mx``
     (m, f) and ``at`` (m, f), the flat index ``t*w + u`` of the first maximum (in C
     order; the first NaN, if any, as numpy's argmax).
 
     y: (m, f, h, w), any strides (a convolution's output buffer seen through a view);
-    the compiled loop reads the features contiguous (``y.transpose(0, 2, 3, 1)``, as
-    :class:`gridnet.core.conv.WindowKernel` writes it; other layouts are copied to it
-    first), numpy's argmax reads each feature's positions as rows (in place where they
-    are, as :class:`gridnet.core.conv.OffsetKernel` writes them).
+    the compiled loops run where the features are contiguous (``y.transpose(0, 2, 3,
+    1)`` C-contiguous, as :class:`gridnet.core.conv.WindowKernel` writes it) or the
+    samples are within each feature (``y.transpose(1, 0, 2, 3)``, as
+    :class:`gridnet.core.conv.OffsetKernel` writes it) and there are fewer than
+    :data:`FIRST_MAX_ROWS` positions, numpy's argmax elsewhere (it reads each feature's
+    positions as rows).
     """
     m, f, h, w = y.shape
     last = y.transpose(0, 2, 3, 1)
-    if (kernels or backend()) == "numba":     # a features-last copy costs less than argmax
-        _global_max_nb(np.ascontiguousarray(last).reshape(m, h * w, f), mx, at)
+    first = y.transpose(1, 0, 2, 3)
+    if (kernels or backend()) == "numba" and last.flags.c_contiguous:
+        _global_max_nb(last.reshape(m, h * w, f), mx, at)
+    elif (kernels or backend()) == "numba" and first.flags.c_contiguous and h * w < FIRST_MAX_ROWS:
+        _global_max_first_nb(first.reshape(f, m, h * w), mx, at)
     else:
         _global_max_np(y, mx, at)
     return mx, at
@@ -521,6 +604,24 @@ def sparse_dcols(r, g, W, dcols, positions_first, kernels=None):
     else:
         _sparse_dcols_np(r, g, W, dcols, positions_first)
     return dcols
+
+
+def bag_csr(idx, trained, buckets, n, pair_hash, columns, scale, dtype):
+    """numba's alone: the canonical csr arrays ``(data, indices, indptr)`` of the
+    matrix ``(s, rows)`` that averages each sentence's n-gram rows times ``scale``:
+    word index rows ``idx`` ``(s, h)`` hashed as :func:`gridnet.core.bag.ngram_ids`
+    hashes them, mapped through ``columns`` (``(buckets,)``, -1: no row; empty: the
+    bucket is the row). The same arrays as scipy's ``csr_matrix((weight, (rows,
+    ids)))`` (its twin, in :meth:`gridnet.core.NgramBag._mean`): sorted, a repeated
+    n-gram's weights added in order."""
+    idx = np.ascontiguousarray(idx, dtype=np.int64)
+    size = idx.size * 2
+    indptr = np.empty(idx.shape[0] + 1, np.int32 if size < 2**31 else np.int64)
+    indices = np.empty(size, indptr.dtype)
+    data = np.empty(size, dtype)
+    nnz = _bag_csr_nb(idx, int(trained), int(buckets), int(n), int(pair_hash[0]),
+                      int(pair_hash[1]), columns, float(scale), indptr, indices, data)
+    return data[:nnz], indices[:nnz], indptr
 
 
 def embedding_dw(g, cols, pad, dW):
