@@ -295,6 +295,14 @@ def test_the_command_line_fits_predicts_and_evaluates_with_rejection(intents, ca
         assert main(["evaluate", str(model), str(only), "--reject", "--plot", str(root / "p.png")]) == 0
     out = capsys.readouterr().out
     assert "in-scope accuracy" not in out and "out-of-scope recall: " in out and "wrote" in out
+    # the per-class table lists the classes in the file or predicted, and says so
+    import re
+    said = set(pipe.predict([r[0] for r in list(csv.reader(open(only, encoding="utf-8")))[1:]]))
+    rows = {k for k in ("weather", "music", "alarm", "oos")
+            if re.search(rf"^\s*{k}\s+\d\.\d\d", out, re.M)}
+    assert rows == said | {"oos"}
+    left = 4 - len(rows)
+    assert (f"{left} of the model's 4 classes are neither in the file nor predicted" in out) == (left > 0)
     # without --reject the labels the model knows are scored as before
     assert main(["evaluate", str(model), str(test)]) == 0
     assert "accuracy: " in capsys.readouterr().out

@@ -358,7 +358,12 @@ def _confusions(cm, labels, top=MATRIX_CLASSES):
 def _report(args, clf, y, pred, labels, calibration):
     """evaluate's per-class report and confusion matrix (and --plot)."""
     from sklearn.metrics import classification_report, confusion_matrix
-    print(classification_report(y, pred, labels=labels, zero_division=0))
+    seen = set(y) | set(pred)        # as scikit-learn's default: no all-zero rows
+    shown = [c for c in labels if c in seen]
+    print(classification_report(y, pred, labels=shown, zero_division=0))
+    if len(shown) < len(labels):
+        print(f"({len(labels) - len(shown)} of the model's {len(labels)} classes are neither "
+              "in the file nor predicted: left out of the table above)")
     cm = confusion_matrix(y, pred, labels=labels)
     if len(labels) > MATRIX_CLASSES:
         _confusions(cm, labels)
