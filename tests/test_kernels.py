@@ -173,6 +173,18 @@ def test_a_fused_pair_gives_the_same_bits_with_either_kernels(in_shape, kernel, 
         np.testing.assert_array_equal(a, b)
 
 
+def _global_max_both(y):
+    """global_max of ``y`` (m, f, h, w) by numba and by numpy, equal to the bit -> numba's."""
+    m, f = y.shape[:2]
+    res = {}
+    for name in BOTH:
+        mx, at = np.empty((m, f), y.dtype), np.empty((m, f), np.int64)
+        res[name] = kernels.global_max(y, mx, at, name)
+    for a, b in zip(*res.values()):
+        np.testing.assert_array_equal(a, b)
+    return res["numba"]
+
+
 @compiled
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("ties", [False, True])
@@ -183,13 +195,7 @@ def test_global_max_agrees_to_the_bit(dtype, ties):
     buf[2, 4, 1] = buf[2, 9, 1] = np.nan          # the first NaN wins, as in argmax
     buf[3, 0, 2] = np.nan
     y = buf.reshape(m, P, 1, f).transpose(0, 3, 1, 2)   # (m, f, P, 1): a WindowKernel's view
-    res = {}
-    for name in BOTH:
-        mx, at = np.empty((m, f), dtype), np.empty((m, f), np.int64)
-        res[name] = kernels.global_max(y, mx, at, name)
-    for a, b in zip(*res.values()):
-        np.testing.assert_array_equal(a, b)
-    mx, at = res["numba"]
+    mx, at = _global_max_both(y)
     np.testing.assert_array_equal(at, y.reshape(m, f, P).argmax(axis=2))
     assert at[2, 1] == 4 and at[3, 2] == 0 and np.isnan(mx[2, 1])
 
@@ -238,13 +244,7 @@ def test_global_max_of_an_offset_kernels_layout_is_argmax(dtype, ties, junk):
     buf[1, 2, 1, 1] = buf[1, 2, 3, 0] = np.nan          # the first NaN wins, as in argmax
     buf[2, 3, 0, 0] = np.nan
     y = buf[:, :, :, :w].transpose(1, 0, 2, 3)          # (m, f, h, w)
-    res = {}
-    for name in BOTH:
-        mx, at = np.empty((m, f), dtype), np.empty((m, f), np.int64)
-        res[name] = kernels.global_max(y, mx, at, name)
-    for a, b in zip(*res.values()):
-        np.testing.assert_array_equal(a, b)
-    mx, at = res["numba"]
+    mx, at = _global_max_both(y)
     np.testing.assert_array_equal(at, y.reshape(m, f, h * w).argmax(axis=2))
     assert at[2, 1] == 1 * w + 1 and at[3, 2] == 0 and np.isnan(mx[2, 1])
 
