@@ -313,12 +313,19 @@ if _numba is not None:
                     row, gv = cols[r[n, c]], g[n, c]
                     for k in range(dW.shape[1]):
                         dW[c, k] += gv * row[k]
-        else:
-            for k in range(dW.shape[1]):
-                row = cols[k]
-                for n in range(m):
-                    for c in range(f):
-                        dW[c, k] += g[n, c] * row[r[n, c]]
+        else:     # each sample's P columns transposed in cache: rows added, k innermost
+            K, P = cols.shape[0], cols.shape[1] // m
+            tmp = np.empty((P, K), cols.dtype)
+            for n in range(m):
+                base = n * P
+                for k in range(K):
+                    src = cols[k]
+                    for p in range(P):
+                        tmp[p, k] = src[base + p]
+                for c in range(f):
+                    gv, row, dst = g[n, c], tmp[r[n, c] - base], dW[c]
+                    for k in range(K):
+                        dst[k] += gv * row[k]
 
     @_jit
     def _sparse_dcols_nb(r, g, W, dcols, positions_first):  # pragma: no cover (compiled)
