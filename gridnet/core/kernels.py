@@ -280,29 +280,20 @@ if _numba is not None:
     @_jit
     def _global_max_first_nb(y, mx, at):                  # pragma: no cover (compiled)
         # y (f, m, P): each feature's (m, P) block transposed in cache, then the scan of
-        # _global_max_nb over its samples (numpy's argmax over short rows costs more)
+        # _global_max_nb with its samples in the place of features
         f, m, P = y.shape
-        tmp = np.empty((P, m), y.dtype)
-        best = np.empty(m, y.dtype)
-        where = np.empty(m, np.int64)
+        tmp = np.empty((1, P, m), y.dtype)
+        best = np.empty((1, m), y.dtype)
+        where = np.empty((1, m), np.int64)
         for c in range(f):
             blk = y[c]
             for n in range(m):
                 for p in range(P):
-                    tmp[p, n] = blk[n, p]
+                    tmp[0, p, n] = blk[n, p]
+            _global_max_nb(tmp, best, where)
             for n in range(m):
-                best[n] = tmp[0, n]
-                where[n] = 0
-            for p in range(1, P):
-                row = tmp[p]
-                for n in range(m):            # no branch: the loop vectorises
-                    v, b = row[n], best[n]
-                    take = (v > b) | ((v != v) & (b == b))
-                    best[n] = v if take else b
-                    where[n] = p if take else where[n]
-            for n in range(m):
-                mx[n, c] = best[n]
-                at[n, c] = where[n]
+                mx[n, c] = best[0, n]
+                at[n, c] = where[0, n]
 
     @_jit
     def _sparse_dw_nb(cols, positions_first, r, g, dW):   # pragma: no cover (compiled)
@@ -560,7 +551,7 @@ def col2im_phases(dcols, geometry, dx, scratch):
 
 
 #: numpy's argmax vectorises rows of this many positions or more, and then beats the
-#: compiled loop over an OffsetKernel's layout (measured on an AMD EPYC: 32)
+#: compiled loop over an OffsetKernel's layout (docs/benchmarks.md)
 FIRST_MAX_ROWS = 32
 
 
