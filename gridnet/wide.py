@@ -24,7 +24,7 @@ from .calibration import fit_temperature
 from .core import Network, NgramBag, NgramLinear, stack
 from .core.bag import ngram_ids, word_indices
 
-__all__ = ["join", "fit_linear", "WEIGHTS", "C", "TOL"]
+__all__ = ["join", "fit_linear", "WEIGHTS", "C", "TOL", "MIN_DF"]
 
 #: the linear member's weights tried: the share of its logits in the mixture
 WEIGHTS = (0.0, 0.1, 0.2, 1 / 3, 0.5)
@@ -33,12 +33,17 @@ C = 10.0
 #: its stopping tolerance: half the iterations of scikit-learn's 1e-4, the same accuracy
 #: on dev (docs/benchmarks.md)
 TOL = 1e-3
+#: the fewest training sentences an n-gram must appear in to be a feature (scikit-learn's
+#: ``min_df``): n-grams seen once are most of the features, cost most of the fit's time
+#: and, on dev data, nothing in accuracy (docs/benchmarks.md)
+MIN_DF = 2
 
 
 def fit_linear(idx, codes, n_classes, bag, sample_weight=None):
     """An :class:`~gridnet.core.NgramLinear` fitted on word index rows ``idx`` ``(n, h)``
     with label codes ``codes`` (n,), every one of the ``n_classes`` present, reading
-    the n-grams as ``bag`` (an :class:`~gridnet.core.NgramBag`, built) reads them."""
+    the n-grams as ``bag`` (an :class:`~gridnet.core.NgramBag`, built) reads them; its
+    features the n-grams of at least :data:`MIN_DF` rows (all of them where none is)."""
     from sklearn.linear_model import LogisticRegression
     if len(np.unique(codes)) != n_classes:
         raise ValueError(f"the linear member needs every one of the {n_classes} classes in its rows")
@@ -47,6 +52,9 @@ def fit_linear(idx, codes, n_classes, bag, sample_weight=None):
     used, cols = np.unique(ids, return_inverse=True)
     df = np.bincount(np.unique(rows * len(used) + cols) % len(used), minlength=len(used))
     idf = np.log((1.0 + len(idx)) / (1.0 + df)) + 1.0          # scikit-learn's smooth idf
+    keep = df >= MIN_DF
+    if keep.any():
+        used, idf = used[keep], idf[keep]
     lin = NgramLinear(n_classes, len(used), bag.buckets, bag.trained, bag.n)
     lin.build(bag.in_shape, None)
     lin.set_model(used, idf, 0.0, 0.0)

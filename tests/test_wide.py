@@ -54,7 +54,9 @@ def test_the_member_is_scikit_learns_tfidf_and_logistic_regression(n_classes):
     bag.build((1, idx.shape[1], 30), np.random.default_rng(0))
     lin = wide.fit_linear(idx, codes, n_classes, bag)
     C = counts(idx, 25, buckets)
-    used = np.flatnonzero(C.getnnz(axis=0))
+    df = C.getnnz(axis=0)
+    assert (df == 1).any() and wide.MIN_DF == 2          # n-grams of one sentence are left out
+    used = np.flatnonzero(df >= wide.MIN_DF)
     ref = make_pipeline(TfidfTransformer(sublinear_tf=True), LogisticRegression(C=wide.C, tol=wide.TOL, max_iter=5000))
     ref.fit(C[:, used], codes)
     test = word_rows(seed=2)
@@ -80,6 +82,15 @@ def test_unseen_ngrams_count_for_nothing_and_an_empty_sentence_gives_the_interce
     np.testing.assert_allclose(lin.forward(_onehot(empty, 30))[0], lin.buffers["b"], atol=1e-6)
     with pytest.raises(ValueError, match="every one of the 4 classes"):
         wide.fit_linear(idx, np.arange(len(idx)) % 3, 4, bag)
+
+
+def test_where_no_ngram_is_in_two_sentences_each_is_a_feature():
+    idx = np.arange(12).reshape(4, 3)                       # 12 distinct words, no n-gram repeated
+    bag = NgramBag(4, 1024)
+    bag.build((1, 3, 12), np.random.default_rng(0))
+    lin = wide.fit_linear(idx, np.arange(4) % 2, 2, bag)
+    assert lin.n_features == counts(idx, 12, 1024).getnnz() == 4 * (3 + 2)
+    assert (lin.forward(_onehot(idx, 12)).argmax(1) == np.arange(4) % 2).all()
 
 
 def fitted(monkeypatch=None, shares=None, **kw):
