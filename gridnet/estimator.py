@@ -237,15 +237,16 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
                   disable=not self.verbose, dynamic_ncols=True) as bar:
             if partial:
                 record = trainers[0].epoch(data, bar)
-            else:
-                training.train_networks(trainers, data, epochs, bar)
+            else:           # the linear member, if any, fits on the first core the networks free
+                lin = training.train_networks(trainers, data, epochs, bar, wide.member(
+                    self.network_, grid, codes, rows, val, weights, loss_fn.class_weight))[1]
         self.histories_ = [t.history for t in trainers]
         self._record(trainers[0], partial)
         if partial:
             self.best_loss_, self.temperature_ = min(self.best_loss_, record["loss"]), 1.0
             return self
         self.network_, self.linear_share_ = wide.join(self.network_, grid, codes, rows, val, self.batch_size,
-                                                      weights, loss_fn.class_weight)
+                                                      weights, loss_fn.class_weight, lin)
         self.temperature_ = 1.0
         if val is not None:         # one pass over the held-out split serves both
             z = self._logits(grid, val)
@@ -264,8 +265,7 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
         self.validation_scores_ += [r["val_score"] for r in trainer.history if r["val_score"] is not None]
         self.n_iter_ = trainer.epoch_no
         if not partial:
-            stopper = trainer.stopper
-            self.best_loss_ = float(stopper.best_loss)
+            stopper, self.best_loss_ = trainer.stopper, float(trainer.stopper.best_loss)
             self.best_validation_score_, self.best_epoch_ = (
                 (stopper.best_score, stopper.best_epoch) if stopper.keep_best else (None, None))
 

@@ -392,25 +392,31 @@ def trainers(nets, optimizers, streams, first_epoch, patience, tol, keep_best, e
             for m, (net, opt) in enumerate(zip(nets, optimizers))]
 
 
-def train_networks(trainers, data, epochs, bar):
-    """Run each :class:`Trainer` (:meth:`Trainer.run`). Several (an ensemble) train side
+def train_networks(trainers, data, epochs, bar, extra=None):
+    """Run each :class:`Trainer` (:meth:`Trainer.run`), and ``extra`` (a function of no
+    arguments, or None) once a core is free. Several networks (an ensemble) train side
     by side in threads, one per core, each with its BLAS held at one thread: how they
     are computed then never depends on the core count, so a seed gives the same weights
-    to the bit anywhere. One trains as before, with the BLAS's own threads. An error in
-    one network, or an interrupt (Ctrl-C), stops the others after their current epoch
-    and is raised."""
+    to the bit anywhere. One trains as before, with the BLAS's own threads, then
+    ``extra`` runs. An error in one network or in ``extra``, or an interrupt (Ctrl-C),
+    stops the others after their current epoch and is raised.
+    -> (each trainer's result, ``extra``'s result or None)."""
     if len(trainers) == 1:
-        return [trainers[0].run(data, epochs, bar)]
+        return [trainers[0].run(data, epochs, bar)], (extra() if extra is not None else None)
     from threadpoolctl import threadpool_limits
     stop = threading.Event()
+    jobs = len(trainers) + (extra is not None)
     with threadpool_limits(limits=1, user_api="blas"), \
-            ThreadPoolExecutor(max_workers=min(len(trainers), os.cpu_count() or 1)) as pool:
+            ThreadPoolExecutor(max_workers=min(jobs, os.cpu_count() or 1)) as pool:
         futures = [pool.submit(t.run, data, epochs, bar, stop) for t in trainers]
+        if extra is not None:       # queued after the networks: it takes the first core they free
+            futures.append(pool.submit(extra))
         try:
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
             for f in done:          # a failure raised before waiting on the others
                 f.result()
-            return [f.result() for f in futures]
+            results = [f.result() for f in futures]
         except BaseException:
             stop.set()
             raise
+    return results[:len(trainers)], (results[-1] if extra is not None else None)

@@ -24,7 +24,7 @@ from .calibration import fit_temperature
 from .core import Network, NgramBag, NgramLinear, stack
 from .core.bag import ngram_ids, word_indices
 
-__all__ = ["join", "fit_linear", "WEIGHTS", "C", "TOL", "MIN_DF"]
+__all__ = ["join", "member", "fit_linear", "WEIGHTS", "C", "TOL", "MIN_DF"]
 
 #: the linear member's weights tried: the share of its logits in the mixture
 WEIGHTS = (0.0, 0.1, 0.2, 1 / 3, 0.5)
@@ -45,6 +45,7 @@ def fit_linear(idx, codes, n_classes, bag, sample_weight=None):
     the n-grams as ``bag`` (an :class:`~gridnet.core.NgramBag`, built) reads them; its
     features the n-grams of at least :data:`MIN_DF` rows (all of them where none is)."""
     from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
     if len(np.unique(codes)) != n_classes:
         raise ValueError(f"the linear member needs every one of the {n_classes} classes in its rows")
     trained = bag.in_shape[2] if bag.trained is None else bag.trained
@@ -59,7 +60,8 @@ def fit_linear(idx, codes, n_classes, bag, sample_weight=None):
     lin.build(bag.in_shape, None)
     lin.set_model(used, idf, 0.0, 0.0)
     model = LogisticRegression(C=C, tol=TOL, max_iter=5000)
-    model.fit(lin.tfidf(idx), codes, sample_weight=sample_weight)
+    with threadpool_limits(limits=1):   # a BLAS's threads change its sums' rounding: one, on any machine
+        model.fit(lin.tfidf(idx), codes, sample_weight=sample_weight)
     W, b = model.coef_.T, model.intercept_
     if n_classes == 2:              # one margin d: the logits (-d/2, d/2) give its sigmoid
         W, b = np.c_[-W[:, 0], W[:, 0]] / 2, np.r_[-b[0], b[0]] / 2
@@ -67,25 +69,43 @@ def fit_linear(idx, codes, n_classes, bag, sample_weight=None):
     return lin
 
 
-def join(network, grid, codes, rows, val, batch_size, sample_weight=None, class_weight=None):
+def member(network, grid, codes, rows, val, sample_weight=None, class_weight=None):
+    """The fit of ``network``'s linear member on ``rows`` of ``grid``, as a function of
+    no arguments (it reads no weight of the CNNs, so it may run while they train), or
+    None where there is none: the CNNs have no :class:`~gridnet.core.NgramBag`, there
+    is no held-out split ``val`` or a class is missing from ``rows``. Each sample counts
+    its ``sample_weight`` (n,) times its class's ``class_weight`` (k,), as in the CNNs'
+    loss. The function returns an :class:`~gridnet.core.NgramLinear`."""
+    members = ensemble_members(network)
+    bag = next((layer for layer in stack.leaves(members[0].layers) if isinstance(layer, NgramBag)), None)
+    k = network.out_shape[0]
+    if bag is None or val is None or len(np.unique(codes[rows])) != k:
+        return None
+    w = _weights(codes, sample_weight, class_weight)[rows]
+    return lambda: fit_linear(word_indices(bag, grid[rows]), codes[rows], k, bag, w)
+
+
+def _weights(codes, sample_weight, class_weight):
+    w = np.ones(len(codes)) if sample_weight is None else np.asarray(sample_weight, float)
+    return w if class_weight is None else w * np.asarray(class_weight, float)[codes]
+
+
+def join(network, grid, codes, rows, val, batch_size, sample_weight=None, class_weight=None,
+         lin=None):
     """``network`` (a fitted CNN or ensemble, any linear member it had dropped) with a
-    linear member fitted on ``rows`` of ``grid`` and weighted on ``val``, or without one
-    where the CNNs have no :class:`~gridnet.core.NgramBag`, there is no held-out split,
-    a class is missing from ``rows`` or the weight chosen is 0. Each sample counts its
-    ``sample_weight`` (n,) times its class's ``class_weight`` (k,), as in the CNNs'
-    loss. -> (network, the member's share of the mixture)."""
+    linear member weighted on ``val``: ``lin``, or where None the one :func:`member`
+    fits (same arguments); without one where :func:`member` gives none or the weight
+    chosen is 0. -> (network, the member's share of the mixture)."""
     members = ensemble_members(network)
     first = network.layers[0]
     had = any(isinstance(b[0], NgramLinear) for b in getattr(first, "branches", ()))
     cnn = network if not had else members[0] if len(members) == 1 else Network.average(members)
-    bag = next((layer for layer in stack.leaves(members[0].layers) if isinstance(layer, NgramBag)), None)
-    k = network.out_shape[0]
-    if bag is None or val is None or len(np.unique(codes[rows])) != k:
-        return cnn, 0.0
-    w = np.ones(len(codes)) if sample_weight is None else np.asarray(sample_weight, float)
-    if class_weight is not None:
-        w = w * np.asarray(class_weight, float)[codes]
-    lin = fit_linear(word_indices(bag, grid[rows]), codes[rows], k, bag, w[rows])
+    if lin is None:
+        fit = member(cnn, grid, codes, rows, val, sample_weight, class_weight)
+        if fit is None:
+            return cnn, 0.0
+        lin = fit()
+    k, w = network.out_shape[0], _weights(codes, sample_weight, class_weight)
     z_cnn = training.logits(cnn, grid, val, k, batch_size).astype(np.float64)
     z_lin = lin.forward(grid[val]).astype(np.float64)
     best = (np.inf, 0.0)

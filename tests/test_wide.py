@@ -1,6 +1,8 @@
 """The text preset's linear member (gridnet.wide, gridnet.core.NgramLinear): scikit-learn's
 TF-IDF and logistic regression to the float, its share chosen on the held-out split, never
 trained by the networks' optimizer, and carried by the model file."""
+import time
+
 import numpy as np
 import pytest
 from scipy import sparse
@@ -97,7 +99,7 @@ def fitted(monkeypatch=None, shares=None, **kw):
     if shares is not None:
         monkeypatch.setattr(wide, "WEIGHTS", shares)
     text, labels = sentences(240, 0)
-    pipe = make_pipeline(TextAdapter(), GridNetClassifier(max_epochs=3, random_state=0, **kw))
+    pipe = make_pipeline(TextAdapter(), GridNetClassifier(**{"max_epochs": 3, "random_state": 0, **kw}))
     return pipe.fit(text, labels), text, labels
 
 
@@ -123,6 +125,48 @@ def test_the_share_is_the_held_out_splits_best_and_the_logits_mix_as_chosen():
         z = training.logits(clf.network_, grid, val, 3, 32)       # the ensemble's mean
         np.testing.assert_allclose(z * (1 - share) * (len(cnn) + 1) / len(cnn),
                                    (1 - share) * z_cnn + share * z_lin, rtol=1e-4, atol=1e-4)
+
+
+def test_the_member_fits_in_a_worker_beside_the_networks_as_it_would_after_them(monkeypatch):
+    """Fitted while the networks train (on the first core they free), the member is the
+    one fitted afterwards on the same rows, to the bit: its regression runs on one
+    thread, so its sums do not depend on the machine's cores."""
+    import threading
+    real, where = wide.fit_linear, []
+
+    def recorded(*args, **kw):
+        where.append(threading.current_thread() is threading.main_thread())
+        return real(*args, **kw)
+    monkeypatch.setattr(wide, "fit_linear", recorded)
+    pipe, text, labels = fitted(monkeypatch, shares=(0.5,))
+    clf, grid = pipe[-1], pipe[0].transform(text)
+    assert where == [False]                                   # in the pool, once
+    codes = np.searchsorted(clf.classes_, labels)
+    rows, _ = training.validation_split(codes, 0.1, training.seed_streams(0)["split"])
+    bag = next(layer for layer in leaves(ensemble_members(clf.network_)[0].layers) if isinstance(layer, NgramBag))
+    lin = real(np.asarray(grid[rows].indices), codes[rows], 3, bag)
+    fitted_member = clf.network_.layers[0].branches[2][0]
+    for name in ("columns", "idf", "W", "b"):
+        np.testing.assert_array_equal(fitted_member.buffers[name], lin.buffers[name])
+
+
+def test_an_error_in_the_member_stops_the_networks(monkeypatch):
+    seen, real = [], training.train_epoch
+
+    def epoch(net, *args, epoch, **kw):
+        seen.append(epoch)
+        time.sleep(0.02)
+        return real(net, *args, epoch=epoch, **kw)
+
+    def broken(*args, **kw):
+        time.sleep(0.1)
+        raise MemoryError("no room for the member")
+    monkeypatch.setattr(training, "train_epoch", epoch)
+    monkeypatch.setattr(training.os, "cpu_count", lambda: 4)     # the member starts at once
+    monkeypatch.setattr(wide, "fit_linear", broken)
+    with pytest.raises(MemoryError, match="no room"):
+        fitted(max_epochs=200, n_iter_no_change=200)
+    assert len(seen) < 40                                     # not 200 epochs each
 
 
 def test_a_forced_member_round_trips_is_never_trained_and_is_replaced_on_refit(monkeypatch, tmp_path):
