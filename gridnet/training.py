@@ -399,7 +399,8 @@ def train_networks(trainers, data, epochs, bar, extra=None):
     are computed then never depends on the core count, so a seed gives the same weights
     to the bit anywhere. One trains as before, with the BLAS's own threads, then
     ``extra`` runs. An error in one network or in ``extra``, or an interrupt (Ctrl-C),
-    stops the others after their current epoch and is raised.
+    stops the networks after their current epoch (a running ``extra`` ends first) and is
+    raised.
     -> (each trainer's result, ``extra``'s result or None)."""
     if len(trainers) == 1:
         return [trainers[0].run(data, epochs, bar)], (extra() if extra is not None else None)
