@@ -571,9 +571,10 @@ def global_max(y, mx, at, kernels=None):
     m, f, h, w = y.shape
     last = y.transpose(0, 2, 3, 1)
     first = y.transpose(1, 0, 2, 3)
-    if (kernels or backend()) == "numba" and last.flags.c_contiguous:
+    compiled = (kernels or backend()) == "numba"
+    if compiled and last.flags.c_contiguous:
         _global_max_nb(last.reshape(m, h * w, f), mx, at)
-    elif (kernels or backend()) == "numba" and first.flags.c_contiguous and h * w < FIRST_MAX_ROWS:
+    elif compiled and first.flags.c_contiguous and h * w < FIRST_MAX_ROWS:
         _global_max_first_nb(first.reshape(f, m, h * w), mx, at)
     else:
         _global_max_np(y, mx, at)
