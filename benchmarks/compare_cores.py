@@ -1,9 +1,9 @@
 """The checkout's core against an earlier commit's, taking turns in one process.
 
-bench_core's nets A and B (same shapes, batch 64, Adam, numpy's threads) and C (the
-audio preset's network on FSDD's default 40 x 42 grids), a training step and an
-inference pass each; the two cores alternate within every round, so that
-both meet the same machine. The earlier commit's ``gridnet`` package is extracted with
+bench_core's nets A and B (same shapes, batch 64, Adam, numpy's threads), C (the
+audio preset's network on FSDD's default 40 x 42 grids) and T (the text preset's
+branches on CLINC150-sized sentence grids), a training step and an inference pass
+each; the two cores alternate within every round, so that both meet the same machine. The earlier commit's ``gridnet`` package is extracted with
 ``git archive`` into a temporary folder and imported as ``gridnet_old`` (its imports
 are relative, so it runs unchanged under that name).
 
@@ -50,7 +50,13 @@ def nets(g):
     c = g.Network([layer for f in (16, 32, 64)
                    for layer in (g.Conv2D(f, 3, padding="same", activation="relu"), g.MaxPool2D(2))]
                   + [g.Flatten(), g.Dense(128, activation="relu"), g.Dropout(0.3), g.Dense(10)])
-    return {"A": (a, (1, 32, 32), 10), "B": (b, (1, 40, 64), 6), "C": (c, (1, 40, 42), 10)}
+    # the text preset's branches after its word vectors (50 learned + 50 GloVe) on
+    # CLINC150's grids: 19 positions, 4-14 words, padding rows zero
+    t = g.Network([g.Branches([[g.Conv2D(100, (k, 1), padding="same", activation="relu"),
+                                g.GlobalMaxPool("height")] for k in (3, 4, 5)]),
+                   g.Flatten(), g.Dense(150)])
+    return {"A": (a, (1, 32, 32), 10), "B": (b, (1, 40, 64), 6), "C": (c, (1, 40, 42), 10),
+            "T": (t, (100, 19, 1), 150)}
 
 
 def step_fns(g, net, shape, k):
@@ -59,10 +65,14 @@ def step_fns(g, net, shape, k):
     loss, opt = g.SoftmaxCrossEntropy(), g.Adam(1e-3)
     x = rng.standard_normal((BATCH,) + shape).astype(np.float32)
     y = rng.integers(0, k, BATCH)
+    words = shape[2] == 1               # net T: sentences, whose word vectors learn too
+    if words:
+        for i, n in enumerate(rng.integers(4, 15, BATCH)):
+            x[i, :, n:] = 0
 
     def train():
         _, grad = loss(net.forward(x, training=True), y)
-        net.backward(grad, input_grad=False)
+        net.backward(grad, input_grad=words)
         opt.step(net.parameters())
 
     def infer():
@@ -87,7 +97,7 @@ def main(argv=None):
               + (f", {args.settle} s of sleep before each turn" if args.settle else ""))
         print("| net | phase | old ms | new ms | new / old (median of rounds) |")
         print("|---|---|---:|---:|---:|")
-        for name in ("A", "B", "C"):
+        for name in ("A", "B", "C", "T"):
             fo = step_fns(old, *nets(old)[name])
             fn = step_fns(gridnet, *nets(gridnet)[name])
             for phase, i in (("train", 0), ("infer", 1)):

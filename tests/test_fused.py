@@ -9,7 +9,7 @@ import pytest
 from gradcheck import numeric_grad, rel_error
 from gridnet import (Branches, Conv2D, Dense, Flatten, GlobalMaxPool, MaxPool2D, Network,
                      SoftmaxCrossEntropy)
-from gridnet.core import ConvMax, ConvPool
+from gridnet.core import ConvMax, ConvPool, kernels
 
 
 def separate_and_fused(conv, pool, x, gout):
@@ -155,12 +155,14 @@ def test_a_network_pickles_after_a_fused_pass():
 
 
 # -- a convolution and a max over all its positions (ConvMax) -----------------------------
-def separate_and_fused_max(conv, pool, x, gout, input_grad=True):
-    """(output, dx, dW, db) of the two layers one after the other, then fused."""
+def separate_and_fused_max(conv, pool, x, gout, input_grad=True, kernels=None):
+    """(output, dx, dW, db) of the two layers one after the other, then fused (by
+    ``kernels``, None: the default)."""
     results = []
     for together in (False, True):
         if together:
             step = ConvMax(conv, pool)
+            step.kernels = kernels
             y = step.forward(x, training=True)
             assert step.ran_fused
             dx = step.backward(gout, input_grad)
@@ -202,6 +204,72 @@ def test_conv_max_matches_the_two_layers(in_shape, kernel, padding, axis, kind, 
         for a, b in pairs:
             np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12)
         assert (dx2 is None) == (not input_grad)
+
+
+def _padded_sentences(rng, n_channels, h):
+    """(8, c, h, 1) vectors with zero rows where a sentence grid has padding: at the
+    end, at the start, in a gap, none, everywhere, all but the first or last, every
+    other row."""
+    x = rng.standard_normal((8, n_channels, h, 1))
+    x[0, :, 4:] = 0
+    x[1, :, :3] = 0
+    x[2, :, 3:5] = 0
+    x[4] = 0
+    x[5, :, 1:] = 0
+    x[6, :, :-1] = 0
+    x[7, :, ::2] = 0
+    return x
+
+
+#: the kernels a test can ask for: numba's where they are loaded
+KERNELS = ["numpy"] + (["numba"] if kernels._numba is not None else [])
+
+
+@pytest.mark.parametrize("k, padding", [(2, "same"), (3, "same"), (4, "same"), (5, "same"),
+                                        (3, "valid"), (3, "full"), (1, "valid")])
+@pytest.mark.parametrize("activation", [None, "relu"])
+@pytest.mark.parametrize("name", KERNELS)
+def test_conv_max_over_the_words_only_matches_the_two_layers(k, padding, activation, name):
+    rng = np.random.default_rng(k)
+    conv = Conv2D(6, (k, 1), padding=padding, activation=activation)
+    pool = GlobalMaxPool("height")
+    pool.build(conv.build((5, 9, 1), np.random.default_rng(1), np.float64), None)
+    conv.params["W"][:3] = -np.abs(conv.params["W"][:3])   # the padding's 0 often wins
+    conv.params["b"][:] = rng.standard_normal(6)
+    x = np.abs(_padded_sentences(rng, 5, 9))
+    gout = rng.standard_normal((8, 6, 1, 1))
+    step = ConvMax(conv, pool)
+    step.kernels = name
+    step.forward(x, training=True)
+    assert step._cache["ragged"] is not None          # the words-only path ran
+    # the padding's 0 beats the words' negative sums, at its first position (0)
+    assert (step._cache["at"][6, :3] == 0).all() and (step._cache["at"][4] == 0).all()
+    step.backward(gout)
+    for input_grad in (True, False):
+        (y1, dx1, dW1, db1), (y2, dx2, dW2, db2) = separate_and_fused_max(
+            conv, pool, x, gout, input_grad, name)
+        pairs = [(y1, y2), (dW1, dW2), (db1, db2)] + ([(dx1, dx2)] if input_grad else [])
+        for a, b in pairs:
+            np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", KERNELS)
+def test_conv_max_over_the_words_only_finds_the_first_nan_and_keeps_the_input(name):
+    rng = np.random.default_rng(0)
+    conv, pool = Conv2D(4, (3, 1), padding="same"), GlobalMaxPool("height")
+    pool.build(conv.build((2, 9, 1), np.random.default_rng(1), np.float64), None)
+    x = _padded_sentences(rng, 2, 9)
+    x[0, 1, 2] = np.nan
+    before = x.copy()
+    expected = pool.forward(conv.forward(x))
+    step = ConvMax(conv, pool)
+    step.kernels = name
+    y = step.forward(x, training=True)
+    assert step._cache["ragged"] is not None
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(expected))
+    np.testing.assert_allclose(y, expected, rtol=1e-12)
+    assert np.isnan(y[0]).all() and not np.isnan(y[1:]).any()
+    np.testing.assert_array_equal(x, before)
 
 
 def test_conv_max_ties_route_the_gradient_once_to_the_first_maximum():
@@ -294,6 +362,36 @@ def test_sentence_cnn_with_fused_max_passes_a_finite_difference_check():
     errors = _gradient_errors(net, loss, grad, x, y)
     assert max(errors.values()) < 1e-6, errors
 
+
+@pytest.mark.parametrize("name", KERNELS)
+def test_words_only_max_passes_a_finite_difference_check(name):
+    # word vectors with padding rows (zero, as Embedding gives them), straight into the
+    # branches: only the positions a word reaches are computed
+    rng = np.random.default_rng(2)
+    net = Network([
+        Branches([[Conv2D(3, (k, 1), padding="same", activation="relu"), GlobalMaxPool("height")]
+                  for k in (2, 3)] + [[Conv2D(2, (2, 1), normalize=True), GlobalMaxPool("both")]]),
+        Flatten(), Dense(3),
+    ])
+    net.build((4, 9, 1), rng, dtype=np.float64)
+    x = _padded_sentences(rng, 4, 9)[[0, 1, 2, 5, 6, 7]]
+    y = np.array([0, 2, 1, 1, 0, 2])
+    loss = SoftmaxCrossEntropy()
+    fused = [steps[0] for steps in net.layers[0].steps]
+    for step in fused:
+        step.kernels = name
+        b = step.conv.params["b"]
+        b[:] = rng.standard_normal(b.shape)          # away from ReLU's kink at 0
+    _, grad = loss(net.forward(x, training=True), y)
+    assert all(isinstance(s, ConvMax) and s._cache["ragged"] is not None for s in fused)
+    dx = net.backward(grad)
+    errors = {name: rel_error(g.copy(), numeric_grad(lambda: loss(net.forward(x), y)[0], p))
+              for name, p, g in net.parameters()}
+    # the input's words only: every window of padding ties at 0, a kink (Embedding keeps
+    # padding at 0 and drops its gradient)
+    words = np.broadcast_to((x != 0).any(axis=1, keepdims=True), x.shape)
+    errors["x"] = rel_error(dx[words], numeric_grad(lambda: loss(net.forward(x), y)[0], x)[words])
+    assert max(errors.values()) < 1e-6, errors
 
 def test_a_network_pickles_after_a_fused_max_pass():
     net = Network([Branches([[Conv2D(3, (2, 5), activation="relu"), GlobalMaxPool()]]),

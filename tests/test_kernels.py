@@ -235,6 +235,75 @@ def test_sparse_gradients_agree_to_the_bit(positions_first):
 @compiled
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("kh, pt", [(3, 1), (4, 1), (5, 2), (3, 0), (3, 2), (1, 0)])
+def test_the_words_only_kernels_agree_to_the_bit(dtype, ties, kh, pt):
+    rng = np.random.default_rng(kh + pt)
+    m, c, h, f = 7, 4, 9, 5
+    x = (rng.integers(-2, 3, (m, c, h, 1)) if ties else rng.standard_normal((m, c, h, 1)))
+    x = x.astype(dtype)
+    x[0, :, 5:] = 0                 # padding at the end, at the start, a gap, everywhere
+    x[1, :, :4] = 0
+    x[2, :, 2:6] = 0
+    x[3] = 0
+    x[4, :, :-1] = 0
+    x[5, 1, 3] = np.nan
+    ho = h + 2 * pt - kh + 1
+    res = {}
+    for name in BOTH:
+        cols, lo, cnt, off = kernels.ragged_columns(x, kh, pt, ho, dtype, name)
+        y = (res["numba"][1] if name == "numpy"      # the same outputs for both
+             else rng.standard_normal((cols.shape[0], f)).astype(dtype))
+        y[-1] = 0                                     # the zero row's outputs
+        y[off[6]:off[6] + cnt[6], 0] = -1             # a tie with the padding's 0, and
+        y[off[6] + 1, 1] = 0                          # the padding's 0 before or after
+        mx, at, r = np.empty((m, f), dtype), np.empty((m, f), np.int64), np.empty((m, f), np.int64)
+        kernels.ragged_max(y, lo, cnt, off, ho, mx, at, r, name)
+        g = np.random.default_rng(1).standard_normal((m, f)).astype(dtype)
+        dW = np.full((f, cols.shape[1]), 0.5, dtype)
+        kernels.ragged_dw(cols, r, g, dW, name)
+        res[name] = (cols, y, lo, cnt, mx, at, r, dW)
+    for a, b in zip(*res.values()):
+        np.testing.assert_array_equal(a, b)
+    cols, y, lo, cnt, mx, at, r, _ = res["numba"]
+    # the positions from the first a word reaches to the last: against the windows
+    xp = np.zeros((m, c, h + 2 * kh, 1), dtype)
+    xp[:, :, kh:kh + h] = x
+    nz = (x[..., 0] != 0).any(axis=1)
+    row = 0
+    for n in range(m):
+        reach = [p for p in range(ho) if nz[n, max(0, p - pt):max(0, p - pt + kh)].any()]
+        reach = list(range(reach[0], reach[-1] + 1)) if reach else []
+        assert list(range(lo[n], lo[n] + cnt[n])) == reach
+        for p in reach:
+            window = xp[n, :, p - pt + kh:p - pt + 2 * kh, 0]          # (c, kh)
+            np.testing.assert_array_equal(cols[row], window.T.reshape(-1))
+            row += 1
+    assert row == cols.shape[0] - 1 and not cols[-1].any()
+    # the maxima: the first in position order over all ho positions, the left-out ones 0
+    full = np.zeros((m, ho, f), dtype)
+    for n in range(m):
+        full[n, lo[n]:lo[n] + cnt[n]] = y[sum(cnt[:n]):sum(cnt[:n + 1])]
+    np.testing.assert_array_equal(at, full.argmax(axis=1))
+    np.testing.assert_array_equal(mx, np.take_along_axis(full, at[:, None], axis=1)[:, 0])
+    assert (at[3] == 0).all() and (r[3] == cols.shape[0] - 1).all()
+    # the input gradient from the rows: sparse_dx's numbers to the bit, padding included
+    W = rng.standard_normal((f, c * kh)).astype(dtype)
+    g = rng.standard_normal((m, f)).astype(dtype)
+    g[1, 2] = 0
+    dx, expected = np.full((c, m, h, 1), np.nan, dtype), np.full((c, m, h, 1), np.nan, dtype)
+    Wo = {name: kernels.offsets_first(W, kh, kernels=name) for name in BOTH}
+    np.testing.assert_array_equal(Wo["numba"], Wo["numpy"])
+    np.testing.assert_array_equal(Wo["numba"],
+                                  W.reshape(f, c, kh).transpose(0, 2, 1).reshape(f, -1))
+    np.testing.assert_array_equal(kernels.offsets_first(Wo["numba"], kh, True), W)
+    kernels.ragged_dx(r, g, Wo["numba"], lo, cnt, off, kh, pt, dx)
+    kernels.sparse_dx(at, g, W, expected, (kh, 1), (1, 1), (pt, kh - 1 - pt, 0, 0), 1)
+    np.testing.assert_array_equal(dx, expected)
+    assert dx[:, 3].any()             # a sentence of padding only: its maximum's window
+
+@compiled
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ties", [False, True])
 @pytest.mark.parametrize("junk", [0, 2])
 def test_global_max_of_an_offset_kernels_layout_is_argmax(dtype, ties, junk):
     rng = np.random.default_rng(3)
@@ -467,7 +536,10 @@ def test_gridnet_kernels_numpy_runs_the_numpy_kernels():
 def test_the_compiled_max_kernels_are_the_ones_that_run(monkeypatch):
     calls = {}
     for name in ("_global_max_nb", "_global_max_first_nb", "_sparse_dw_nb", "_sparse_dcols_nb",
-                 "_sparse_dx_nb", "_global_max_np", "_sparse_dw_np", "_sparse_dcols_np"):
+                 "_sparse_dx_nb", "_global_max_np", "_sparse_dw_np", "_sparse_dcols_np",
+                 "_rows_of_nb", "_ragged_cols_nb", "_ragged_max_nb", "_ragged_dw_nb",
+                 "_ragged_dx_nb", "_offsets_first_nb", "_rows_of_np", "_ragged_cols_np",
+                 "_ragged_max_np", "_ragged_dw_np"):
         fn = getattr(kernels, name)
         monkeypatch.setattr(kernels, name, lambda *a, _fn=fn, _name=name: (
             calls.__setitem__(_name, calls.get(_name, 0) + 1), _fn(*a))[1])
@@ -475,7 +547,9 @@ def test_the_compiled_max_kernels_are_the_ones_that_run(monkeypatch):
     x = np.random.default_rng(0).standard_normal((4, 1, 9, 10)).astype(np.float32)
     _, grad = SoftmaxCrossEntropy()(net.forward(x, training=True), np.arange(4) % 3)
     net.backward(grad, input_grad=False)
-    # three fused steps, each maximum compiled for its layout; the first two (by offset)
-    # scatter their input gradient straight into dx, without dcols
-    assert calls == {"_global_max_first_nb": 2, "_global_max_nb": 1, "_sparse_dw_nb": 3,
-                     "_sparse_dx_nb": 2}
+    # three fused steps; the first two (positions only) compute the positions a word
+    # reaches and their input gradient from those rows; the third's maximum is
+    # compiled for its layout
+    assert calls == {"_rows_of_nb": 2, "_ragged_cols_nb": 2, "_ragged_max_nb": 2,
+                     "_ragged_dw_nb": 2, "_ragged_dx_nb": 2, "_offsets_first_nb": 4,
+                     "_global_max_nb": 1, "_sparse_dw_nb": 1}

@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import kernels
-from .conv import Conv2D, col2im_shifts, im2col_shifts
+from .conv import Conv2D, OffsetKernel, col2im_shifts, im2col_shifts
 from .layers import GlobalMaxPool, Layer, MaxPool2D, Workspace, batch_slices, is_onehot
 
 __all__ = ["ConvPool", "ConvMax"]
@@ -297,6 +297,13 @@ class ConvMax(_FusedPair):
     the result and gradients are the two layers' up to float rounding (the order of
     sums; a bias that makes two maxima round to the same sum).
 
+    A convolution over positions only (a ``(k, 1)`` filter, stride 1, on ``(n, c, h,
+    1)``: the sentence CNN's branch after its word vectors) computes only the positions
+    whose window holds a nonzero row (a word: padding rows are zero) and one row of
+    zeros that stands for all the others, since their output is the convolution of
+    zeros: :func:`~gridnet.core.kernels.ragged_columns` and the kernels after it, about
+    half the work on sentences padded to the length of the long ones.
+
     A one-hot grid, or a batch of another shape, runs through the two layers one after
     the other (they raise the usual errors).
 
@@ -323,22 +330,51 @@ class ConvMax(_FusedPair):
             self._cache = "separate" if training else None
             return pool.forward(conv.forward(x, training), training)   # or let them raise
         n, f = x.shape[0], conv.out_shape[0]
-        # (n, f, ho, wo), a view of the kernel's buffer; its columns kept when training
-        y = conv.kernel.forward(x, conv.weights(), None, False, training)
-        mx = np.empty((n, f), y.dtype)
+        W = conv.weights()
+        mx = np.empty((n, f), x.dtype)
         at = np.empty((n, f), np.int64)
-        kernels.global_max(y, mx, at, self.kernels)
+        ragged = None
+        if self._words_only(x, W):
+            ragged = self._ragged_forward(x, W, mx, at, training)
+        else:    # (n, f, ho, wo), a view of the kernel's buffer; its columns kept when training
+            y = conv.kernel.forward(x, W, None, False, training)
+            kernels.global_max(y, mx, at, self.kernels)
         out = np.add(mx, conv.params["b"], out=mx)
         if conv.activation == "relu":
             np.maximum(out, 0, out=out)
-        self._cache = {"at": at, "out": out} if training else None
+        self._cache = {"at": at, "out": out, "ragged": ragged} if training else None
         return out.reshape((n,) + self.out_shape)
+
+    def _words_only(self, x, W):
+        """True when the convolution runs over positions only (a ``(k, 1)`` filter,
+        stride 1, on ``(n, c, h, 1)``: the sentence CNN's branch): then only the
+        positions whose window holds a word are computed."""
+        conv = self.conv
+        return (type(conv.kernel) is OffsetKernel and conv.in_shape[2] == 1
+                and conv.kernel_size[1] == 1 and conv.stride == (1, 1) and x.dtype == W.dtype)
+
+    def _ragged_forward(self, x, W, mx, at, training):
+        """The maximum over the positions whose window holds a nonzero row (a word), and
+        over the zero row that stands for every other position. Fills ``mx`` and
+        ``at``; -> what the backward pass needs: the weights in the columns' order,
+        then each chunk's columns."""
+        conv = self.conv
+        (c, _, _), (f, ho, _) = conv.in_shape, conv.out_shape
+        kh, pt = conv.kernel_size[0], conv.pads[0]
+        Wo = kernels.offsets_first(W, kh, kernels=self.kernels)
+        kept = [Wo]
+        for sl in batch_slices(x.shape[0], c * kh * ho * x.dtype.itemsize, conv.chunk_bytes):
+            cols, lo, cnt, off = kernels.ragged_columns(x[sl], kh, pt, ho, x.dtype, self.kernels)
+            r = np.empty((sl.stop - sl.start, f), np.int64)
+            kernels.ragged_max(cols @ Wo.T, lo, cnt, off, ho, mx[sl], at[sl], r, self.kernels)
+            if training:
+                kept.append((sl, cols, lo, cnt, off, r))
+        return kept
 
     def _fused_backward(self, cache, grad, input_grad):
         """grad: (n, f, 1, 1) -> dL/dx (n, c, h, w); fills the convolution's ``grads``."""
         conv = self.conv
         kernel = conv.kernel
-        chunks, _ = kernel.take_cache()
         n, f = grad.shape[0], conv.out_shape[0]
         _, ho, wo = conv.out_shape
         g = np.array(grad.reshape(n, f), dtype=cache["out"].dtype, order="C")
@@ -346,6 +382,9 @@ class ConvMax(_FusedPair):
             g *= cache["out"] > 0
         W = conv.weights()
         dW = np.zeros(W.shape, W.dtype)
+        if cache["ragged"] is not None:
+            return self._ragged_backward(cache, g, W, dW, input_grad)
+        chunks, _ = kernel.take_cache()
         positions_first, width = kernel.positions()
         t, u = np.divmod(cache["at"], wo)
         at = t * width + u                 # where each maximum is among the columns
@@ -364,8 +403,34 @@ class ConvMax(_FusedPair):
                 cols.fill(0)
                 kernel.scatter_chunk(kernels.sparse_dcols(r, gs, W, cols, positions_first,
                                                           self.kernels), sl, dxbuf)
+        return self._finish(g, W, dW, dxbuf)
+
+    def _ragged_backward(self, cache, g, W, dW, input_grad):
+        """:meth:`_fused_backward` after :meth:`_ragged_forward`: the weight gradient over
+        the kept columns, the input gradient from where each maximum is."""
+        conv = self.conv
+        kernel = conv.kernel
+        dxbuf = kernel.input_buffer(g.shape[0], g.dtype) if input_grad else None
+        compiled = (self.kernels or kernels.backend()) == "numba"
+        (ho, kh), pt = (conv.out_shape[1], conv.kernel_size[0]), conv.pads[0]
+        Wo, *chunks = cache["ragged"]
+        for sl, cols, lo, cnt, off, r in chunks:
+            kernels.ragged_dw(cols, r, g[sl], dW, self.kernels)
+            if input_grad and compiled:
+                kernels.ragged_dx(r, g[sl], Wo, lo, cnt, off, kh, pt, dxbuf[:, sl])
+            elif input_grad:     # sparse_dx's twin: the columns' gradient, then col2im
+                m = sl.stop - sl.start
+                dcols = np.zeros((W.shape[1], m * ho), g.dtype)
+                at = cache["at"][sl] + (np.arange(m) * ho)[:, None]
+                kernel.scatter_chunk(kernels.sparse_dcols(at, g[sl], W, dcols, False, "numpy"),
+                                     sl, dxbuf)
+        return self._finish(g, W, kernels.offsets_first(dW, kh, True, self.kernels), dxbuf)
+
+    def _finish(self, g, W, dW, dxbuf):
+        """Store the convolution's gradients; -> dL/dx (n, c, h, w) or None."""
+        conv = self.conv
         if conv.normalize:
             dW *= dW.dtype.type(1.0 / W.shape[1])
         conv.grads["W"] = dW
         conv.grads["b"] = g.sum(axis=0)
-        return kernel.input_view(dxbuf) if input_grad else None
+        return conv.kernel.input_view(dxbuf) if dxbuf is not None else None

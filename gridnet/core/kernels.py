@@ -6,7 +6,8 @@ held it), the backward routing of a pooled gradient to that offset, the im2col o
 input and the col2im of its input gradient (one channel's phase planes at a time, kept
 in cache), the max over all
 positions of a convolution's output (:class:`gridnet.core.fused.ConvMax`) and the
-sparse weight and column gradients behind it, and Adam's update of its moments and
+sparse weight and column gradients behind it (for a sentence, over the positions a
+word reaches only: the ``ragged_*`` kernels), and Adam's update of its moments and
 step. They are compiled with numba (a dependency of librosa, declared
 by gridnet too) on first use and cached on disk (``cache=True``); the numpy versions
 stay, and run where numba cannot be imported or when the environment variable
@@ -31,6 +32,7 @@ import numpy as np
 
 __all__ = ["backend", "argmax_dtype", "pool_forward", "pool_route", "grid_from",
            "im2col_phases", "col2im_phases", "global_max", "sparse_dw", "sparse_dcols", "sparse_dx",
+           "ragged_columns", "offsets_first", "ragged_max", "ragged_dw", "ragged_dx",
            "bag_csr", "embedding_dw", "adam_apply", "adam_direction", "adam_moments", "adam_step"]
 
 try:
@@ -108,6 +110,50 @@ def _sparse_dcols_np(r, g, W, dcols, positions_first):
         else:
             dcols[:, r[:, f]] += g[:, f][None, :] * W[f][:, None]
 
+
+def _rows_of_np(x, kh, xt, first, last):
+    h = x.shape[2]
+    xt[:, kh:kh + h] = x.transpose(0, 2, 1)
+    nz = (x != 0).any(axis=1)                                  # (m, h): a word's row
+    has = nz.any(axis=1)
+    first[...] = np.where(has, nz.argmax(axis=1), h)
+    last[...] = np.where(has, h - 1 - nz[:, ::-1].argmax(axis=1), -1)
+
+
+def _ragged_cols_np(xt, lo, cnt, off, pt, kh, cols):
+    R = cols.shape[0] - 1
+    sample = np.repeat(np.arange(xt.shape[0]), cnt)
+    start = np.arange(R) - off[sample] + lo[sample] - pt + kh
+    cols[:R] = xt[sample[:, None], start[:, None] + np.arange(kh)].reshape(R, -1)
+    cols[R] = 0
+
+
+def _ragged_max_np(y, lo, cnt, off, ho, mx, at, r):
+    R, f = y.shape[0] - 1, y.shape[1]
+    z = y[R]
+    for n in range(mx.shape[0]):
+        k = cnt[n]
+        if k == 0:
+            mx[n], at[n], r[n] = z, 0, R
+            continue
+        j = y[off[n]:off[n] + k].argmax(axis=0)
+        best = y[off[n] + j, np.arange(f)]
+        where, col = lo[n] + j, off[n] + j
+        if k < ho:
+            p0 = 0 if lo[n] > 0 else k
+            z_wins = (z > best) | (np.isnan(z) & ~np.isnan(best))
+            best_wins = (best > z) | (np.isnan(best) & ~np.isnan(z))
+            take = np.where(p0 < where, ~best_wins, z_wins)
+            best, where = np.where(take, z, best), np.where(take, p0, where)
+            col = np.where(take, R, col)
+        mx[n], at[n], r[n] = best, where, col
+
+
+def _ragged_dw_np(cols, r, g, dW):
+    R = cols.shape[0] - 1
+    for n in range(r.shape[0]):
+        keep = r[n] != R
+        dW[keep] += g[n, keep][:, None] * cols[r[n, keep]]
 
 def adam_moments(g, m, v, b1, c1, b2, c2, scratch):
     """numpy: Adam's moments, in place: ``m = b1*m + c1*g``, ``v = b2*v + c2*g*g``."""
@@ -468,6 +514,153 @@ if _numba is not None:
             indptr[i + 1] = nnz
         return nnz
 
+    @_jit
+    def _nonzero_nb(row):                                    # pragma: no cover (compiled)
+        for v in row:
+            if v != 0:
+                return True
+        return False
+
+    @_jit
+    def _rows_of_nb(x, kh, xt, first, last):                 # pragma: no cover (compiled)
+        # xt[n, kh + t] = x[n, :, t] (its border rows stay zero); the first and the last
+        # row of each sample that is not all zero (h and -1: none)
+        m, c, h = x.shape
+        for n in range(m):
+            rows = xt[n]
+            for ci in range(c):
+                src = x[n, ci]
+                for t in range(h):
+                    rows[kh + t, ci] = src[t]
+            a, b = h, -1
+            for t in range(h):
+                if _nonzero_nb(rows[kh + t]):
+                    a = t
+                    break
+            for t in range(h - 1, a - 1, -1):
+                if _nonzero_nb(rows[kh + t]):
+                    b = t
+                    break
+            first[n], last[n] = a, b
+
+    @_jit
+    def _ragged_cols_nb(xt, lo, cnt, off, pt, kh, cols):    # pragma: no cover (compiled)
+        # cols[off[n] + j] = input rows lo[n] + j - pt .. + kh - 1 of sample n, one
+        # contiguous run of xt; the last row zero
+        m = xt.shape[0]
+        K = cols.shape[1]
+        for n in range(m):
+            flat = xt[n].reshape(-1)
+            c = xt.shape[2]
+            first = (lo[n] - pt + kh) * c
+            for j in range(cnt[n]):
+                start = first + j * c
+                cols[off[n] + j, :] = flat[start:start + K]
+        cols[cols.shape[0] - 1, :] = 0
+
+    @_jit
+    def _offsets_first_nb(W, kh, inverse, out):              # pragma: no cover (compiled)
+        # out[:, i*c + ci] = W[:, ci*kh + i], or back
+        f, K = W.shape
+        c = K // kh
+        for a in range(f):
+            src, dst = W[a], out[a]
+            for ci in range(c):
+                for i in range(kh):
+                    if inverse:
+                        dst[ci * kh + i] = src[i * c + ci]
+                    else:
+                        dst[i * c + ci] = src[ci * kh + i]
+
+    @_jit
+    def _ragged_max_nb(y, lo, cnt, off, ho, mx, at, r):      # pragma: no cover (compiled)
+        # y (R + 1, f), features contiguous: the first maximum over each sample's rows;
+        # the last row (the padding's value) stands for every position left out
+        m, f = mx.shape
+        R = y.shape[0] - 1
+        z = y[R]
+        for n in range(m):
+            base, k = off[n], cnt[n]
+            best, where, col = mx[n], at[n], r[n]
+            if k == 0:
+                for c in range(f):
+                    best[c], where[c], col[c] = z[c], 0, R
+                continue
+            row = y[base]
+            for c in range(f):
+                best[c], where[c], col[c] = row[c], lo[n], base
+            for j in range(1, k):
+                row = y[base + j]
+                for c in range(f):            # no branch: the loop vectorises
+                    v, b = row[c], best[c]
+                    take = (v > b) | ((v != v) & (b == b))
+                    best[c] = v if take else b
+                    where[c] = lo[n] + j if take else where[c]
+                    col[c] = base + j if take else col[c]
+            if k < ho:      # the first position left out: 0, or the one after the run
+                p0 = 0 if lo[n] > 0 else k
+                for c in range(f):
+                    v, b = z[c], best[c]
+                    if p0 < where[c]:
+                        take = not ((b > v) | ((b != b) & (v == v)))
+                    else:
+                        take = (v > b) | ((v != v) & (b == b))
+                    if take:
+                        best[c], where[c], col[c] = v, p0, R
+
+    @_jit
+    def _ragged_dw_nb(cols, r, g, dW):                       # pragma: no cover (compiled)
+        # _sparse_dw_nb's rows loop; the zero row adds nothing and is skipped
+        m, f = r.shape
+        R = cols.shape[0] - 1
+        for n in range(m):
+            for c in range(f):
+                if r[n, c] == R:
+                    continue
+                gv, row, dst = g[n, c], cols[r[n, c]], dW[c]
+                for q in range(dst.shape[0]):
+                    dst[q] += gv * row[q]
+
+    @_jit
+    def _ragged_dx_nb(r, g, W, lo, cnt, off, pt, kh, dcols, dx):  # pragma: no cover
+        # _sparse_dx_nb's numbers from the rows (W offsets first): each maximum's g*W
+        # added to its window's row (the padding's to the last row, its window at p0),
+        # then the rows added by offset, each position in order: per value, the offsets
+        # in order
+        m, f = r.shape
+        c, h = dx.shape[0], dx.shape[2]
+        R, K = dcols.shape[0] - 1, W.shape[1]
+        zero = dx.dtype.type(0)
+        loc = np.empty((h, c), dx.dtype)
+        zrow = dcols[R]
+        for n in range(m):
+            base, k = off[n], cnt[n]
+            for q in range(K):
+                zrow[q] = zero
+            padded = False
+            for fc in range(f):
+                at = r[n, fc]
+                padded = padded or at == R
+                row, gv, w = dcols[at], g[n, fc], W[fc]
+                for q in range(K):
+                    row[q] += gv * w[q]
+            p0 = 0 if (k == 0 or lo[n] > 0) else k
+            loc[:] = zero
+            for i in range(kh):
+                for j in range(k + 1):
+                    if j == k and not padded:
+                        break
+                    t = (p0 if j == k else lo[n] + j) - pt + i
+                    if t < 0 or t >= h:
+                        continue
+                    src, dst = dcols[R if j == k else base + j], loc[t]
+                    for ci in range(c):
+                        dst[ci] += src[i * c + ci]
+            for ci in range(c):
+                d = dx[ci, n]
+                for t in range(h):
+                    d[t, 0] = loc[t, ci]
+
 
 def argmax_dtype(k):
     """The smallest unsigned integer type that numbers ``k`` window offsets."""
@@ -655,6 +848,76 @@ def sparse_dx(r, g, W, dx, kernel_size, stride, pads, width):
     _sparse_dx_nb(np.ascontiguousarray(r), np.ascontiguousarray(g), Wt, dx, int(width),
                   int(sh), int(sw), int(pads[0]), int(pads[2]), int(kw))
     return dx
+
+
+def ragged_columns(x, kernel_height, pad_top, out_height, dtype, kernels=None):
+    """The im2col of a convolution ``(kernel_height, 1)``, stride 1, over
+    ``x`` ``(m, c, h, 1)`` for only the output positions whose window holds a nonzero
+    row (a sentence's words; padding rows are zero), a row per window, each sample's
+    run of positions after the last's, then one zero row standing for every other
+    position (its output is the convolution of zeros).
+
+    -> ``(cols, lo, cnt, off)``: ``cols`` ``(R + 1, kernel_height*c)``, each row the
+    window's input rows one after the other (:func:`offsets_first`); sample ``i``'s
+    positions ``lo[i] .. lo[i] + cnt[i] - 1`` at rows ``off[i] ..``."""
+    m, c, h, _ = x.shape
+    kh, pt = int(kernel_height), int(pad_top)
+    compiled = (kernels or backend()) == "numba"
+    xt = np.zeros((m, h + 2 * kh, c), dtype)                  # row t at t + kh
+    first, last = np.empty(m, np.int64), np.empty(m, np.int64)
+    (_rows_of_nb if compiled else _rows_of_np)(np.ascontiguousarray(x.reshape(m, c, h)), kh, xt,
+                                               first, last)
+    lo = np.maximum(0, first + pt - kh + 1)
+    cnt = np.maximum(0, np.minimum(int(out_height), last + pt + 1) - lo)
+    lo[last < 0], cnt[last < 0] = 0, 0
+    off = np.zeros(m, np.int64)
+    np.cumsum(cnt[:-1], out=off[1:])
+    cols = np.empty((int(cnt.sum()) + 1, c * kh), dtype)
+    (_ragged_cols_nb if compiled else _ragged_cols_np)(xt, lo, cnt, off, pt, kh, cols)
+    return cols, lo, cnt, off
+
+
+def ragged_max(y, lo, cnt, off, out_height, mx, at, r, kernels=None):
+    """:func:`global_max` of the convolution whose output at the rows of
+    :func:`ragged_columns` is ``y`` ``(R + 1, f)``: ``mx``, ``at`` (the position of the
+    first maximum; the positions left out hold the zero row's value) and ``r``, the
+    row of ``y`` it came from, all ``(m, f)`` and C-contiguous."""
+    fn = _ragged_max_nb if (kernels or backend()) == "numba" else _ragged_max_np
+    fn(y, lo, cnt, off, int(out_height), mx, at, r)
+    return mx, at, r
+
+
+def ragged_dw(cols, r, g, dW, kernels=None):
+    """:func:`sparse_dw` over :func:`ragged_columns`' rows (``r`` from
+    :func:`ragged_max`; ``dW`` in :func:`offsets_first` order), the same sums in the
+    same order."""
+    (_ragged_dw_nb if (kernels or backend()) == "numba" else _ragged_dw_np)(cols, r, g, dW)
+    return dW
+
+
+def ragged_dx(r, g, W, lo, cnt, off, kernel_height, pad_top, dx):
+    """numba's alone: :func:`sparse_dx` after :func:`ragged_max` (rows ``r``; ``W`` in
+    :func:`offsets_first` order), into ``dx`` ``(c, m, h, 1)``: the same numbers (its
+    twin, as :func:`sparse_dx`'s, is :func:`sparse_dcols` and col2im), the gradient of
+    each window gathered in a row first."""
+    dcols = np.zeros((int(cnt.sum()) + 1, W.shape[1]), dx.dtype)
+    _ragged_dx_nb(np.ascontiguousarray(r), np.ascontiguousarray(g), np.ascontiguousarray(W),
+                  lo, cnt, off, int(pad_top), int(kernel_height), dcols, dx)
+    return dx
+
+
+def offsets_first(W, kernel_height, inverse=False, kernels=None):
+    """A ``(kernel_height, 1)`` convolution's weights ``(f, c*kernel_height)`` with their
+    columns in :func:`ragged_columns`' order ``(kernel_height, c)`` (``inverse``: back
+    from it), a new C-contiguous array."""
+    W = np.ascontiguousarray(W)
+    f, kh = W.shape[0], int(kernel_height)
+    if (kernels or backend()) == "numba":
+        out = np.empty_like(W)
+        _offsets_first_nb(W, kh, bool(inverse), out)
+        return out
+    shape = (f, kh, -1) if inverse else (f, -1, kh)
+    return np.ascontiguousarray(W.reshape(shape).transpose(0, 2, 1)).reshape(f, -1)
 
 
 def adam_direction(g, m, v, b1, c1, b2, c2, eps, step, out, kernels=None):
