@@ -250,7 +250,10 @@ def test_the_words_only_kernels_agree_to_the_bit(dtype, ties, kh, pt):
     ho = h + 2 * pt - kh + 1
     res = {}
     for name in BOTH:
-        cols, lo, cnt, off = kernels.ragged_columns(x, kh, pt, ho, dtype, name)
+        xt = np.zeros((m, h + 2 * kh, c), dtype)
+        lo, cnt, off = kernels.ragged_rows(x, kh, pt, ho, xt, name)
+        cols = kernels.ragged_columns(xt, lo, cnt, off, kh, pt,
+                                      np.full((cnt.sum() + 1, c * kh), np.nan, dtype), name)
         y = (res["numba"][1] if name == "numpy"      # the same outputs for both
              else rng.standard_normal((cols.shape[0], f)).astype(dtype))
         y[-1] = 0                                     # the zero row's outputs
@@ -296,7 +299,7 @@ def test_the_words_only_kernels_agree_to_the_bit(dtype, ties, kh, pt):
     np.testing.assert_array_equal(Wo["numba"],
                                   W.reshape(f, c, kh).transpose(0, 2, 1).reshape(f, -1))
     np.testing.assert_array_equal(kernels.offsets_first(Wo["numba"], kh, True), W)
-    kernels.ragged_dx(r, g, Wo["numba"], lo, cnt, off, kh, pt, dx)
+    kernels.ragged_dx(r, g, Wo["numba"], lo, cnt, off, kh, pt, dx, np.zeros_like(cols))
     kernels.sparse_dx(at, g, W, expected, (kh, 1), (1, 1), (pt, kh - 1 - pt, 0, 0), 1)
     np.testing.assert_array_equal(dx, expected)
     assert dx[:, 3].any()             # a sentence of padding only: its maximum's window

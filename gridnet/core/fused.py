@@ -361,12 +361,20 @@ class ConvMax(_FusedPair):
         conv = self.conv
         (c, _, _), (f, ho, _) = conv.in_shape, conv.out_shape
         kh, pt = conv.kernel_size[0], conv.pads[0]
+        h, dt = conv.in_shape[1], x.dtype
         Wo = kernels.offsets_first(W, kh, kernels=self.kernels)
         kept = [Wo]
-        for sl in batch_slices(x.shape[0], c * kh * ho * x.dtype.itemsize, conv.chunk_bytes):
-            cols, lo, cnt, off = kernels.ragged_columns(x[sl], kh, pt, ho, x.dtype, self.kernels)
-            r = np.empty((sl.stop - sl.start, f), np.int64)
-            kernels.ragged_max(cols @ Wo.T, lo, cnt, off, ho, mx[sl], at[sl], r, self.kernels)
+        slices = batch_slices(x.shape[0], c * kh * ho * dt.itemsize, conv.chunk_bytes)
+        for k, sl in enumerate(slices):
+            m = sl.stop - sl.start
+            xt = self.ws.zeroed("rows", (m, h + 2 * kh, c), dt, lambda buf: buf.fill(0))
+            lo, cnt, off = kernels.ragged_rows(x[sl], kh, pt, ho, xt, self.kernels)
+            R = int(cnt.sum()) + 1
+            cols = self.ws.get(("cols", k) if training else "cols", (R, c * kh), dt)
+            kernels.ragged_columns(xt, lo, cnt, off, kh, pt, cols, self.kernels)
+            y = np.matmul(cols, Wo.T, out=self.ws.get("y", (R, f), dt))
+            r = np.empty((m, f), np.int64)
+            kernels.ragged_max(y, lo, cnt, off, ho, mx[sl], at[sl], r, self.kernels)
             if training:
                 kept.append((sl, cols, lo, cnt, off, r))
         return kept
@@ -417,7 +425,9 @@ class ConvMax(_FusedPair):
         for sl, cols, lo, cnt, off, r in chunks:
             kernels.ragged_dw(cols, r, g[sl], dW, self.kernels)
             if input_grad and compiled:
-                kernels.ragged_dx(r, g[sl], Wo, lo, cnt, off, kh, pt, dxbuf[:, sl])
+                dcols = self.ws.get("dcols", cols.shape, g.dtype)
+                dcols.fill(0)
+                kernels.ragged_dx(r, g[sl], Wo, lo, cnt, off, kh, pt, dxbuf[:, sl], dcols)
             elif input_grad:     # sparse_dx's twin: the columns' gradient, then col2im
                 m = sl.stop - sl.start
                 dcols = np.zeros((W.shape[1], m * ho), g.dtype)

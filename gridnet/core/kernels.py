@@ -32,7 +32,7 @@ import numpy as np
 
 __all__ = ["backend", "argmax_dtype", "pool_forward", "pool_route", "grid_from",
            "im2col_phases", "col2im_phases", "global_max", "sparse_dw", "sparse_dcols", "sparse_dx",
-           "ragged_columns", "offsets_first", "ragged_max", "ragged_dw", "ragged_dx",
+           "ragged_rows", "ragged_columns", "offsets_first", "ragged_max", "ragged_dw", "ragged_dx",
            "bag_csr", "embedding_dw", "adam_apply", "adam_direction", "adam_moments", "adam_step"]
 
 try:
@@ -516,10 +516,11 @@ if _numba is not None:
 
     @_jit
     def _nonzero_nb(row):                                    # pragma: no cover (compiled)
+        # any value that is not 0 (NaN included); no early exit: the loop vectorises
+        found = False
         for v in row:
-            if v != 0:
-                return True
-        return False
+            found |= v != 0
+        return found
 
     @_jit
     def _rows_of_nb(x, kh, xt, first, last):                 # pragma: no cover (compiled)
@@ -527,11 +528,11 @@ if _numba is not None:
         # row of each sample that is not all zero (h and -1: none)
         m, c, h = x.shape
         for n in range(m):
-            rows = xt[n]
-            for ci in range(c):
-                src = x[n, ci]
-                for t in range(h):
-                    rows[kh + t, ci] = src[t]
+            rows, src = xt[n], x[n]
+            for t in range(h):                   # written in order, read across
+                dst = rows[kh + t]
+                for ci in range(c):
+                    dst[ci] = src[ci, t]
             a, b = h, -1
             for t in range(h):
                 if _nonzero_nb(rows[kh + t]):
@@ -850,32 +851,37 @@ def sparse_dx(r, g, W, dx, kernel_size, stride, pads, width):
     return dx
 
 
-def ragged_columns(x, kernel_height, pad_top, out_height, dtype, kernels=None):
-    """The im2col of a convolution ``(kernel_height, 1)``, stride 1, over
-    ``x`` ``(m, c, h, 1)`` for only the output positions whose window holds a nonzero
-    row (a sentence's words; padding rows are zero), a row per window, each sample's
-    run of positions after the last's, then one zero row standing for every other
-    position (its output is the convolution of zeros).
+def ragged_rows(x, kernel_height, pad_top, out_height, xt, kernels=None):
+    """Where a ``(kernel_height, 1)`` convolution, stride 1, over ``x`` ``(m, c, h, 1)``
+    has a window that holds a nonzero row (a sentence's word; padding rows are zero):
+    the run of output positions from the first such window to the last. Writes ``x``
+    position by position into ``xt`` ``(m, h + 2*kernel_height, c)``, row ``t`` at
+    ``t + kernel_height`` (the caller keeps its other rows zero).
 
-    -> ``(cols, lo, cnt, off)``: ``cols`` ``(R + 1, kernel_height*c)``, each row the
-    window's input rows one after the other (:func:`offsets_first`); sample ``i``'s
-    positions ``lo[i] .. lo[i] + cnt[i] - 1`` at rows ``off[i] ..``."""
+    -> ``(lo, cnt, off)``: sample ``i``'s positions ``lo[i] .. lo[i] + cnt[i] - 1``, at
+    rows ``off[i] ..`` of :func:`ragged_columns`' columns (``cnt.sum() + 1`` rows: the
+    last, zero, stands for the positions left out, whose output is the convolution of
+    zeros)."""
     m, c, h, _ = x.shape
     kh, pt = int(kernel_height), int(pad_top)
-    compiled = (kernels or backend()) == "numba"
-    xt = np.zeros((m, h + 2 * kh, c), dtype)                  # row t at t + kh
     first, last = np.empty(m, np.int64), np.empty(m, np.int64)
-    (_rows_of_nb if compiled else _rows_of_np)(np.ascontiguousarray(x.reshape(m, c, h)), kh, xt,
-                                               first, last)
+    fn = _rows_of_nb if (kernels or backend()) == "numba" else _rows_of_np
+    fn(np.ascontiguousarray(x.reshape(m, c, h)), kh, xt, first, last)
     lo = np.maximum(0, first + pt - kh + 1)
     cnt = np.maximum(0, np.minimum(int(out_height), last + pt + 1) - lo)
     lo[last < 0], cnt[last < 0] = 0, 0
     off = np.zeros(m, np.int64)
     np.cumsum(cnt[:-1], out=off[1:])
-    cols = np.empty((int(cnt.sum()) + 1, c * kh), dtype)
-    (_ragged_cols_nb if compiled else _ragged_cols_np)(xt, lo, cnt, off, pt, kh, cols)
-    return cols, lo, cnt, off
+    return lo, cnt, off
 
+
+def ragged_columns(xt, lo, cnt, off, kernel_height, pad_top, cols, kernels=None):
+    """The im2col of :func:`ragged_rows`' positions into ``cols`` ``(cnt.sum() + 1,
+    kernel_height*c)``: a row per window, its input rows one after the other (the
+    weights' columns in :func:`offsets_first` order), then a row of zeros."""
+    fn = _ragged_cols_nb if (kernels or backend()) == "numba" else _ragged_cols_np
+    fn(xt, lo, cnt, off, int(pad_top), int(kernel_height), cols)
+    return cols
 
 def ragged_max(y, lo, cnt, off, out_height, mx, at, r, kernels=None):
     """:func:`global_max` of the convolution whose output at the rows of
@@ -895,16 +901,15 @@ def ragged_dw(cols, r, g, dW, kernels=None):
     return dW
 
 
-def ragged_dx(r, g, W, lo, cnt, off, kernel_height, pad_top, dx):
+def ragged_dx(r, g, W, lo, cnt, off, kernel_height, pad_top, dx, dcols):
     """numba's alone: :func:`sparse_dx` after :func:`ragged_max` (rows ``r``; ``W`` in
     :func:`offsets_first` order), into ``dx`` ``(c, m, h, 1)``: the same numbers (its
     twin, as :func:`sparse_dx`'s, is :func:`sparse_dcols` and col2im), the gradient of
-    each window gathered in a row first."""
-    dcols = np.zeros((int(cnt.sum()) + 1, W.shape[1]), dx.dtype)
+    each window gathered first in its row of ``dcols`` (zeroed by the caller, shaped
+    as :func:`ragged_columns`' columns)."""
     _ragged_dx_nb(np.ascontiguousarray(r), np.ascontiguousarray(g), np.ascontiguousarray(W),
                   lo, cnt, off, int(pad_top), int(kernel_height), dcols, dx)
     return dx
-
 
 def offsets_first(W, kernel_height, inverse=False, kernels=None):
     """A ``(kernel_height, 1)`` convolution's weights ``(f, c*kernel_height)`` with their
