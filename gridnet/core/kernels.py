@@ -548,11 +548,10 @@ if _numba is not None:
     def _ragged_cols_nb(xt, lo, cnt, off, pt, kh, cols):    # pragma: no cover (compiled)
         # cols[off[n] + j] = input rows lo[n] + j - pt .. + kh - 1 of sample n, one
         # contiguous run of xt; the last row zero
-        m = xt.shape[0]
+        m, _, c = xt.shape
         K = cols.shape[1]
         for n in range(m):
             flat = xt[n].reshape(-1)
-            c = xt.shape[2]
             first = (lo[n] - pt + kh) * c
             for j in range(cnt[n]):
                 start = first + j * c
