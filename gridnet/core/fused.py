@@ -356,14 +356,14 @@ class ConvMax(_FusedPair):
     def _ragged_forward(self, x, W, mx, at, training):
         """The maximum over the positions whose window holds a nonzero row (a word), and
         over the zero row that stands for every other position. Fills ``mx`` and
-        ``at``; -> what the backward pass needs: the weights in the columns' order,
-        then each chunk's columns."""
+        ``at``; -> what the backward pass needs: ``(weights in the columns' order,
+        [each chunk's columns and rows])``."""
         conv = self.conv
         (c, _, _), (f, ho, _) = conv.in_shape, conv.out_shape
         kh, pt = conv.kernel_size[0], conv.pads[0]
         h, dt = conv.in_shape[1], x.dtype
         Wo = kernels.offsets_first(W, kh, kernels=self.kernels)
-        kept = [Wo]
+        kept = []
         slices = batch_slices(x.shape[0], c * kh * ho * dt.itemsize, conv.chunk_bytes)
         for k, sl in enumerate(slices):
             m = sl.stop - sl.start
@@ -377,7 +377,7 @@ class ConvMax(_FusedPair):
             kernels.ragged_max(y, lo, cnt, off, ho, mx[sl], at[sl], r, self.kernels)
             if training:
                 kept.append((sl, cols, lo, cnt, off, r))
-        return kept
+        return Wo, kept
 
     def _fused_backward(self, cache, grad, input_grad):
         """grad: (n, f, 1, 1) -> dL/dx (n, c, h, w); fills the convolution's ``grads``."""
@@ -421,7 +421,7 @@ class ConvMax(_FusedPair):
         dxbuf = kernel.input_buffer(g.shape[0], g.dtype) if input_grad else None
         compiled = (self.kernels or kernels.backend()) == "numba"
         (ho, kh), pt = (conv.out_shape[1], conv.kernel_size[0]), conv.pads[0]
-        Wo, *chunks = cache["ragged"]
+        Wo, chunks = cache["ragged"]
         for sl, cols, lo, cnt, off, r in chunks:
             kernels.ragged_dw(cols, r, g[sl], dW, self.kernels)
             if input_grad and compiled:
