@@ -1,5 +1,7 @@
 """The n-gram bag (gridnet.core.bag): hashed ids by hand, the mean by hand, finite
 differences, and beside a sentence CNN in Branches."""
+import copy
+
 import numpy as np
 import pytest
 from gradcheck import numeric_grad, rel_error
@@ -127,6 +129,15 @@ def test_the_compiled_mean_is_scipys_csr_to_the_bit(n, compact, scale, monkeypat
         np.testing.assert_array_equal(a, b)
     assert len(calls) == 2 and out["numba"][2].dtype == np.float32
     assert (np.abs(out["numba"][4]).sum() > 0) == (scale > 0)
+    # batch after batch: the gradient's buffer is reused, the rows of the last batch zeroed
+    other = copy.deepcopy(bag)
+    other.kernels, bag.kernels = "numpy", "numba"
+    for _ in range(3):
+        grid, g = _OneHot(rng.integers(-1, 12, (5, 7)), 30), rng.standard_normal((5, 3, 1, 1)).astype(np.float32)
+        for layer in (bag, other):
+            layer.forward(grid, training=True)
+            layer.backward(g)
+        np.testing.assert_array_equal(bag.grads["T"], other.grads["T"])
 
 
 def test_a_compact_tables_columns_are_checked():

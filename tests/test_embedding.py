@@ -84,6 +84,53 @@ def test_the_compiled_weight_gradient_agrees_to_the_bit_with_the_csr_product(dty
     assert len(calls) == 1
 
 
+@pytest.mark.skipif(kernels._numba is None, reason="numba's kernels are not available")
+def test_the_compiled_lookup_converts_every_half_as_numpy_does(monkeypatch):
+    calls = []
+    monkeypatch.setattr(kernels, "_embedding_rows_nb",
+                        lambda *a, _fn=kernels._embedding_rows_nb: (calls.append(1), _fn(*a)))
+    halves = np.arange(2**16, dtype=np.uint32).astype(np.uint16).view(np.float16)  # NaN, inf, subnormals
+    w, h = 2**16, 8
+    e = Embedding(3, trained=100, fixed_dim=2)
+    e.build((1, h, w), np.random.default_rng(0))
+    e.buffers["fixed"][:, 0] = halves
+    e.buffers["fixed"][:, 1] = halves[::-1]
+    idx = np.arange(w).reshape(-1, h)
+    idx[::7, 5:] = -1                                  # padding
+    out = {}
+    for name in ("numba", "numpy"):
+        e.kernels = name
+        out[name] = e.forward(_OneHot(idx, w), training=True)
+    a, b = (np.ascontiguousarray(o).view(np.uint32) for o in out.values())
+    np.testing.assert_array_equal(a, b)                # the bits, NaN payloads included
+    assert out["numba"].shape == (len(idx), 5, h, 1) and len(calls) == 1
+    first = np.ascontiguousarray(out["numba"][:, 3, :, 0]).view(np.uint32)     # (n, h)
+    want = np.where(idx >= 0, halves.astype(np.float32).view(np.uint32)[idx], 0)
+    np.testing.assert_array_equal(first, want)
+
+
+@pytest.mark.skipif(kernels._numba is None, reason="numba's kernels are not available")
+@pytest.mark.parametrize("fixed_dim", [0, 2])
+def test_batch_after_batch_the_compiled_passes_match_numpys(fixed_dim):
+    # the weight gradient's buffer is reused: the columns of the batch before go back to 0
+    rng = np.random.default_rng(2)
+    nets = {}
+    for name in ("numba", "numpy"):
+        e = Embedding(4, trained=6, fixed_dim=fixed_dim)
+        e.build((1, 5, 9), np.random.default_rng(0))
+        if fixed_dim:
+            e.buffers["fixed"][...] = np.random.default_rng(1).standard_normal((9, fixed_dim))
+        e.kernels = name
+        nets[name] = e
+    for _ in range(4):
+        grid = _OneHot(rng.integers(-1, 9, (6, 5)), 9)
+        r = rng.standard_normal((6, 4 + fixed_dim, 5, 1)).astype(np.float32)
+        out = {name: (e.forward(grid, training=True).copy(), e.backward(r), e.grads["W"].copy())
+               for name, e in nets.items()}
+        for a, b in zip(*out.values()):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_columns_past_trained_share_the_unknown_vector_and_keep_their_fixed_one():
     e, _ = _built(trained=3, fixed_dim=2)
     out = e.forward(_OneHot(np.array([[0, 4, 5, 2, -1]]), 7))[0, :, :, 0]    # (D, h)

@@ -236,7 +236,8 @@ def test_sparse_gradients_agree_to_the_bit(positions_first):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("ties", [False, True])
 @pytest.mark.parametrize("kh, pt", [(3, 1), (4, 1), (5, 2), (3, 0), (3, 2), (1, 0)])
-def test_the_words_only_kernels_agree_to_the_bit(dtype, ties, kh, pt):
+@pytest.mark.parametrize("positions_first", [False, True])
+def test_the_words_only_kernels_agree_to_the_bit(dtype, ties, kh, pt, positions_first):
     rng = np.random.default_rng(kh + pt)
     m, c, h, f = 7, 4, 9, 5
     x = (rng.integers(-2, 3, (m, c, h, 1)) if ties else rng.standard_normal((m, c, h, 1)))
@@ -247,6 +248,8 @@ def test_the_words_only_kernels_agree_to_the_bit(dtype, ties, kh, pt):
     x[3] = 0
     x[4, :, :-1] = 0
     x[5, 1, 3] = np.nan
+    if positions_first:             # the same values, each position's c contiguous (Embedding's)
+        x = np.ascontiguousarray(x[..., 0].transpose(0, 2, 1)).transpose(0, 2, 1)[..., None]
     ho = h + 2 * pt - kh + 1
     res = {}
     for name in BOTH:

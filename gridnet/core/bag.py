@@ -81,6 +81,9 @@ class NgramBag(Layer):
     steps of a zero gradient from zero moments being 0) it would stay 0; the compact
     table trains to the same numbers in less time and memory.
 
+    ``grads["T"]`` can be a view of a buffer the next backward pass overwrites (only
+    the rows of a batch's n-grams are rewritten): copy it to keep it.
+
     Parameters
     ----------
     dim : int
@@ -110,7 +113,7 @@ class NgramBag(Layer):
     """
 
     trainable = True
-    TRANSIENT = Layer.TRANSIENT + ("_bag",)
+    TRANSIENT = Layer.TRANSIENT + ("_bag", "_dT", "_dirty")
     #: the mean's construction: None for the backend's, or "numba" / "numpy"
     kernels = None
 
@@ -193,7 +196,17 @@ class NgramBag(Layer):
         if M is None:
             raise RuntimeError("backward called without a training forward pass")
         self._bag = None
-        self.grads["T"] = np.asarray(M.T @ grad[:, :, 0, 0])
+        T, g = self.params["T"], grad[:, :, 0, 0]
+        if (self.kernels or kernels.backend()) == "numba" and g.dtype == T.dtype == M.dtype:
+            buf = self.__dict__.get("_dT")
+            if buf is None or buf.shape != T.shape or buf.dtype != T.dtype:
+                buf, self._dirty = np.zeros_like(T), np.empty(0, M.indices.dtype)
+                self._dT = buf
+            kernels.bag_dw(M, g, self._dirty, buf)
+            self._dirty = M.indices.copy()
+            self.grads["T"] = buf[:]     # a view: valid until the next backward pass
+        else:
+            self.grads["T"] = np.asarray(M.T @ g)
         return None
 
 

@@ -97,7 +97,9 @@ class Embedding(Layer):
         return np.where(pad, 0, cols), pad
 
     def forward(self, x, training=False):
-        """x: one-hot grid or dense (n, 1, h, w) -> (n, dim + fixed_dim, h, 1)"""
+        """x: one-hot grid or dense (n, 1, h, w) -> (n, dim + fixed_dim, h, 1), a view
+        of positions-first rows ``(n, h, dim + fixed_dim)`` (what a sentence
+        convolution reads, :func:`~gridnet.core.kernels.ragged_rows`)."""
         W = self.params["W"]
         if not is_onehot(x):
             check_input(self, x, self.in_shape)
@@ -106,12 +108,17 @@ class Embedding(Layer):
         if tuple(x.shape[1:]) != self.in_shape:
             check_input(self, x, self.in_shape)
         cols, pad = self._columns(idx)
-        parts = [W.T[cols]]                                   # (n, h, dim)
-        if self.fixed_dim:
-            parts.append(self.buffers["fixed"][np.where(pad, 0, idx)].astype(W.dtype))
-        out = np.concatenate(parts, axis=2) if len(parts) > 1 else parts[0]
-        out[pad] = 0
-        out = np.ascontiguousarray(out.transpose(0, 2, 1))[..., None]
+        if (self.kernels or kernels.backend()) == "numba" and W.dtype == np.float32:
+            out = np.empty(idx.shape + (self.dim + self.fixed_dim,), W.dtype)
+            fixed = self.buffers["fixed"] if self.fixed_dim else np.zeros((1, 0), np.float16)
+            kernels.embedding_rows(W, fixed, idx, self.n_trained, out)
+        else:
+            parts = [W.T[cols]]                                   # (n, h, dim)
+            if self.fixed_dim:
+                parts.append(self.buffers["fixed"][np.where(pad, 0, idx)].astype(W.dtype))
+            out = np.concatenate(parts, axis=2) if len(parts) > 1 else parts[0]
+            out[pad] = 0
+        out = out.transpose(0, 2, 1)[..., None]      # a view: the rows stay positions-first
         self._lookup = (cols, pad, out) if training else None
         return out
 

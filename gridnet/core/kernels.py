@@ -7,7 +7,8 @@ input and the col2im of its input gradient (one channel's phase planes at a time
 in cache), the max over all
 positions of a convolution's output (:class:`gridnet.core.fused.ConvMax`) and the
 sparse weight and column gradients behind it (for a sentence, over the positions a
-word reaches only: the ``ragged_*`` kernels), and Adam's update of its moments and
+word reaches only: the ``ragged_*`` kernels), a sentence's word vectors and the
+gradients of the word and n-gram tables, and Adam's update of its moments and
 step. They are compiled with numba (a dependency of librosa, declared
 by gridnet too) on first use and cached on disk (``cache=True``); the numpy versions
 stay, and run where numba cannot be imported or when the environment variable
@@ -33,7 +34,8 @@ import numpy as np
 __all__ = ["backend", "argmax_dtype", "pool_forward", "pool_route", "grid_from",
            "im2col_phases", "col2im_phases", "global_max", "sparse_dw", "sparse_dcols", "sparse_dx",
            "ragged_rows", "ragged_columns", "offsets_first", "ragged_max", "ragged_dw", "ragged_dx",
-           "bag_csr", "embedding_dw", "adam_apply", "adam_direction", "adam_moments", "adam_step"]
+           "bag_csr", "bag_dw", "embedding_rows", "embedding_dw", "adam_apply", "adam_direction",
+           "adam_moments", "adam_step"]
 
 try:
     if os.environ.get("GRIDNET_KERNELS", "").strip().lower() == "numpy":
@@ -112,9 +114,9 @@ def _sparse_dcols_np(r, g, W, dcols, positions_first):
 
 
 def _rows_of_np(x, kh, xt, first, last):
-    h = x.shape[2]
-    xt[:, kh:kh + h] = x.transpose(0, 2, 1)
-    nz = (x != 0).any(axis=1)                                  # (m, h): a word's row
+    h = x.shape[1]
+    xt[:, kh:kh + h] = x
+    nz = (x != 0).any(axis=2)                                  # (m, h): a word's row
     has = nz.any(axis=1)
     first[...] = np.where(has, nz.argmax(axis=1), h)
     last[...] = np.where(has, h - 1 - nz[:, ::-1].argmax(axis=1), -1)
@@ -455,6 +457,52 @@ if _numba is not None:
 
 
     @_jit
+    def _half_bits(h):                                       # pragma: no cover (compiled)
+        # the float32 bits of float16 bits h (numpy's conversion: exact, NaN payload kept)
+        s, e, m = (h >> 15) << 31, (h >> 10) & 0x1F, h & 0x3FF
+        if e == 0x1F:
+            return s | 0x7F800000 | (m << 13)
+        if e:
+            return s | ((e + 112) << 23) | (m << 13)
+        if m == 0:
+            return s
+        e = 113                                  # a subnormal half: normalise it
+        while not m & 0x400:
+            m <<= 1
+            e -= 1
+        return s | (e << 23) | ((m & 0x3FF) << 13)
+
+    @_jit
+    def _embedding_rows_nb(W, fixed, idx, trained, out):    # pragma: no cover (compiled)
+        # out[n, t] = (W[:, column], fixed[word]) as float32 bits, or zeros for padding
+        d, D = W.shape[0], out.shape[2]
+        for n in range(idx.shape[0]):
+            for t in range(idx.shape[1]):
+                j, row = idx[n, t], out[n, t]
+                if j < 0:
+                    row[:] = 0
+                    continue
+                c = 0 if j >= trained else j
+                for k in range(d):
+                    row[k] = W[k, c]
+                src = fixed[j]
+                for k in range(D - d):
+                    row[d + k] = _half_bits(np.uint32(src[k]))
+
+    @_jit
+    def _bag_dw_nb(indptr, indices, data, g, dirty, G):     # pragma: no cover (compiled)
+        # G's rows in dirty set to 0, then G[j] += w * g[i] over each sentence's n-grams
+        # in order (scipy's product of the transposed csr matrix with g)
+        for j in dirty:
+            G[j, :] = 0
+        for i in range(g.shape[0]):
+            gi = g[i]
+            for a in range(indptr[i], indptr[i + 1]):
+                w, row = data[a], G[indices[a]]
+                for k in range(gi.shape[0]):
+                    row[k] += w * gi[k]
+
+    @_jit
     def _embedding_dw_nb(g, cols, pad, dW):                 # pragma: no cover (compiled)
         # dW[k, cols[n, t]] += g[n, k, t] over positions in order (a one-hot csr product's)
         n, d, h = g.shape
@@ -524,15 +572,15 @@ if _numba is not None:
 
     @_jit
     def _rows_of_nb(x, kh, xt, first, last):                 # pragma: no cover (compiled)
-        # xt[n, kh + t] = x[n, :, t] (its border rows stay zero); the first and the last
+        # xt[n, kh + t] = x[n, t] (its border rows stay zero); the first and the last
         # row of each sample that is not all zero (h and -1: none)
-        m, c, h = x.shape
+        m, h, c = x.shape
         for n in range(m):
             rows, src = xt[n], x[n]
-            for t in range(h):                   # written in order, read across
-                dst = rows[kh + t]
+            for t in range(h):                   # a copy where x is positions-first
+                dst, row = rows[kh + t], src[t]
                 for ci in range(c):
-                    dst[ci] = src[ci, t]
+                    dst[ci] = row[ci]
             a, b = h, -1
             for t in range(h):
                 if _nonzero_nb(rows[kh + t]):
@@ -558,7 +606,8 @@ if _numba is not None:
                 cols[off[n] + j, :] = flat[start:start + K]
         cols[cols.shape[0] - 1, :] = 0
 
-    @_jit
+    # a few microseconds of work: it keeps the GIL (taking it back after would cost more)
+    @_numba.njit(cache=True, error_model="numpy")
     def _offsets_first_nb(W, kh, inverse, out):              # pragma: no cover (compiled)
         # out[:, i*c + ci] = W[:, ci*kh + i], or back
         f, K = W.shape
@@ -816,6 +865,26 @@ def bag_csr(idx, trained, buckets, n, pair_hash, columns, scale, dtype):
     return data[:nnz], indices[:nnz], indptr
 
 
+def embedding_rows(W, fixed, idx, trained, out):
+    """numba's alone: the word vectors of word index rows ``idx`` ``(n, h)`` (-1:
+    padding, zeros) into ``out`` ``(n, h, d + f)`` float32: a column's trained vector
+    ``W[:, column]`` (``W`` ``(d, trained)`` float32; indices from ``trained`` on take
+    column 0's), then its fixed vector ``fixed[word]`` (``(w, f)`` float16) converted as
+    numpy converts it. The numbers of :meth:`gridnet.core.Embedding.forward`'s numpy
+    lookup (its twin)."""
+    _embedding_rows_nb(W.view(np.uint32), fixed.view(np.uint16), np.ascontiguousarray(idx),
+                       int(trained), out.view(np.uint32))
+    return out
+
+
+def bag_dw(M, g, dirty, G):
+    """numba's alone: an n-gram table's gradient ``M.T @ g`` into ``G`` ``(rows, dim)``,
+    whose rows are zero but for ``dirty`` (set to 0 first): ``M`` the csr ``(n, rows)``
+    averaging matrix, ``g`` ``(n, dim)``. The numbers of scipy's product (its twin)."""
+    _bag_dw_nb(M.indptr, M.indices, M.data, np.ascontiguousarray(g), dirty, G)
+    return G
+
+
 def embedding_dw(g, cols, pad, dW):
     """numba's alone: an embedding table's gradient ``dW`` (d, trained), zeroed by the
     caller, from the gradient ``g`` (n, d, h) at each position (any strides), the
@@ -861,11 +930,12 @@ def ragged_rows(x, kernel_height, pad_top, out_height, xt, kernels=None):
     rows ``off[i] ..`` of :func:`ragged_columns`' columns (``cnt.sum() + 1`` rows: the
     last, zero, stands for the positions left out, whose output is the convolution of
     zeros)."""
-    m, c, h, _ = x.shape
+    m = x.shape[0]
     kh, pt = int(kernel_height), int(pad_top)
     first, last = np.empty(m, np.int64), np.empty(m, np.int64)
     fn = _rows_of_nb if (kernels or backend()) == "numba" else _rows_of_np
-    fn(np.ascontiguousarray(x.reshape(m, c, h)), kh, xt, first, last)
+    # (m, h, c): a plain copy when x is a view of positions-first rows (Embedding's)
+    fn(x[..., 0].transpose(0, 2, 1), kh, xt, first, last)
     lo = np.maximum(0, first + pt - kh + 1)
     cnt = np.maximum(0, np.minimum(int(out_height), last + pt + 1) - lo)
     lo[last < 0], cnt[last < 0] = 0, 0
