@@ -131,6 +131,17 @@ def test_batch_after_batch_the_compiled_passes_match_numpys(fixed_dim):
             np.testing.assert_array_equal(a, b)
 
 
+def test_fixed_vectors_of_another_dtype_are_looked_up_by_numpy_not_reinterpreted():
+    e = Embedding(2, trained=3, fixed_dim=2)
+    e.build((1, 4, 6), np.random.default_rng(0))
+    e.buffers["fixed"] = np.arange(12, dtype=np.float32).reshape(6, 2) / 4   # not float16
+    out = e.forward(_OneHot(np.array([[1, 5, -1, 4]]), 6))[0, 2:, :, 0]
+    np.testing.assert_array_equal(out, [[0.5, 2.5, 0, 2], [0.75, 2.75, 0, 2.25]])
+    with pytest.raises(TypeError, match="float16 fixed"):
+        kernels.embedding_rows(e.params["W"], e.buffers["fixed"], np.zeros((1, 4), int), 3,
+                               np.empty((1, 4, 4), np.float32))
+
+
 def test_columns_past_trained_share_the_unknown_vector_and_keep_their_fixed_one():
     e, _ = _built(trained=3, fixed_dim=2)
     out = e.forward(_OneHot(np.array([[0, 4, 5, 2, -1]]), 7))[0, :, :, 0]    # (D, h)

@@ -108,9 +108,10 @@ class Embedding(Layer):
         if tuple(x.shape[1:]) != self.in_shape:
             check_input(self, x, self.in_shape)
         cols, pad = self._columns(idx)
-        if (self.kernels or kernels.backend()) == "numba" and W.dtype == np.float32:
+        fixed = self.buffers["fixed"] if self.fixed_dim else np.zeros((1, 0), np.float16)
+        if ((self.kernels or kernels.backend()) == "numba" and W.dtype == np.float32
+                and fixed.dtype == np.float16):
             out = np.empty(idx.shape + (self.dim + self.fixed_dim,), W.dtype)
-            fixed = self.buffers["fixed"] if self.fixed_dim else np.zeros((1, 0), np.float16)
             kernels.embedding_rows(W, fixed, idx, self.n_trained, out)
         else:
             parts = [W.T[cols]]                                   # (n, h, dim)

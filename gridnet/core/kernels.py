@@ -872,6 +872,9 @@ def embedding_rows(W, fixed, idx, trained, out):
     column 0's), then its fixed vector ``fixed[word]`` (``(w, f)`` float16) converted as
     numpy converts it. The numbers of :meth:`gridnet.core.Embedding.forward`'s numpy
     lookup (its twin)."""
+    if W.dtype != np.float32 or out.dtype != np.float32 or fixed.dtype != np.float16:
+        raise TypeError(f"embedding_rows takes float32 W and out and float16 fixed; got "
+                        f"{W.dtype}, {out.dtype}, {fixed.dtype}")
     _embedding_rows_nb(W.view(np.uint32), fixed.view(np.uint16), np.ascontiguousarray(idx),
                        int(trained), out.view(np.uint32))
     return out
