@@ -516,6 +516,21 @@ if _numba is not None:
 
 
     @_jit
+    def _shell_sort(a):                                      # pragma: no cover (compiled)
+        # ascending, in place; numba's own sort costs seconds to compile, this a fraction
+        gap = 1
+        while gap < a.shape[0] // 3:
+            gap = 3 * gap + 1
+        while gap > 0:
+            for i in range(gap, a.shape[0]):
+                v, j = a[i], i
+                while j >= gap and a[j - gap] > v:
+                    a[j] = a[j - gap]
+                    j -= gap
+                a[j] = v
+            gap //= 3
+
+    @_jit
     def _bag_csr_nb(idx, trained, buckets, n, A, B, columns, scale, indptr, indices, data):  # pragma: no cover
         # per sentence its n-grams' rows (ngram_ids's), sorted, each repeat's weight added:
         # scipy's canonical csr of the (data, (row, col)) triples
@@ -548,7 +563,7 @@ if _numba is not None:
                         buf[kept] = c
                         kept += 1
             row = buf[:kept]
-            row.sort()
+            _shell_sort(row)
             j = 0
             while j < kept:
                 indices[nnz] = row[j]
@@ -601,10 +616,14 @@ if _numba is not None:
         for n in range(m):
             flat = xt[n].reshape(-1)
             first = (lo[n] - pt + kh) * c
-            for j in range(cnt[n]):
+            for j in range(cnt[n]):      # element by element: a slice copy costs seconds to compile
                 start = first + j * c
-                cols[off[n] + j, :] = flat[start:start + K]
-        cols[cols.shape[0] - 1, :] = 0
+                src, dst = flat[start:start + K], cols[off[n] + j]
+                for k in range(K):
+                    dst[k] = src[k]
+        last = cols[cols.shape[0] - 1]
+        for k in range(K):
+            last[k] = 0
 
     # a few microseconds of work: it keeps the GIL (taking it back after would cost more)
     @_numba.njit(cache=True, error_model="numpy")
