@@ -116,7 +116,7 @@ class Embedding(Layer):
         else:
             parts = [W.T[cols]]                                   # (n, h, dim)
             if self.fixed_dim:
-                parts.append(self.buffers["fixed"][np.where(pad, 0, idx)].astype(W.dtype))
+                parts.append(fixed[np.where(pad, 0, idx)].astype(W.dtype))
             out = np.concatenate(parts, axis=2) if len(parts) > 1 else parts[0]
             out[pad] = 0
         out = out.transpose(0, 2, 1)[..., None]      # a view: the rows stay positions-first
