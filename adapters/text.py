@@ -31,7 +31,7 @@ _POSITIONS_QUANTILE = 0.99     # case-folded tokens an "svd" embedding is fitted
 PRETRAINED_VOCAB = 100_000
 
 
-#: the all-capitals marker: no token the token pattern finds
+#: the all-capitals marker, told apart by identity: a token spelled so stays a word
 _CAPS = "<CAPS>"
 
 

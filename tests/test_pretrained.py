@@ -109,6 +109,12 @@ def test_no_marker_where_training_shows_no_capitals_or_the_vectors_keep_case():
         assert "<CAPS>" not in other.tokens_at_positions(["What is NBA ?"])[0]
 
 
+def test_a_token_spelled_like_the_marker_stays_a_word():
+    t = TextAdapter(tokenizer=str.split).fit(["What is NASA ?", "a <CAPS> b"])
+    ids = t.transform(["<CAPS> NASA"]).indices[0, :4].tolist()
+    assert ids == [t.caps_column_, t.vocabulary_["<CAPS>"], t.caps_column_, t.vocabulary_["NASA"]]
+
+
 def test_the_marker_round_trips_and_an_older_state_has_none():
     t = TextAdapter().fit(QUESTIONS)
     state = t.to_state()
