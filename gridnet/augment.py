@@ -9,13 +9,15 @@ batches only.
 For spectrograms (height = frequency, width = time) the built-ins are SpecAugment's
 masks (Park et al., 2019), a random circular-free time shift, a stretch of the
 frequency axis (as a longer or shorter vocal tract moves the formants), and noise mixed
-in where it adds, in the power domain (:class:`AddNoise`).
+in where it adds, in the power domain (:class:`AddNoise`). A stretch of the time axis
+(:class:`TimeStretch`) is an option, not in the audio preset (it cost noise robustness
+on dev; docs/benchmarks.md).
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["FrequencyMask", "TimeMask", "TimeShift", "FrequencyWarp", "AddNoise", "Fragments",
+__all__ = ["FrequencyMask", "TimeMask", "TimeShift", "FrequencyWarp", "TimeStretch", "AddNoise", "Fragments",
            "Compose", "spec_augment", "audio_augment", "shift_columns", "warp_matrices"]
 
 
@@ -139,6 +141,39 @@ class FrequencyWarp(_Augmentation):
     def __call__(self, batch, rng):
         alpha = rng.uniform(1.0 - self.max_warp, 1.0 + self.max_warp, size=batch.shape[0])
         return np.matmul(warp_matrices(alpha, batch.shape[2], batch.dtype)[:, None], batch)
+
+
+class TimeStretch(_Augmentation):
+    """Stretch each sample's columns (time) by a factor drawn from ``[1 - max_stretch,
+    1 + max_stretch]``, anchored at the grid's centre, by linear interpolation: a word
+    said faster or slower (the time half of Ko et al.'s speed perturbation; the
+    frequency half is :class:`FrequencyWarp`). Columns that would come from beyond an
+    edge repeat it (a clip's padding, its floor).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.tile(np.arange(9, dtype=np.float32), (2, 1, 3, 1))
+    >>> y = TimeStretch(0.5)(x.copy(), np.random.default_rng(1))
+    >>> y.shape, bool((y[:, :, :, 4] == 4).all())          # the centre stays
+    ((2, 1, 3, 9), True)
+    """
+
+    def __init__(self, max_stretch=0.1):
+        if not 0.0 <= max_stretch < 1.0:
+            raise ValueError(f"TimeStretch's max_stretch must be in [0, 1); got {max_stretch!r}")
+        self.max_stretch = max_stretch
+
+    def __call__(self, batch, rng):
+        n, w = batch.shape[0], batch.shape[3]
+        beta = rng.uniform(1.0 - self.max_stretch, 1.0 + self.max_stretch, size=n)
+        centre = (w - 1) / 2
+        src = np.clip(centre + (np.arange(w)[None, :] - centre) / beta[:, None], 0, w - 1)
+        lo = np.floor(src).astype(np.intp)
+        frac = (src - lo).astype(batch.dtype)[:, None, None, :]
+        below = np.take_along_axis(batch, lo[:, None, None, :], axis=3)
+        above = np.take_along_axis(batch, np.minimum(lo + 1, w - 1)[:, None, None, :], axis=3)
+        return below * (1 - frac) + above * frac
 
 
 def warp_matrices(alpha, h, dtype=np.float32):

@@ -6,7 +6,7 @@ import pytest
 from scipy.special import softmax
 
 from gridnet import GridNetClassifier, training, views
-from gridnet.augment import AddNoise, Compose, Fragments, FrequencyWarp
+from gridnet.augment import AddNoise, Compose, Fragments, FrequencyWarp, TimeStretch
 
 
 def grids(n=6, h=40, w=30, seed=0):
@@ -82,6 +82,21 @@ def test_frequency_warp_by_hand():
     assert np.array_equal(FrequencyWarp(0.0)(ramp.copy(), np.random.default_rng(0)), ramp)
 
 
+def test_time_stretch_by_hand():
+    w = 21
+    ramp = np.tile(np.arange(w, dtype=np.float32)[None, None, None, :], (50, 2, 3, 1))
+    y = TimeStretch(0.2)(ramp.copy(), np.random.default_rng(0))
+    c = (w - 1) / 2
+    beta = 1.0 / (y[:, 0, 0, 11] - c)                   # column c + 1 reads c + 1 / beta
+    assert ((beta >= 0.8 - 1e-5) & (beta <= 1.2 + 1e-5)).all() and beta.std() > 0.05
+    expected = np.clip(c + (np.arange(w)[None, :] - c) / beta[:, None], 0, w - 1)
+    np.testing.assert_allclose(y[:, 1, 2, :], expected, rtol=1e-5, atol=1e-4)
+    assert (y == y[:, :1, :1, :]).all()                  # every channel and row alike
+    assert np.array_equal(TimeStretch(0.0)(ramp.copy(), np.random.default_rng(0)), ramp)
+    a = TimeStretch(0.1)(ramp.copy(), np.random.default_rng(3))
+    assert np.array_equal(a, TimeStretch(0.1)(ramp.copy(), np.random.default_rng(3)))
+
+
 def test_the_audio_default_is_seeded_leaves_the_grids_and_stays_out_of_predict():
     rng = np.random.default_rng(0)
     y = np.repeat([0, 1], 40)
@@ -110,6 +125,7 @@ def test_the_audio_default_is_seeded_leaves_the_grids_and_stays_out_of_predict()
     (lambda: AddNoise(db_scale=(20, 10)), "db_scale must be a range"),
     (lambda: AddNoise(p=1.5), "0 <= p <= 1"),
     (lambda: FrequencyWarp(1.5), "max_warp must be in"),
+    (lambda: TimeStretch(-0.1), "max_stretch must be in"),
     (lambda: Fragments(share=2), "0 <= share <= 1"),
     (lambda: Fragments(keep=(0.3, 0.2)), "keep"),
     (lambda: Fragments(keep=(0.0, 0.2)), "keep"),
