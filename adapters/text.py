@@ -313,7 +313,7 @@ class TextAdapter(StateMixin, TransformerMixin, BaseEstimator):
         lengths = [len(d) + (sum(map(_is_caps, d)) if caps else 0) for d in docs]
         self.n_positions_ = (int(self.positions) if self.positions else
                              max(1, int(np.ceil(np.quantile(lengths, _POSITIONS_QUANTILE)))))
-        self.embedding_source_ = None
+        self.embedding_source_ = self.caps_column_ = None       # none from an earlier fit
         if self.vectors == "hashing":
             self.vocabulary_ = None
             width = int(self.n_features)

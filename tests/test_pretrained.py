@@ -107,6 +107,9 @@ def test_no_marker_where_training_shows_no_capitals_or_the_vectors_keep_case():
         other = TextAdapter(**kw).fit(QUESTIONS)
         assert getattr(other, "caps_column_", None) is None
         assert "<CAPS>" not in other.tokens_at_positions(["What is NBA ?"])[0]
+        refit = TextAdapter().fit(QUESTIONS).set_params(**kw).fit(QUESTIONS)   # none left over
+        assert refit.caps_column_ is None
+        assert refit.tokens_at_positions(["What is NBA ?"]) == other.tokens_at_positions(["What is NBA ?"])
 
 
 def test_a_token_spelled_like_the_marker_stays_a_word():
