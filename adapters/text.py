@@ -40,6 +40,16 @@ def _is_caps(token):
     return token.isupper() and sum(c.isalpha() for c in token) >= 2
 
 
+def _with_markers(doc):
+    """``doc`` with the all-capitals marker before each all-capitals token."""
+    out = []
+    for t in doc:
+        if _is_caps(t):
+            out.append(_CAPS)
+        out.append(t)
+    return out
+
+
 def _stable_hash(token, n):
     from sklearn.utils import murmurhash3_32
     return murmurhash3_32(token, seed=0, positive=True) % n
@@ -310,7 +320,7 @@ class TextAdapter(StateMixin, TransformerMixin, BaseEstimator):
         source = self._embedding_source() if self.vectors == "onehot" else None
         # the marker where the vectors are looked up case-folded and training shows it
         caps = source in PRETRAINED and any(_is_caps(t) for doc in docs for t in doc)
-        lengths = [len(d) + (sum(map(_is_caps, d)) if caps else 0) for d in docs]
+        lengths = [len(_with_markers(d) if caps else d) for d in docs]
         self.n_positions_ = (int(self.positions) if self.positions else
                              max(1, int(np.ceil(np.quantile(lengths, _POSITIONS_QUANTILE)))))
         self.embedding_source_ = self.caps_column_ = None       # none from an earlier fit
@@ -380,14 +390,7 @@ class TextAdapter(StateMixin, TransformerMixin, BaseEstimator):
         """``doc`` with the all-capitals marker before each all-capitals token (fastai's
         "xxup"), where the adapter has one: the token's own column, found case-folded
         if need be, keeps its meaning, the marker what its case tells ("What is LMDS ?")."""
-        if getattr(self, "caps_column_", None) is None:
-            return doc
-        out = []
-        for t in doc:
-            if _is_caps(t):
-                out.append(_CAPS)
-            out.append(t)
-        return out
+        return doc if getattr(self, "caps_column_", None) is None else _with_markers(doc)
 
     def _indices(self, docs):
         L = self.n_positions_
