@@ -15,6 +15,8 @@ on dev; docs/benchmarks.md).
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 __all__ = ["FrequencyMask", "TimeMask", "TimeShift", "FrequencyWarp", "TimeStretch", "AddNoise", "Fragments",
@@ -28,6 +30,11 @@ def _same(a, b):
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
     return a == b
+
+
+def _check_fraction(owner, name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
+        raise ValueError(f"{owner}'s {name} must be in [0, 1); got {value!r}")
 
 
 class _Augmentation:
@@ -134,8 +141,7 @@ class FrequencyWarp(_Augmentation):
     """
 
     def __init__(self, max_warp=0.1):
-        if not 0.0 <= max_warp < 1.0:
-            raise ValueError(f"FrequencyWarp's max_warp must be in [0, 1); got {max_warp!r}")
+        _check_fraction("FrequencyWarp", "max_warp", max_warp)
         self.max_warp = max_warp
 
     def __call__(self, batch, rng):
@@ -160,8 +166,7 @@ class TimeStretch(_Augmentation):
     """
 
     def __init__(self, max_stretch=0.1):
-        if not 0.0 <= max_stretch < 1.0:
-            raise ValueError(f"TimeStretch's max_stretch must be in [0, 1); got {max_stretch!r}")
+        _check_fraction("TimeStretch", "max_stretch", max_stretch)
         self.max_stretch = max_stretch
 
     def __call__(self, batch, rng):

@@ -126,6 +126,8 @@ def test_the_audio_default_is_seeded_leaves_the_grids_and_stays_out_of_predict()
     (lambda: AddNoise(p=1.5), "0 <= p <= 1"),
     (lambda: FrequencyWarp(1.5), "max_warp must be in"),
     (lambda: TimeStretch(-0.1), "max_stretch must be in"),
+    (lambda: TimeStretch("0.1"), "max_stretch must be in"),
+    (lambda: FrequencyWarp(None), "max_warp must be in"),
     (lambda: Fragments(share=2), "0 <= share <= 1"),
     (lambda: Fragments(keep=(0.3, 0.2)), "keep"),
     (lambda: Fragments(keep=(0.0, 0.2)), "keep"),
