@@ -71,8 +71,8 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
         Divide the logits by ``temperature_``, fitted on the held-out early-stopping split
         (:mod:`gridnet.calibration`; 1 without one and after ``partial_fit``): the same predictions.
     reject : bool, default False
-        ``predict`` answers ``reject_label`` for inputs that belong to no class (the top
-        probability's log-odds under ``reject_threshold_``, or top class ``oos_label_``;
+        ``predict`` answers ``reject_label`` for inputs that belong to no class (the top probability's
+        log-odds, less for unseen words, under ``reject_threshold_``, or top class ``oos_label_``;
         :mod:`gridnet.rejection`). Read at predict time: no refit needed.
     reject_label : label or None, default None
         What rejected inputs are called; training samples with it are out-of-scope
@@ -118,7 +118,8 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
     embedding_started_ : int, embedding columns started from the grid's vectors (0: none)
     temperature_ : float, what the logits are divided by (see ``calibration``)
     reject_threshold_ : float or None, a log-odds ``log(p / (1 - p))`` of the top
-        probability ``p``; ``oos_label_`` : the out-of-scope class or None
+        probability ``p``; ``oos_label_`` : the out-of-scope class or None;
+        ``reject_novelty_``: pretrained word grids' unseen-word reference, else None
     augment_, n_iter_no_change_, ema_momentum_, tol_, tta_ : the settings used (the
         preset's where left at "auto", and for ``n_iter_no_change`` and ``tol`` at None)
     preset_ : the preset used (``preset``, or the one picked from the grid; None: ``layers``)
@@ -213,7 +214,7 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
 
     def _fit(self, X, y, classes=None, partial=False, sample_weight=None):
         grid, codes, first = validation.prepare_fit(self, X, y, classes, partial)
-        self.oos_label_, self.reject_threshold_ = rejection.oos_label(self), None
+        self.oos_label_, self.reject_threshold_, self.reject_novelty_ = rejection.oos_label(self), None, None
         weights = validation.sample_weights(sample_weight, grid)
         streams = training.seed_streams(self.random_state)
         if first:
@@ -254,8 +255,7 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
                 self.best_validation_score_ = training.score(z, codes, val, loss_fn, weights)
             if self.calibration == "temperature":
                 self.temperature_ = fit_temperature(z, codes[val], None if weights is None else weights[val])
-            self.reject_threshold_ = rejection.fit_threshold(z / np.float32(self.temperature_), codes[val],
-                                                             self.reject_rate, rejection.oos_code(self))
+            rejection.fit(self, z / np.float32(self.temperature_), codes, grid, val)
         return self
 
     def _record(self, trainer, partial):
@@ -311,7 +311,7 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
         validation.check_reject(self.reject)        # read here, so checked here
         if not self.reject:
             return self.classes_[self._logits(self._validate_X(X, reset=False)).argmax(axis=1)]
-        return rejection.predict(self, rejection.calibrated_logits(self, X))   # as the CLI
+        return rejection.predict(self, rejection.calibrated_logits(self, X), X)   # as the CLI
 
     def summary(self):
         """The fitted network's Keras-style summary."""

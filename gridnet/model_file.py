@@ -70,8 +70,24 @@ def _header(clf, extra):
         "tta": [list(v) for v in getattr(clf, "tta_", ())],
         "linear_share": float(getattr(clf, "linear_share_", 0.0)),
         "reject_log_odds": getattr(clf, "reject_threshold_", None),
+        "reject_novelty": _listed(getattr(clf, "reject_novelty_", None)),
         "oos_class": None if oos is None else list(clf.classes_).index(oos),
     }
+
+
+def _listed(values):
+    """An array as a JSON list (None stays None)."""
+    return None if values is None else [float(v) for v in values]
+
+
+def _novelty(values):
+    """The header's ``reject_novelty`` as ``reject_novelty_``: None, or sorted shares."""
+    if values is None:
+        return None
+    out = np.array(values, dtype=np.float64)
+    if out.ndim != 1 or not len(out) or np.any(np.diff(out) < 0) or out.min() < 0 or out.max() > 1:
+        raise ValueError("reject_novelty must be a sorted list of shares in [0, 1]")
+    return out
 
 
 def is_classifier(obj):
@@ -180,6 +196,7 @@ def _classifier(doc, weights, name, cls):
         kind = doc["classes_kind"]
         classes = np.array([_CLASS_KINDS[kind](c) for c in doc["classes"]])
         tta = views.resolve(doc.get("tta") or None, None, doc["grid_shape"])  # older: none
+        novelty = _novelty(doc.get("reject_novelty"))    # older: none, the log-odds alone
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{name} holds an invalid gridnet model ({type(exc).__name__}: {exc})") from None
     clf.network_ = net
@@ -201,6 +218,7 @@ def _classifier(doc, weights, name, cls):
         threshold = rejection.from_probability(doc["reject_threshold"])
     clf.reject_threshold_ = None if threshold is None else float(threshold)
     clf.oos_label_ = None if oos is None else classes[int(oos)]
+    clf.reject_novelty_ = novelty
     clf.preset_ = doc.get("preset", params.get("preset"))
     clf.best_loss_ = min(clf.loss_curve_) if clf.loss_curve_ else float("nan")
     best = doc.get("best_epoch")

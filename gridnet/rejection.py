@@ -17,6 +17,14 @@ class is rejected too.
 
 :class:`gridnet.GridNetClassifier` fits the threshold in ``fit`` whatever ``reject``
 says; ``reject=True`` makes ``predict`` use it.
+
+Sentences on pretrained vectors (a one-hot grid with ``trained`` columns, the text
+preset's) add a second sign: words training never saw, which out-of-scope queries hold
+far more often than in-scope ones. The score is then the log-odds plus
+``NOVELTY_WEIGHT`` times the log of how rare the sentence's share of unseen tokens
+(:func:`novelty`) is among the held-out in-scope sentences (``reject_novelty_``, each
+counted as training would have seen it without itself: its words no other training
+sentence holds are unseen). A sentence with no unseen word keeps its log-odds.
 """
 from __future__ import annotations
 
@@ -24,9 +32,16 @@ import numbers
 
 import numpy as np
 
-__all__ = ["score", "fit_threshold", "rejected", "calibrated_logits", "from_probability",
+from .core import is_onehot
+
+__all__ = ["score", "fit_threshold", "fit", "novelty", "surprise", "NOVELTY_WEIGHT",
+           "rejected", "calibrated_logits", "from_probability",
            "resolve_label", "with_rejections", "oos_label", "oos_code", "predict", "label_of",
            "DEFAULT_LABELS"]
+
+#: the weight of the unseen words' surprise beside the log-odds: the middle of the range
+#: (0.35-0.7) that did best on CLINC150's dev data (docs/benchmarks.md, issue 37)
+NOVELTY_WEIGHT = 0.5
 
 #: the label rejected inputs get when ``reject_label`` is None: by the classes' kind
 DEFAULT_LABELS = {"text": "unknown", "number": -1}
@@ -100,20 +115,78 @@ def calibrated_logits(clf, X):
     return d if d.ndim == 2 else np.stack([np.zeros_like(d), d], axis=1)
 
 
-def fit_threshold(logits, codes, rate, oos_code=None):
-    """The ``rate`` quantile of the :func:`score` of held-out samples' calibrated logits
-    ``(n, k)`` whose true class index (``codes``, (n,)) is not ``oos_code``; None when
-    there are none."""
+def novelty(grid, rows=None):
+    """The share of each sentence's tokens that training never saw, ``(n,)`` float64, for
+    a one-hot grid with ``trained`` columns (column 0, the unknown word, and the columns
+    from ``trained`` on, pretrained words outside the training vocabulary); None for any
+    other grid. With ``rows`` (training rows held out of the networks' training), those
+    rows of ``grid`` counted as if the vocabulary had been built without each: a word no
+    other row holds is unseen too.
+
+    >>> from adapters import OneHotGrid
+    >>> g = OneHotGrid(np.array([[1, 2, -1], [1, 3, 4], [1, 2, 5]]), width=6, trained=5)
+    >>> novelty(g).tolist(), novelty(g, [1]).tolist()
+    ([0.0, 0.0, 0.3333333333333333], [0.6666666666666666])
+    """
+    if not is_onehot(grid) or getattr(grid, "trained", None) is None:
+        return None
+    idx = np.asarray(grid.indices)
+    unseen = (idx == 0) | (idx >= grid.trained)
+    if rows is not None:
+        ordered = np.sort(idx, axis=1)          # each row's columns once: document frequency
+        first = np.ones(ordered.shape, bool)
+        first[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+        df = np.bincount(ordered[first & (ordered >= 0)], minlength=grid.width)
+        idx, unseen = idx[rows], unseen[rows]
+        unseen = unseen | (df[np.maximum(idx, 0)] == 1)
+    tokens = idx >= 0
+    return (unseen & tokens).sum(axis=1) / np.maximum(tokens.sum(axis=1), 1)
+
+
+def surprise(shares, reference):
+    """``(n,)`` log of the share of ``reference`` (the held-out in-scope sentences' sorted
+    :func:`novelty`, ``reject_novelty_``) at least as high as each of ``shares``, counted
+    with one more sentence at it (so never log 0); 0 where a share is 0."""
+    shares, reference = np.asarray(shares, dtype=np.float64), np.asarray(reference)
+    above = len(reference) - np.searchsorted(reference, shares, side="left")
+    return np.where(shares > 0, np.log((above + 1) / (len(reference) + 1)), 0.0)
+
+
+def _scores(logits, shares=None, reference=None):
+    """The rejection score: :func:`score`, plus the unseen words' weighted
+    :func:`surprise` where there is a ``reference``."""
+    s = score(logits)
+    return s if reference is None else s + NOVELTY_WEIGHT * surprise(shares, reference)
+
+
+def fit_threshold(logits, codes, rate, oos_code=None, shares=None, reference=None):
+    """The ``rate`` quantile of the rejection score of held-out samples' calibrated
+    logits ``(n, k)`` whose true class index (``codes``, (n,)) is not ``oos_code``
+    (with ``reference``, their :func:`novelty` ``shares`` counted); None when there
+    are none."""
     keep = np.ones(len(codes), bool) if oos_code is None else np.asarray(codes) != oos_code
     if not keep.any():
         return None
-    return float(np.quantile(score(np.asarray(logits)[keep]), rate))
+    shares = None if shares is None else np.asarray(shares)[keep]
+    return float(np.quantile(_scores(np.asarray(logits)[keep], shares, reference), rate))
 
 
-def rejected(logits, threshold, oos_code=None):
-    """(n,) bool: the inputs to reject, the :func:`score` of their calibrated logits
-    ``(n, k)`` under ``threshold`` or their top class the out-of-scope one."""
-    out = score(logits) < threshold
+def fit(clf, logits, codes, grid, val):
+    """Set the classifier's ``reject_novelty_`` (the held-out split's in-scope sentences'
+    sorted :func:`novelty`, None for grids without one) and ``reject_threshold_`` from
+    the calibrated logits ``(len(val), k)`` of its held-out rows ``val`` of ``grid``."""
+    shares, code, held = novelty(grid, val), oos_code(clf), np.asarray(codes)[val]
+    inside = None if shares is None else np.sort(shares[held != code] if code is not None else shares)
+    clf.reject_novelty_ = inside if inside is not None and len(inside) else None
+    clf.reject_threshold_ = fit_threshold(logits, held, clf.reject_rate, code, shares,
+                                          clf.reject_novelty_)
+
+
+def rejected(logits, threshold, oos_code=None, shares=None, reference=None):
+    """(n,) bool: the inputs to reject, the rejection score of their calibrated logits
+    ``(n, k)`` (with ``reference``, their :func:`novelty` ``shares`` counted) under
+    ``threshold``, or their top class the out-of-scope one."""
+    out = _scores(logits, shares, reference) < threshold
     if oos_code is not None:
         out |= np.asarray(logits).argmax(axis=1) == oos_code
     return out
@@ -155,10 +228,17 @@ def label_of(clf):
     return resolve_label(clf.reject_label, clf.classes_, getattr(clf, "oos_label_", None))
 
 
-def predict(clf, logits):
+def predict(clf, logits, grids=None):
     """The fitted classifier's labels for its calibrated logits ``(n, k)``
-    (:func:`calibrated_logits`), its ``reject_label`` (resolved) for the inputs to
-    reject."""
-    label = label_of(clf)
+    (:func:`calibrated_logits`) of ``grids``, its ``reject_label`` (resolved) for the
+    inputs to reject. ``grids`` is needed where the model counts unseen words
+    (``reject_novelty_``)."""
+    label, reference = label_of(clf), getattr(clf, "reject_novelty_", None)
+    shares = None if reference is None else novelty(grids)
+    if reference is not None and shares is None:
+        raise ValueError("this model's rejection counts the words training never saw, which "
+                         "needs the one-hot word grids (TextAdapter's transform, not dense "
+                         f"arrays); got {type(grids).__name__}")
     return with_rejections(clf.classes_[np.asarray(logits).argmax(axis=1)],
-                           rejected(logits, clf.reject_threshold_, oos_code(clf)), label)
+                           rejected(logits, clf.reject_threshold_, oos_code(clf), shares,
+                                    reference), label)

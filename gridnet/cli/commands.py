@@ -254,7 +254,7 @@ def _labels(clf, grids):
     from ..core import softmax
     from ..rejection import calibrated_logits, predict as rejecting
     z = calibrated_logits(clf, grids)
-    return (rejecting(clf, z) if clf.reject else clf.classes_[z.argmax(axis=1)]), softmax(z)
+    return (rejecting(clf, z, grids) if clf.reject else clf.classes_[z.argmax(axis=1)]), softmax(z)
 
 
 def evaluate(args):

@@ -213,7 +213,7 @@ def _views(g, net, x, kind, views):
 def _rejection(clf):
     """The metadata that lets a runtime reject as ``predict`` with ``reject=True`` does
     (:mod:`gridnet.rejection`); none when the classifier has no threshold."""
-    from ..rejection import label_of, oos_code
+    from ..rejection import NOVELTY_WEIGHT, label_of, oos_code
     try:
         label = label_of(clf)
     except ValueError:
@@ -223,6 +223,17 @@ def _rejection(clf):
             "rejection": "an input is out of scope (reject_label) when log(p / q) is under "
                          "reject_log_odds, p its top probability and q the sum of its other "
                          "probabilities (not 1 - p, which rounds to 0)"}
+    reference = getattr(clf, "reject_novelty_", None)
+    if reference is not None:      # sentences: the unseen words' surprise is added first
+        from ..core import Embedding
+        from ..core.stack import leaves
+        meta["trained_columns"] = str(next(layer.n_trained for layer in leaves(clf.network_.layers)
+                                           if isinstance(layer, Embedding)))
+        meta["reject_novelty"] = json.dumps([float(v) for v in reference])
+        meta["rejection"] += (
+            f" once {NOVELTY_WEIGHT} * log(r) is added to log(p / q): f is the share of the "
+            "sentence's tokens at column 0 or at trained_columns and over, r = 1 where f = 0, "
+            "else (1 + the number of reject_novelty's values at least f) / (1 + their number)")
     code = oos_code(clf)
     if code is not None:
         meta["oos_class"] = str(code)
