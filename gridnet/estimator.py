@@ -119,7 +119,7 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
     temperature_ : float, what the logits are divided by (see ``calibration``)
     reject_threshold_ : float or None, a log-odds ``log(p / (1 - p))`` of the top
         probability ``p``; ``oos_label_`` : the out-of-scope class or None;
-        ``reject_novelty_``: pretrained word grids' unseen-word reference, else None
+        ``reject_novelty_``: for pretrained word grids, unseen words' reference, else None
     augment_, n_iter_no_change_, ema_momentum_, tol_, tta_ : the settings used (the
         preset's where left at "auto", and for ``n_iter_no_change`` and ``tol`` at None)
     preset_ : the preset used (``preset``, or the one picked from the grid; None: ``layers``)

@@ -70,24 +70,34 @@ def _header(clf, extra):
         "tta": [list(v) for v in getattr(clf, "tta_", ())],
         "linear_share": float(getattr(clf, "linear_share_", 0.0)),
         "reject_log_odds": getattr(clf, "reject_threshold_", None),
-        "reject_novelty": _listed(getattr(clf, "reject_novelty_", None)),
+        "reject_novelty": _novelty_to_json(getattr(clf, "reject_novelty_", None)),
         "oos_class": None if oos is None else list(clf.classes_).index(oos),
     }
 
 
-def _listed(values):
-    """An array as a JSON list (None stays None)."""
-    return None if values is None else [float(v) for v in values]
-
-
-def _novelty(values):
-    """The header's ``reject_novelty`` as ``reject_novelty_``: None, or sorted shares."""
-    if values is None:
+def _novelty_to_json(state):
+    """``reject_novelty_`` as JSON: the reference's columns as lists, the words' keys."""
+    if state is None:
         return None
-    out = np.array(values, dtype=np.float64)
-    if out.ndim != 1 or not len(out) or np.any(np.diff(out) < 0) or out.min() < 0 or out.max() > 1:
-        raise ValueError("reject_novelty must be a sorted list of shares in [0, 1]")
-    return out
+    return {"reference": [[float(v) for v in col] for col in np.asarray(state["reference"]).T],
+            "words": [int(k) for k in state["words"]]}
+
+
+def _novelty(doc):
+    """The header's ``reject_novelty`` as ``reject_novelty_`` (:mod:`gridnet.rejection`):
+    None, or its reference's sorted columns of shares and its sorted (class, word) keys."""
+    if doc is None:
+        return None
+    if not isinstance(doc, dict) or set(doc) != {"reference", "words"}:
+        raise ValueError("reject_novelty must hold a reference and words")
+    reference = np.array(doc["reference"], dtype=np.float64).T
+    words = np.array(doc["words"], dtype=np.int64)
+    if (reference.ndim != 2 or reference.shape[1] != 2 or not len(reference)
+            or np.any(np.diff(reference, axis=0) < 0) or reference.min() < 0 or reference.max() > 1):
+        raise ValueError("reject_novelty's reference must be two sorted lists of shares in [0, 1]")
+    if words.ndim != 1 or np.any(np.diff(words) <= 0) or (len(words) and words.min() < 1):
+        raise ValueError("reject_novelty's words must be increasing positive keys")
+    return {"reference": reference, "words": words}
 
 
 def is_classifier(obj):

@@ -20,11 +20,13 @@ says; ``reject=True`` makes ``predict`` use it.
 
 Sentences on pretrained vectors (a one-hot grid with ``trained`` columns, the text
 preset's) add a second sign: words training never saw, which out-of-scope queries hold
-far more often than in-scope ones. The score is then the log-odds plus
-``NOVELTY_WEIGHT`` times the log of how rare the sentence's share of unseen tokens
-(:func:`novelty`) is among the held-out in-scope sentences (``reject_novelty_``, each
-counted as training would have seen it without itself: its words no other training
-sentence holds are unseen). A sentence with no unseen word keeps its log-odds.
+far more often than in-scope ones, and words no training sentence of the predicted
+class holds. The score is then the log-odds plus ``NOVELTY_WEIGHT`` times the log of
+how rare each of the sentence's two shares of such tokens (:func:`novelty`) is among the
+held-out in-scope sentences (``reject_novelty_``, each counted as training would have
+seen it without itself: its words no other training sentence holds are unseen, and
+those no other sentence of the class holds are not the class's). A sentence whose every
+word training sentences of its predicted class hold keeps its log-odds.
 """
 from __future__ import annotations
 
@@ -34,13 +36,14 @@ import numpy as np
 
 from .core import is_onehot
 
-__all__ = ["score", "fit_threshold", "fit", "novelty", "surprise", "NOVELTY_WEIGHT",
-           "rejected", "calibrated_logits", "from_probability",
+__all__ = ["score", "fit_threshold", "fit", "novelty", "class_words", "surprise",
+           "NOVELTY_WEIGHT", "rejected", "calibrated_logits", "from_probability",
            "resolve_label", "with_rejections", "oos_label", "oos_code", "predict", "label_of",
            "DEFAULT_LABELS"]
 
-#: the weight of the unseen words' surprise beside the log-odds: the middle of the range
-#: (0.35-0.7) that did best on CLINC150's dev data (docs/benchmarks.md, issue 37)
+#: the weight of each of the two shares' surprise beside the log-odds: chosen on
+#: CLINC150's dev data, in the middle of the weights that did about equally well
+#: (docs/benchmarks.md, issue 37)
 NOVELTY_WEIGHT = 0.5
 
 #: the label rejected inputs get when ``reject_label`` is None: by the classes' kind
@@ -115,41 +118,93 @@ def calibrated_logits(clf, X):
     return d if d.ndim == 2 else np.stack([np.zeros_like(d), d], axis=1)
 
 
-def novelty(grid, rows=None):
-    """The share of each sentence's tokens that training never saw, ``(n,)`` float64, for
-    a one-hot grid with ``trained`` columns (column 0, the unknown word, and the columns
-    from ``trained`` on, pretrained words outside the training vocabulary); None for any
-    other grid. With ``rows`` (training rows held out of the networks' training), those
-    rows of ``grid`` counted as if the vocabulary had been built without each: a word no
-    other row holds is unseen too.
+def class_words(grid, codes):
+    """The sorted keys ``code * trained + column`` of the (class, training word) pairs of
+    a one-hot ``grid`` with ``trained`` columns and its rows' class indices ``codes``
+    (n,): which words the training sentences of each class hold; None for other grids."""
+    if not _pretrained(grid):
+        return None
+    keys, _ = _pair_counts(np.asarray(grid.indices), np.asarray(codes), grid.trained)
+    return keys
+
+
+def _pretrained(grid):
+    return is_onehot(grid) and getattr(grid, "trained", None) is not None
+
+
+def _first(idx):
+    """(n, h) bool: the first occurrence of each value in its row of ``idx``."""
+    order = np.argsort(idx, axis=1, kind="stable")
+    ordered = np.take_along_axis(idx, order, axis=1)
+    first = np.ones(idx.shape, bool)
+    first[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    out = np.empty_like(first)
+    np.put_along_axis(out, order, first, axis=1)
+    return out
+
+
+def _pair_counts(idx, codes, trained):
+    """(sorted keys ``code * trained + column``, the number of rows holding each) over the
+    training words (columns 1 to trained - 1) of ``idx`` (n, h)."""
+    keys = codes[:, None].astype(np.int64) * trained + idx
+    keep = _first(idx) & (idx > 0) & (idx < trained)
+    return np.unique(keys[keep], return_counts=True)
+
+
+def novelty(grid, predicted, words, held_out=None, codes=None):
+    """``(n, 2)`` float64 for a one-hot grid with ``trained`` columns, None for any other
+    grid: each sentence's share of tokens that training never saw (column 0, the unknown
+    word, and the columns from ``trained`` on, pretrained words outside the training
+    vocabulary), and its share of tokens that no training sentence of its ``predicted``
+    class (n,) holds (``words``: :func:`class_words`). With ``held_out`` (rows of the
+    fit's grid held out of the networks' training) and the fit's class indices ``codes``,
+    those rows counted as if the vocabulary had been built without each: a word no other
+    row holds is unseen, and one no other row of the class is not the class's.
 
     >>> from adapters import OneHotGrid
     >>> g = OneHotGrid(np.array([[1, 2, -1], [1, 3, 4], [1, 2, 5]]), width=6, trained=5)
-    >>> novelty(g).tolist(), novelty(g, [1]).tolist()
-    ([0.0, 0.0, 0.3333333333333333], [0.6666666666666666])
+    >>> words = class_words(g, np.array([0, 1, 1]))
+    >>> novelty(g, np.array([0, 0, 1]), words).tolist()
+    [[0.0, 0.0], [0.0, 0.6666666666666666], [0.3333333333333333, 0.3333333333333333]]
+    >>> novelty(g, np.array([1]), words, held_out=[1], codes=np.array([0, 1, 1])).tolist()
+    [[0.6666666666666666, 0.6666666666666666]]
     """
-    if not is_onehot(grid) or getattr(grid, "trained", None) is None:
+    if not _pretrained(grid):
         return None
-    idx = np.asarray(grid.indices)
-    unseen = (idx == 0) | (idx >= grid.trained)
-    if rows is not None:
-        ordered = np.sort(idx, axis=1)          # each row's columns once: document frequency
-        first = np.ones(ordered.shape, bool)
-        first[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
-        df = np.bincount(ordered[first & (ordered >= 0)], minlength=grid.width)
-        idx, unseen = idx[rows], unseen[rows]
+    trained, idx = grid.trained, np.asarray(grid.indices)
+    unseen = (idx == 0) | (idx >= trained)
+    own = 0
+    if held_out is not None:
+        codes = np.asarray(codes)
+        df = np.bincount(idx[_first(idx) & (idx >= 0)], minlength=grid.width)
+        keys, counts = _pair_counts(idx, codes, trained)
+        idx, unseen = idx[held_out], unseen[held_out]
         unseen = unseen | (df[np.maximum(idx, 0)] == 1)
+        own = (codes[held_out] == np.asarray(predicted))[:, None]
+    else:
+        keys, counts = np.asarray(words), None
     tokens = idx >= 0
-    return (unseen & tokens).sum(axis=1) / np.maximum(tokens.sum(axis=1), 1)
+    asked = np.asarray(predicted)[:, None].astype(np.int64) * trained + idx
+    at = np.clip(np.searchsorted(keys, asked), 0, max(len(keys) - 1, 0))
+    found = (keys[at] == asked) if len(keys) else np.zeros(idx.shape, bool)
+    if counts is not None:
+        found &= counts[at] - own > 0
+    other = ~unseen & tokens & ~found
+    n = np.maximum(tokens.sum(axis=1), 1)
+    return np.stack([(unseen & tokens).sum(axis=1) / n, ((unseen | other) & tokens).sum(axis=1) / n], axis=1)
 
 
 def surprise(shares, reference):
-    """``(n,)`` log of the share of ``reference`` (the held-out in-scope sentences' sorted
-    :func:`novelty`, ``reject_novelty_``) at least as high as each of ``shares``, counted
-    with one more sentence at it (so never log 0); 0 where a share is 0."""
+    """``(n,)``: for each column of ``shares`` ``(n, m)``, the log of the share of that
+    column of ``reference`` (``(r, m)``, each column sorted: the held-out in-scope
+    sentences' :func:`novelty`) at least as high, counted with one more sentence at it
+    (so never log 0), or 0 where the share is 0; summed over the columns."""
     shares, reference = np.asarray(shares, dtype=np.float64), np.asarray(reference)
-    above = len(reference) - np.searchsorted(reference, shares, side="left")
-    return np.where(shares > 0, np.log((above + 1) / (len(reference) + 1)), 0.0)
+    total = np.zeros(len(shares))
+    for j in range(shares.shape[1]):
+        above = len(reference) - np.searchsorted(reference[:, j], shares[:, j], side="left")
+        total += np.where(shares[:, j] > 0, np.log((above + 1) / (len(reference) + 1)), 0.0)
+    return total
 
 
 def _scores(logits, shares=None, reference=None):
@@ -172,14 +227,20 @@ def fit_threshold(logits, codes, rate, oos_code=None, shares=None, reference=Non
 
 
 def fit(clf, logits, codes, grid, val):
-    """Set the classifier's ``reject_novelty_`` (the held-out split's in-scope sentences'
-    sorted :func:`novelty`, None for grids without one) and ``reject_threshold_`` from
+    """Set the classifier's ``reject_novelty_`` (for a one-hot grid with ``trained``
+    columns: ``{"reference": the held-out split's in-scope sentences' novelty, each
+    column sorted, "words": class_words}``; else None) and ``reject_threshold_``, from
     the calibrated logits ``(len(val), k)`` of its held-out rows ``val`` of ``grid``."""
-    shares, code, held = novelty(grid, val), oos_code(clf), np.asarray(codes)[val]
-    inside = None if shares is None else np.sort(shares[held != code] if code is not None else shares)
-    clf.reject_novelty_ = inside if inside is not None and len(inside) else None
-    clf.reject_threshold_ = fit_threshold(logits, held, clf.reject_rate, code, shares,
-                                          clf.reject_novelty_)
+    code, held = oos_code(clf), np.asarray(codes)[val]
+    words = class_words(grid, codes)
+    shares = None if words is None else novelty(grid, np.asarray(logits).argmax(axis=1),
+                                                words, val, codes)
+    inside = held != code if code is not None else np.ones(len(held), bool)
+    clf.reject_novelty_ = None
+    if shares is not None and inside.any():
+        clf.reject_novelty_ = {"reference": np.sort(shares[inside], axis=0), "words": words}
+    reference = None if clf.reject_novelty_ is None else clf.reject_novelty_["reference"]
+    clf.reject_threshold_ = fit_threshold(logits, held, clf.reject_rate, code, shares, reference)
 
 
 def rejected(logits, threshold, oos_code=None, shares=None, reference=None):
@@ -233,12 +294,13 @@ def predict(clf, logits, grids=None):
     (:func:`calibrated_logits`) of ``grids``, its ``reject_label`` (resolved) for the
     inputs to reject. ``grids`` is needed where the model counts unseen words
     (``reject_novelty_``)."""
-    label, reference = label_of(clf), getattr(clf, "reject_novelty_", None)
-    shares = None if reference is None else novelty(grids)
-    if reference is not None and shares is None:
+    label, state = label_of(clf), getattr(clf, "reject_novelty_", None)
+    reference = None if state is None else state["reference"]
+    predicted = np.asarray(logits).argmax(axis=1)
+    shares = None if state is None else novelty(grids, predicted, state["words"])
+    if state is not None and shares is None:
         raise ValueError("this model's rejection counts the words training never saw, which "
                          "needs the one-hot word grids (TextAdapter's transform, not dense "
                          f"arrays); got {type(grids).__name__}")
-    return with_rejections(clf.classes_[np.asarray(logits).argmax(axis=1)],
-                           rejected(logits, clf.reject_threshold_, oos_code(clf), shares,
-                                    reference), label)
+    return with_rejections(clf.classes_[predicted], rejected(
+        logits, clf.reject_threshold_, oos_code(clf), shares, reference), label)

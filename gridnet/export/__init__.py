@@ -223,17 +223,22 @@ def _rejection(clf):
             "rejection": "an input is out of scope (reject_label) when log(p / q) is under "
                          "reject_log_odds, p its top probability and q the sum of its other "
                          "probabilities (not 1 - p, which rounds to 0)"}
-    reference = getattr(clf, "reject_novelty_", None)
-    if reference is not None:      # sentences: the unseen words' surprise is added first
+    state = getattr(clf, "reject_novelty_", None)
+    if state is not None:      # sentences: the unseen words' surprise is added first
         from ..core import Embedding
         from ..core.stack import leaves
         meta["trained_columns"] = str(next(layer.n_trained for layer in leaves(clf.network_.layers)
                                            if isinstance(layer, Embedding)))
-        meta["reject_novelty"] = json.dumps([float(v) for v in reference])
+        meta["reject_novelty"] = json.dumps({
+            "reference": [[float(v) for v in col] for col in np.asarray(state["reference"]).T],
+            "class_words": [int(k) for k in state["words"]]})
         meta["rejection"] += (
-            f" once {NOVELTY_WEIGHT} * log(r) is added to log(p / q): f is the share of the "
-            "sentence's tokens at column 0 or at trained_columns and over, r = 1 where f = 0, "
-            "else (1 + the number of reject_novelty's values at least f) / (1 + their number)")
+            f" once {NOVELTY_WEIGHT} * (log(r1) + log(r2)) is added to log(p / q). For a "
+            "sentence of tokens t (-1, padding, left out) whose top class is c, with T = "
+            "trained_columns: f1 is the share of its tokens with t = 0 or t >= T, f2 the share "
+            "of those or of tokens with c * T + t not in reject_novelty's class_words; ri = 1 "
+            "where fi = 0, else (1 + the number of values of reject_novelty's reference[i - 1] "
+            "at least fi) / (1 + their number)")
     code = oos_code(clf)
     if code is not None:
         meta["oos_class"] = str(code)
