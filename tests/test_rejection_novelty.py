@@ -192,3 +192,24 @@ def test_other_grids_keep_the_log_odds_alone():
     clf = GridNetClassifier(max_epochs=2, random_state=0).fit(d.images[:300, None] / 16.0, d.target[:300])
     assert clf.reject_novelty_ is None and clf.reject_threshold_ is not None
     assert gridnet.rejection.class_words(d.images[:3, None], [0, 1, 2]) is None
+
+
+@needs_glove
+def test_the_command_line_rejects_as_the_pipeline_does(intents, tmp_path, capsys):
+    import csv
+    from gridnet.cli import main
+    x, y, out = intents
+    train = tmp_path / "train.csv"
+    with open(train, "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([["text", "label"], *zip(x, y)])
+    model = tmp_path / "m.gridnet"
+    assert main(["fit", str(train), "--modality", "text", "-o", str(model), "--epochs", "4",
+                 "--seed", "0", "--quiet"]) == 0
+    pipe = gridnet.load(model)
+    assert pipe[-1].reject_novelty_ is not None          # GloVe by default: words are counted
+    queries = out[:10] + x[:10]
+    capsys.readouterr()
+    assert main(["predict", str(model), *queries, "--reject"]) == 0
+    printed = [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()]
+    assert printed == list(pipe.set_params(gridnetclassifier__reject=True).predict(queries))
+    assert "unknown" in printed
