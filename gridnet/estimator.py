@@ -117,9 +117,9 @@ class GridNetClassifier(ExplainMixin, ClassifierMixin, BaseEstimator):
         ``best_validation_score_``: the model's on the validation split (None without one)
     embedding_started_ : int, embedding columns started from the grid's vectors (0: none)
     temperature_ : float, what the logits are divided by (see ``calibration``)
-    reject_threshold_ : float or None, a log-odds ``log(p / (1 - p))`` of the top
-        probability ``p``; ``oos_label_`` : the out-of-scope class or None;
-        ``reject_novelty_``: for pretrained word grids, unseen words' reference, else None
+    reject_threshold_ : float or None, a log-odds ``log(p / (1 - p))`` of the top probability ``p``;
+        ``oos_label_``: the out-of-scope class or None; ``reject_novelty_``: for pretrained word
+        grids, the unseen words' reference and training's (class, word) pairs, else None
     augment_, n_iter_no_change_, ema_momentum_, tol_, tta_ : the settings used (the
         preset's where left at "auto", and for ``n_iter_no_change`` and ``tol`` at None)
     preset_ : the preset used (``preset``, or the one picked from the grid; None: ``layers``)

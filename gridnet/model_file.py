@@ -70,12 +70,12 @@ def _header(clf, extra):
         "tta": [list(v) for v in getattr(clf, "tta_", ())],
         "linear_share": float(getattr(clf, "linear_share_", 0.0)),
         "reject_log_odds": getattr(clf, "reject_threshold_", None),
-        "reject_novelty": _novelty_to_json(getattr(clf, "reject_novelty_", None)),
+        "reject_novelty": novelty_json(getattr(clf, "reject_novelty_", None)),
         "oos_class": None if oos is None else list(clf.classes_).index(oos),
     }
 
 
-def _novelty_to_json(state):
+def novelty_json(state):
     """``reject_novelty_`` as JSON: the reference's columns as lists, the words' keys."""
     if state is None:
         return None

@@ -33,7 +33,7 @@ import os
 
 import numpy as np
 
-from ..model_file import is_classifier
+from ..model_file import is_classifier, novelty_json
 from .graph import OPSET, GraphBuilder
 from .layers import ExportError, export_layers
 
@@ -229,9 +229,9 @@ def _rejection(clf):
         from ..core.stack import leaves
         meta["trained_columns"] = str(next(layer.n_trained for layer in leaves(clf.network_.layers)
                                            if isinstance(layer, Embedding)))
-        meta["reject_novelty"] = json.dumps({
-            "reference": [[float(v) for v in col] for col in np.asarray(state["reference"]).T],
-            "class_words": [int(k) for k in state["words"]]})
+        stated = novelty_json(state)
+        meta["reject_novelty"] = json.dumps({"reference": stated["reference"],
+                                             "class_words": stated["words"]})
         meta["rejection"] += (
             f" once {NOVELTY_WEIGHT} * (log(r1) + log(r2)) is added to log(p / q). For a "
             "sentence of tokens t (-1, padding, left out) whose top class is c, with T = "
